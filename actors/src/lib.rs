@@ -1,1 +1,33 @@
-//! placeholder
+//! # Layout
+//!
+//! Impulse's actors. Each owns one concern and talks to the others only by messages;
+//! the SMTP protocol itself lives in the pure `impulse-smtp` crate, the sockets in the
+//! runtime's I/O actor, blocking work on the runtime's pool.
+//!
+//! - [`root`] — boots everything in order, supervises, runs the graceful shutdown.
+//! - [`listener`] — one per listening address; starts an inbound session per connection.
+//! - [`inbound`] — the SMTP server session actor (and the `Received:` header).
+//! - [`spool`] — the durable store: segment files, group-committed fsyncs, recovery.
+//! - [`router`] — finds or starts the domain container for a destination domain.
+//! - [`domain`] — one container per destination domain: queues, connections, retries.
+//! - [`message`] — one actor per live message: its lifecycle and log records.
+//! - [`outbound`] — the SMTP client session actor delivering to a next hop.
+//! - [`logger`] — the JSON-lines message log.
+//! - [`control`] — the `impulsectl` control-socket server.
+//! - [`context`], [`stats`], [`ids`] — what is shared: context, counters, message ids.
+
+pub mod context;
+pub mod control;
+pub mod domain;
+pub mod ids;
+pub mod inbound;
+pub mod listener;
+pub mod logger;
+pub mod message;
+pub mod outbound;
+pub mod root;
+pub mod router;
+pub mod spool;
+pub mod stats;
+
+pub use root::{boot, Booted};

@@ -1,1 +1,132 @@
-//! (being written)
+//! The control protocol: typed requests and responses between `impulsectl` and the
+//! daemon's control actor.
+//!
+//! Framing is one JSON object per line over the Unix control socket: the client writes
+//! one [`Request`] line, the daemon answers with one [`Response`] line and closes. The
+//! types are the contract; `impulsectl --json` prints the response as received.
+
+use serde::{Deserialize, Serialize};
+
+use crate::alloc::MemoryReport;
+use crate::pool::PoolStats;
+use crate::registry::ActorInfo;
+
+/// Largest request or response line either side accepts.
+pub const MAX_LINE: usize = 16 * 1024 * 1024;
+
+/// One command sent by `impulsectl`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum Request {
+    /// Version, uptime, counters, queue totals, rates.
+    Status,
+    /// Every registered actor (the CLI draws the tree).
+    Tree,
+    /// Live bytes per actor class.
+    Memory,
+    /// Each sync pool's threads and queue depth.
+    Pools,
+    /// One row per domain container.
+    Queues,
+    /// Graceful stop.
+    Shutdown,
+}
+
+/// The daemon's answer to a [`Request`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Response {
+    Status(StatusReport),
+    Tree {
+        actors: Vec<ActorInfo>,
+    },
+    Memory(MemoryReport),
+    Pools {
+        pools: Vec<PoolStats>,
+    },
+    Queues {
+        domains: Vec<QueueRow>,
+    },
+    /// The command was carried out.
+    Ok {
+        message: String,
+    },
+    /// The command was refused or failed.
+    Error {
+        message: String,
+    },
+}
+
+/// Answer to [`Request::Status`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StatusReport {
+    pub version: String,
+    pub uptime_secs: u64,
+    pub config_generation: u64,
+    pub connections_in: u64,
+    pub connections_out: u64,
+    pub received: u64,
+    pub delivered: u64,
+    pub deferred: u64,
+    pub bounced: u64,
+    pub expired: u64,
+    pub rejected: u64,
+    pub queued_active: u64,
+    pub queued_delayed: u64,
+    pub in_flight: u64,
+    pub messages_live: u64,
+    pub domains: u64,
+    /// Messages received per second over the last sampling window.
+    pub received_per_sec: f64,
+    /// Messages delivered per second over the last sampling window.
+    pub delivered_per_sec: f64,
+}
+
+/// One domain container, as `impulsectl queues` shows it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct QueueRow {
+    pub domain: String,
+    pub active: usize,
+    pub delayed: usize,
+    pub in_flight: usize,
+    pub connections: usize,
+    pub max_connections: usize,
+    /// `idle`, `active`, `delivering`, `backoff`, `suspended`, `no-route`.
+    pub state: String,
+    /// Seconds until the earliest delayed message is due, if any.
+    pub next_retry_secs: Option<u64>,
+    /// Messages that reached a final outcome (delivered, bounced or expired).
+    pub finished: u64,
+    /// Attempts that ended in a retry.
+    pub deferred: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_tagged_by_command() {
+        let line = serde_json::to_string(&Request::Queues).unwrap();
+        assert_eq!(line, r#"{"command":"queues"}"#);
+        let back: Request = serde_json::from_str(&line).unwrap();
+        assert_eq!(back, Request::Queues);
+    }
+
+    #[test]
+    fn responses_round_trip() {
+        let r = Response::Queues {
+            domains: vec![QueueRow {
+                domain: "example.com".into(),
+                active: 3,
+                ..Default::default()
+            }],
+        };
+        let line = serde_json::to_string(&r).unwrap();
+        assert!(line.starts_with(r#"{"type":"queues""#), "{line}");
+        match serde_json::from_str::<Response>(&line).unwrap() {
+            Response::Queues { domains } => assert_eq!(domains[0].active, 3),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

@@ -1,1 +1,132 @@
-fn main() {}
+//! # Layout
+//!
+//! `impulsectl`, the operator's console: sends one control message to a running
+//! `impulsed` over its Unix control socket and prints the answer.
+//!
+//! - `main.rs` — argument parsing (clap) and exit codes: 0 success, 1 refused or failed
+//!   command, 2 daemon unreachable.
+//! - [`client`] — the socket exchange: one JSON request line, one JSON response line.
+//! - [`render`] — human-readable tables and the actor tree; `--json` bypasses it.
+
+mod client;
+mod render;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use impulse_runtime::control::{Request, Response};
+use impulse_runtime::ActorClass;
+
+/// Control a running Impulse MTA.
+#[derive(Parser, Debug)]
+#[command(name = "impulsectl", version, about)]
+struct Args {
+    /// Control socket of the daemon.
+    #[arg(
+        long,
+        env = "IMPULSE_SOCKET",
+        default_value = "impulse-data/control.sock"
+    )]
+    socket: PathBuf,
+    /// Print the daemon's typed response as JSON.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Version, uptime, connections, message counters, queue totals, rates.
+    Status,
+    /// The live actor tree.
+    Tree {
+        /// Show only this many levels below the root.
+        #[arg(long)]
+        depth: Option<usize>,
+        /// Show only actors of this class (and their ancestors).
+        #[arg(long)]
+        class: Option<String>,
+        /// Do not collapse large groups of siblings.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Live bytes, allocations and peak per actor class.
+    Memory {
+        /// Only this class.
+        class: Option<String>,
+    },
+    /// Each sync pool: threads, busy, queued, completed.
+    Pools,
+    /// One row per domain container.
+    Queues,
+    /// Stop the daemon gracefully.
+    Shutdown,
+}
+
+fn parse_class(name: &Option<String>) -> Result<Option<ActorClass>, String> {
+    match name {
+        None => Ok(None),
+        Some(n) => ActorClass::parse(n).map(Some).ok_or_else(|| {
+            let names: Vec<&str> = ActorClass::ALL.iter().map(|c| c.name()).collect();
+            format!("unknown class {n:?}; classes: {}", names.join(", "))
+        }),
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let (request, class) = match &args.command {
+        Command::Status => (Request::Status, Ok(None)),
+        Command::Tree { class, .. } => (Request::Tree, parse_class(class)),
+        Command::Memory { class } => (Request::Memory, parse_class(class)),
+        Command::Pools => (Request::Pools, Ok(None)),
+        Command::Queues => (Request::Queues, Ok(None)),
+        Command::Shutdown => (Request::Shutdown, Ok(None)),
+    };
+    let class = match class {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("impulsectl: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let response = match client::exchange(&args.socket, &request) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!(
+                "impulsectl: cannot reach impulsed at {}: {e}",
+                args.socket.display()
+            );
+            return ExitCode::from(2);
+        }
+    };
+    if args.json {
+        match serde_json::to_string_pretty(&response) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("impulsectl: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    } else {
+        let text = match (&args.command, &response) {
+            (Command::Tree { depth, all, .. }, Response::Tree { actors }) => {
+                render::tree(actors, *depth, class, *all)
+            }
+            (_, Response::Memory(report)) => render::memory(report, class),
+            (_, other) => render::response(other),
+        };
+        print!("{text}");
+    }
+    match response {
+        Response::Error { message } => {
+            if args.json {
+                eprintln!("impulsectl: {message}");
+            }
+            ExitCode::from(1)
+        }
+        _ => ExitCode::SUCCESS,
+    }
+}

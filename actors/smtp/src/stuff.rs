@@ -1,1 +1,90 @@
-//! (being written)
+//! Dot-stuffing of a message body for transmission after DATA's 354 (RFC 5321 §4.5.2).
+//!
+//! [`dot_stuff`] owns the wire form of the body: every line that starts with `.` gets a
+//! second `.`, every line end becomes CRLF (a bare LF and a bare CR both become CRLF, so no
+//! lone CR or LF is ever sent: the next hop cannot be smuggled a terminator), the body is
+//! made to end with CRLF, and the `.` CRLF terminator is appended. It scans with `memchr`
+//! and copies whole line runs, never byte by byte.
+
+use memchr::memchr2;
+
+/// Appends `body`, dot-stuffed, CRLF-normalised and terminated by `.\r\n`, to `out`.
+///
+/// An empty body yields just the terminator (an empty message).
+pub fn dot_stuff(body: &[u8], out: &mut Vec<u8>) {
+    out.reserve(body.len() + body.len() / 64 + 8);
+    let mut rest = body;
+    while !rest.is_empty() {
+        // At the start of a line.
+        if rest[0] == b'.' {
+            out.push(b'.');
+        }
+        match memchr2(b'\r', b'\n', rest) {
+            None => {
+                out.extend_from_slice(rest);
+                out.extend_from_slice(b"\r\n");
+                break;
+            }
+            Some(i) => {
+                out.extend_from_slice(&rest[..i]);
+                out.extend_from_slice(b"\r\n");
+                // CRLF consumes two bytes; a bare CR or bare LF one.
+                let eol = if rest[i] == b'\r' && rest.get(i + 1) == Some(&b'\n') {
+                    2
+                } else {
+                    1
+                };
+                rest = &rest[i + eol..];
+            }
+        }
+    }
+    out.extend_from_slice(b".\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stuffed(body: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        dot_stuff(body, &mut out);
+        out
+    }
+
+    #[test]
+    fn table() {
+        let cases: &[(&[u8], &[u8])] = &[
+            (b"", b".\r\n"),
+            (b"a", b"a\r\n.\r\n"),
+            (b"a\r\n", b"a\r\n.\r\n"),
+            (b"a\nb\n", b"a\r\nb\r\n.\r\n"),
+            (b"a\rb", b"a\r\nb\r\n.\r\n"),
+            (b"a\r", b"a\r\n.\r\n"),
+            (b".", b"..\r\n.\r\n"),
+            (b".\r\n", b"..\r\n.\r\n"),
+            (b"x\r\n.\r\ny", b"x\r\n..\r\ny\r\n.\r\n"),
+            (b"..two\r\n", b"...two\r\n.\r\n"),
+            (b"a.b\r\n", b"a.b\r\n.\r\n"),
+            (b"\r\n\r\n", b"\r\n\r\n.\r\n"),
+            (b"x\n.\ny", b"x\r\n..\r\ny\r\n.\r\n"),
+            (b"x\r.\r", b"x\r\n..\r\n.\r\n"),
+            (b"\n\r", b"\r\n\r\n.\r\n"),
+            (b"\r\r\n", b"\r\n\r\n.\r\n"),
+        ];
+        for (body, want) in cases {
+            assert_eq!(
+                stuffed(body),
+                *want,
+                "body {:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    #[test]
+    fn appends_to_existing_output() {
+        let mut out = b"prefix".to_vec();
+        dot_stuff(b".x", &mut out);
+        assert_eq!(out, b"prefix..x\r\n.\r\n");
+    }
+}

@@ -1,0 +1,294 @@
+//! One mail transaction: RSET (when the previous one may have been left open), MAIL FROM,
+//! RCPT TO for each recipient, DATA, the dot-stuffed body, and the final reply.
+//!
+//! Contract: every transaction ends in exactly one `Done` with a result per recipient.
+//! Recipients refused at RCPT keep their RCPT reply; a refused MAIL gives every recipient
+//! that reply; a refused DATA or end of data gives every accepted recipient that reply
+//! (4xx transient, 5xx permanent). Messages larger than the server's SIZE and addresses
+//! that cannot be put on a command line are refused locally, without sending. With
+//! PIPELINING the whole command group is written at once (RFC 2920): when no recipient
+//! was accepted the DATA reply is consumed, and a surprising 354 is answered with the bare
+//! terminator only. Any negative reply before the body sets up an RSET for the next one.
+
+use std::io::Write;
+
+use bytes::Bytes;
+
+use super::outcome::local;
+use super::{ClientEvent, ClientSession, Expect, OutboundTx, RcptResult, TxOutcome};
+use crate::reply::Reply;
+use crate::stuff::dot_stuff;
+
+/// Longest address sent in a path: RFC 5321 §4.5.3.1.3 allows 256 octets with the angle
+/// brackets. This also bounds every command line the client writes well below 512 bytes.
+const MAX_PATH: usize = 254;
+
+/// Where one recipient stands.
+#[derive(Debug)]
+pub(super) enum Rcpt {
+    /// Not answered yet (or not sent yet).
+    Pending,
+    /// 2xx to RCPT; the DATA / end-of-data reply decides.
+    Accepted,
+    /// Decided.
+    Final(RcptResult),
+}
+
+/// The transaction in flight.
+#[derive(Debug)]
+pub(super) struct Tx {
+    pub(super) id: u64,
+    pub(super) rcpts: Vec<(String, Rcpt)>,
+    sender: String,
+    eight_bit: bool,
+    body: Bytes,
+    /// With pipelining, a refused MAIL: the replies to the RCPTs and DATA already sent are
+    /// consumed, then every recipient gets this reply.
+    mail_failure: Option<Reply>,
+}
+
+impl Tx {
+    fn accepted(&self) -> usize {
+        self.rcpts
+            .iter()
+            .filter(|(_, s)| matches!(s, Rcpt::Accepted))
+            .count()
+    }
+
+    /// The first recipient still pending after index `after` (from the start if `None`).
+    fn next_pending(&self, after: Option<usize>) -> Option<usize> {
+        let start = after.map_or(0, |i| i + 1);
+        (start..self.rcpts.len()).find(|&i| matches!(self.rcpts[i].1, Rcpt::Pending))
+    }
+}
+
+/// Can the address be written between angle brackets on a command line?
+fn sendable(address: &str) -> bool {
+    address.len() <= MAX_PATH && !address.bytes().any(|b| b < 0x20 || b == 0x7f)
+}
+
+impl ClientSession {
+    /// Validates the message, then writes its first command(s) (the session is idle).
+    pub(super) fn start_transaction(&mut self, tx: OutboundTx) {
+        let OutboundTx { id, envelope, body } = tx;
+        let sender_ok = sendable(&envelope.sender);
+        let rcpts = envelope
+            .recipients
+            .into_iter()
+            .map(|address| {
+                let state = if !sender_ok {
+                    Rcpt::Final(RcptResult::Permanent(local::bad_sender()))
+                } else if address.is_empty() || !sendable(&address) {
+                    Rcpt::Final(RcptResult::Permanent(local::bad_recipient()))
+                } else {
+                    Rcpt::Pending
+                };
+                (address, state)
+            })
+            .collect();
+        let mut tx = Tx {
+            id,
+            rcpts,
+            sender: envelope.sender,
+            eight_bit: envelope.body_8bit,
+            body,
+            mail_failure: None,
+        };
+        if let Some(limit) = self.caps.size_limit() {
+            let size = u64::try_from(tx.body.len()).unwrap_or(u64::MAX);
+            if size > limit {
+                let reply = local::too_big(tx.body.len(), limit);
+                for (_, state) in &mut tx.rcpts {
+                    if matches!(state, Rcpt::Pending) {
+                        *state = Rcpt::Final(RcptResult::Permanent(reply.clone()));
+                    }
+                }
+            }
+        }
+        let first = tx.next_pending(None);
+        self.tx = Some(tx);
+        if first.is_none() {
+            self.finish(None);
+            return;
+        }
+        if self.need_rset {
+            self.out.extend_from_slice(b"RSET\r\n");
+            self.expects.push_back(Expect::Rset);
+            if !self.caps.pipelining {
+                return;
+            }
+        }
+        self.write_mail();
+        if self.caps.pipelining {
+            let mut next = first;
+            while let Some(index) = next {
+                self.write_rcpt(index);
+                next = self.tx.as_ref().and_then(|tx| tx.next_pending(Some(index)));
+            }
+            self.write_data();
+        }
+    }
+
+    pub(super) fn on_rset(&mut self, reply: Reply) {
+        if !reply.is_positive_completion() {
+            self.fail(Some(reply), "RSET was refused");
+            return;
+        }
+        self.need_rset = false;
+        if !self.caps.pipelining {
+            self.write_mail();
+        }
+    }
+
+    pub(super) fn on_mail(&mut self, reply: Reply) {
+        let pipelined = self.caps.pipelining;
+        let Some(tx) = self.tx.as_mut() else {
+            self.fail(Some(reply), "reply to MAIL without a transaction");
+            return;
+        };
+        if reply.is_positive_completion() {
+            if !pipelined {
+                match tx.next_pending(None) {
+                    Some(index) => self.write_rcpt(index),
+                    None => self.finish(None),
+                }
+            }
+        } else {
+            self.need_rset = true;
+            if pipelined {
+                tx.mail_failure = Some(reply);
+            } else {
+                self.finish(Some(RcptResult::failure(reply)));
+            }
+        }
+    }
+
+    pub(super) fn on_rcpt(&mut self, index: usize, reply: Reply) {
+        let Some(tx) = self.tx.as_mut() else {
+            self.fail(Some(reply), "reply to RCPT without a transaction");
+            return;
+        };
+        // After a refused MAIL the RCPT replies mean nothing (typically 503).
+        if tx.mail_failure.is_none() {
+            if let Some((_, state)) = tx.rcpts.get_mut(index) {
+                if reply.is_positive_completion() {
+                    *state = Rcpt::Accepted;
+                } else {
+                    *state = Rcpt::Final(RcptResult::failure(reply));
+                    self.need_rset = true;
+                }
+            }
+        }
+        if self.caps.pipelining {
+            return;
+        }
+        match tx.next_pending(Some(index)) {
+            Some(next) => self.write_rcpt(next),
+            None if tx.accepted() > 0 => self.write_data(),
+            None => {
+                self.need_rset = true;
+                self.finish(None);
+            }
+        }
+    }
+
+    pub(super) fn on_data(&mut self, reply: Reply) {
+        let Some(tx) = self.tx.as_mut() else {
+            self.fail(Some(reply), "reply to DATA without a transaction");
+            return;
+        };
+        if reply.is_intermediate() {
+            if tx.accepted() == 0 {
+                // RFC 2920 §3.1: nobody to deliver to; end the empty message at once.
+                self.out.extend_from_slice(b".\r\n");
+            } else {
+                dot_stuff(&tx.body, &mut self.out);
+            }
+            self.expects.push_back(Expect::Body);
+        } else if reply.is_positive_completion() {
+            self.fail(Some(reply), "DATA was answered with 2xx, not 354");
+        } else {
+            self.need_rset = true;
+            let decisive = tx.mail_failure.take().unwrap_or(reply);
+            self.finish(Some(RcptResult::failure(decisive)));
+        }
+    }
+
+    pub(super) fn on_body(&mut self, reply: Reply) {
+        let Some(tx) = self.tx.as_mut() else {
+            self.fail(Some(reply), "reply to end of data without a transaction");
+            return;
+        };
+        if tx.accepted() == 0 {
+            // The terminator sent after a stray 354: its reply is ignored.
+            self.need_rset = true;
+            let open = tx.mail_failure.take().map(RcptResult::failure);
+            self.finish(open);
+        } else if reply.is_positive_completion() {
+            self.finish(Some(RcptResult::Delivered(reply)));
+        } else if reply.is_intermediate() {
+            self.fail(Some(reply), "end of data was answered with 3xx");
+        } else {
+            self.finish(Some(RcptResult::failure(reply)));
+        }
+    }
+
+    /// Ends the transaction: recipients not yet decided get `open`; reports `Done`, then
+    /// becomes idle.
+    fn finish(&mut self, open: Option<RcptResult>) {
+        let Some(tx) = self.tx.take() else {
+            return;
+        };
+        let recipients = tx
+            .rcpts
+            .into_iter()
+            .map(|(address, state)| {
+                let result = match state {
+                    Rcpt::Final(result) => result,
+                    Rcpt::Pending | Rcpt::Accepted => open.clone().unwrap_or_else(|| {
+                        RcptResult::Transient(local::connection_failed("no reply decided"))
+                    }),
+                };
+                (address, result)
+            })
+            .collect();
+        self.events.push_back(ClientEvent::Done {
+            id: tx.id,
+            outcome: TxOutcome { recipients },
+        });
+        self.become_idle();
+    }
+
+    fn write_mail(&mut self) {
+        let Some(tx) = &self.tx else {
+            return;
+        };
+        self.out.extend_from_slice(b"MAIL FROM:<");
+        self.out.extend_from_slice(tx.sender.as_bytes());
+        self.out.push(b'>');
+        if self.caps.size.is_some() {
+            // Writing to a Vec cannot fail.
+            let _ = write!(self.out, " SIZE={}", tx.body.len());
+        }
+        if tx.eight_bit && self.caps.eight_bit_mime {
+            self.out.extend_from_slice(b" BODY=8BITMIME");
+        }
+        self.out.extend_from_slice(b"\r\n");
+        self.expects.push_back(Expect::Mail);
+    }
+
+    fn write_rcpt(&mut self, index: usize) {
+        let Some((address, _)) = self.tx.as_ref().and_then(|tx| tx.rcpts.get(index)) else {
+            return;
+        };
+        self.out.extend_from_slice(b"RCPT TO:<");
+        self.out.extend_from_slice(address.as_bytes());
+        self.out.extend_from_slice(b">\r\n");
+        self.expects.push_back(Expect::Rcpt(index));
+    }
+
+    fn write_data(&mut self) {
+        self.out.extend_from_slice(b"DATA\r\n");
+        self.expects.push_back(Expect::Data);
+    }
+}

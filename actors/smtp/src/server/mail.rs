@@ -1,0 +1,41 @@
+//! MAIL FROM: opening a transaction.
+//!
+//! Allowed only after EHLO/HELO and outside a transaction (`503 5.5.1` otherwise).
+//! Parameters other than `SIZE` and `BODY` are refused with `555 5.5.4`; a declared
+//! `SIZE` above the policy maximum gets `552 5.3.4` (RFC 1870). On success the envelope
+//! is started and the session moves to [`State::Mail`].
+
+use super::{Session, State};
+use crate::command::{Body, MailParams};
+use crate::envelope::Envelope;
+
+impl Session {
+    pub(super) fn mail(&mut self, from: String, params: MailParams) {
+        match self.state {
+            State::Greeted => return self.reply(503, "5.5.1", "Send EHLO or HELO first"),
+            State::Mail | State::Rcpt => return self.reply(503, "5.5.1", "Nested MAIL command"),
+            _ => {}
+        }
+        if !params.extra.is_empty() {
+            return self.reply(555, "5.5.4", "Unsupported MAIL parameter");
+        }
+        if params
+            .size
+            .is_some_and(|size| size > self.policy.max_message_size)
+        {
+            return self.reply(
+                552,
+                "5.3.4",
+                "Message size exceeds fixed maximum message size",
+            );
+        }
+        self.envelope = Envelope {
+            sender: from,
+            recipients: Vec::new(),
+            body_8bit: params.body == Some(Body::EightBitMime),
+            declared_size: params.size,
+        };
+        self.state = State::Mail;
+        self.reply(250, "2.1.0", "Ok");
+    }
+}

@@ -1,0 +1,29 @@
+//! RCPT TO: adding a recipient to the open transaction.
+//!
+//! Allowed only after MAIL (`503 5.5.1` otherwise). No RCPT parameter is supported
+//! (DSN is not offered): any gets `555 5.5.4`. A client without relay permission gets
+//! `550 5.7.1 Relaying denied` for every recipient; past `max_recipients` the client gets
+//! `452 4.5.3` (RFC 5321 §4.5.3.1.10: it should send the rest in another transaction).
+
+use super::{Session, State};
+use crate::command::Param;
+
+impl Session {
+    pub(super) fn rcpt(&mut self, to: String, params: Vec<Param>) {
+        if !matches!(self.state, State::Mail | State::Rcpt) {
+            return self.reply(503, "5.5.1", "Need MAIL command");
+        }
+        if !params.is_empty() {
+            return self.reply(555, "5.5.4", "Unsupported RCPT parameter");
+        }
+        if !self.policy.relay_allowed {
+            return self.reply(550, "5.7.1", "Relaying denied");
+        }
+        if self.envelope.recipients.len() >= self.policy.max_recipients {
+            return self.reply(452, "4.5.3", "Too many recipients");
+        }
+        self.envelope.recipients.push(to);
+        self.state = State::Rcpt;
+        self.reply(250, "2.1.5", "Ok");
+    }
+}

@@ -1,0 +1,35 @@
+//! The shared context every actor is handed at creation: configuration, registry, I/O
+//! handle, pool, counters, id generator and the addresses of the long-lived actors.
+//!
+//! It is built once by the root and passed down explicitly (an `Arc<Shared>`); nothing
+//! here is a process-global singleton, so tests can run several daemons in one process.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::Addr;
+use impulse_config::Config;
+use impulse_runtime::io::IoHandle;
+use impulse_runtime::pool::Pool;
+use impulse_runtime::registry::{ActorId, Registry};
+
+use crate::ids::IdGen;
+use crate::logger::Logger;
+use crate::spool::Spool;
+use crate::stats::Stats;
+
+/// What every actor may reach.
+pub struct Shared {
+    pub config: Arc<Config>,
+    pub registry: Arc<Registry>,
+    pub io: IoHandle,
+    /// The blocking pool: spool writes and fsyncs, log writes, reads.
+    pub pool: Pool,
+    pub stats: Arc<Stats>,
+    pub ids: Arc<IdGen>,
+    pub logger: Addr<Logger>,
+    pub spool: Addr<Spool>,
+    /// Registry id of the root, parent of the long-lived actors and domain containers.
+    pub root_id: ActorId,
+    pub started: Instant,
+}

@@ -1,0 +1,230 @@
+//! The control actor: serves `impulsectl` on the Unix control socket.
+//!
+//! The I/O actor owns the socket (mode 0600) and delivers each client's bytes here. A
+//! client sends one JSON [`Request`] line; the actor answers with one JSON [`Response`]
+//! line and closes. Answers come from the registry, the allocator, the pools, the
+//! counters and the domain containers; `shutdown` is forwarded to the root.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::prelude::*;
+use bytes::Bytes;
+use impulse_runtime::alloc;
+use impulse_runtime::control::{QueueRow, Request, Response, StatusReport, MAX_LINE};
+use impulse_runtime::io::{Accepted, ConnEvent, ConnId, Credit};
+use impulse_runtime::registry::Registration;
+use impulse_runtime::ActorClass;
+
+use crate::context::Shared;
+use crate::domain::QueueInfo;
+use crate::router::Router;
+use crate::stats::Stats;
+
+/// Ask the root for a graceful stop.
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub struct Shutdown {
+    pub reason: String,
+}
+
+struct Client {
+    buf: Vec<u8>,
+    credit: Credit,
+    answered: bool,
+}
+
+/// The control-socket server.
+pub struct Control {
+    shared: Arc<Shared>,
+    reg: Registration,
+    router: Arc<Router>,
+    shutdown: Recipient<Shutdown>,
+    clients: HashMap<ConnId, Client>,
+    /// Last rate sample: when, received, delivered.
+    sample: (Instant, u64, u64),
+    rates: (f64, f64),
+}
+
+impl Control {
+    pub fn new(
+        shared: Arc<Shared>,
+        reg: Registration,
+        router: Arc<Router>,
+        shutdown: Recipient<Shutdown>,
+    ) -> Control {
+        Control {
+            shared,
+            reg,
+            router,
+            shutdown,
+            clients: HashMap::new(),
+            sample: (Instant::now(), 0, 0),
+            rates: (0.0, 0.0),
+        }
+    }
+
+    fn sample_rates(&mut self) {
+        let now = Instant::now();
+        let received = Stats::get(&self.shared.stats.received);
+        let delivered = Stats::get(&self.shared.stats.delivered);
+        let secs = now.duration_since(self.sample.0).as_secs_f64();
+        if secs > 0.0 {
+            self.rates = (
+                (received - self.sample.1) as f64 / secs,
+                (delivered - self.sample.2) as f64 / secs,
+            );
+        }
+        self.sample = (now, received, delivered);
+    }
+
+    fn answer(&mut self, conn: ConnId, request: Result<Request, String>, ctx: &mut Context<Self>) {
+        let io = self.shared.io.clone();
+        let send = move |resp: Response| {
+            let mut line = serde_json::to_vec(&resp).unwrap_or_else(|e| {
+                format!("{{\"type\":\"error\",\"message\":\"cannot encode: {e}\"}}").into_bytes()
+            });
+            line.push(b'\n');
+            io.write(conn, Bytes::from(line));
+            io.close(conn);
+        };
+        let request = match request {
+            Ok(r) => r,
+            Err(e) => return send(Response::Error { message: e }),
+        };
+        match request {
+            Request::Tree => send(Response::Tree {
+                actors: self.shared.registry.snapshot(),
+            }),
+            Request::Memory => send(Response::Memory(alloc::snapshot())),
+            Request::Pools => send(Response::Pools {
+                pools: vec![self.shared.pool.stats()],
+            }),
+            Request::Shutdown => {
+                self.shutdown.do_send(Shutdown {
+                    reason: "impulsectl shutdown".into(),
+                });
+                send(Response::Ok {
+                    message: "shutting down".into(),
+                })
+            }
+            Request::Queues | Request::Status => {
+                let domains = self.router.all();
+                let status = self.status_base();
+                let fut = async move {
+                    let mut rows = Vec::with_capacity(domains.len());
+                    for d in domains {
+                        if let Ok(row) = d.send(QueueInfo).await {
+                            rows.push(row);
+                        }
+                    }
+                    rows.sort_by(|a, b| a.domain.cmp(&b.domain));
+                    rows
+                };
+                ctx.spawn(
+                    fut.into_actor(self)
+                        .map(move |rows: Vec<QueueRow>, _act, _ctx| {
+                            if request == Request::Queues {
+                                send(Response::Queues { domains: rows });
+                            } else {
+                                let mut s = status;
+                                s.domains = rows.len() as u64;
+                                for r in &rows {
+                                    s.queued_active += r.active as u64;
+                                    s.queued_delayed += r.delayed as u64;
+                                    s.in_flight += r.in_flight as u64;
+                                }
+                                send(Response::Status(s));
+                            }
+                        }),
+                );
+            }
+        }
+    }
+
+    fn status_base(&self) -> StatusReport {
+        let st = &self.shared.stats;
+        StatusReport {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            uptime_secs: self.shared.started.elapsed().as_secs(),
+            config_generation: 1,
+            connections_in: Stats::get(&st.connections_in),
+            connections_out: Stats::get(&st.connections_out),
+            received: Stats::get(&st.received),
+            delivered: Stats::get(&st.delivered),
+            deferred: Stats::get(&st.deferred),
+            bounced: Stats::get(&st.bounced),
+            expired: Stats::get(&st.expired),
+            rejected: Stats::get(&st.rejected),
+            messages_live: Stats::get(&st.messages_live),
+            received_per_sec: self.rates.0,
+            delivered_per_sec: self.rates.1,
+            ..Default::default()
+        }
+    }
+}
+
+impl Actor for Control {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.reg.set_state("serving");
+        ctx.run_interval(std::time::Duration::from_secs(1), |act, _| {
+            act.sample_rates()
+        });
+    }
+}
+
+impl Handler<Accepted> for Control {
+    type Result = ();
+
+    fn handle(&mut self, msg: Accepted, ctx: &mut Context<Self>) {
+        let _g = alloc::enter(ActorClass::Control);
+        let credit = self.shared.io.attach(msg.conn, ctx.address().recipient());
+        self.clients.insert(
+            msg.conn,
+            Client {
+                buf: Vec::new(),
+                credit,
+                answered: false,
+            },
+        );
+        self.reg.set_mailbox(self.clients.len());
+    }
+}
+
+impl Handler<ConnEvent> for Control {
+    type Result = ();
+
+    fn handle(&mut self, ev: ConnEvent, ctx: &mut Context<Self>) {
+        let _g = alloc::enter(ActorClass::Control);
+        match ev {
+            ConnEvent::Data { conn, bytes } => {
+                let Some(client) = self.clients.get_mut(&conn) else {
+                    return;
+                };
+                client.credit.consumed(bytes.len());
+                if client.answered {
+                    return;
+                }
+                client.buf.extend_from_slice(&bytes);
+                let request = if let Some(end) = memchr::memchr(b'\n', &client.buf) {
+                    serde_json::from_slice::<Request>(&client.buf[..end])
+                        .map_err(|e| format!("bad request: {e}"))
+                } else if client.buf.len() > MAX_LINE {
+                    Err("request too long".to_string())
+                } else {
+                    return;
+                };
+                client.answered = true;
+                self.answer(conn, request, ctx);
+            }
+            ConnEvent::Closed { conn, .. } => {
+                self.clients.remove(&conn);
+                self.reg.set_mailbox(self.clients.len());
+            }
+            ConnEvent::Connected { .. } | ConnEvent::ConnectFailed { .. } => {}
+        }
+    }
+}

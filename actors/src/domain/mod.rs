@@ -1,0 +1,353 @@
+//! The domain container: one actor per destination domain.
+//!
+//! It owns the domain's active queue (messages ready now) and delayed queue (messages
+//! waiting for their retry time), its outbound connections (at most `max_connections`,
+//! each reused for up to `max_messages_per_connection` messages) and the message actors
+//! of its messages. The scheduler moves message ids, never bodies: an idle connection
+//! says [`Ready`](messages::Ready) and is assigned the next id; the message actor reports
+//! [`Finished`](messages::Finished) with a retry time or none.
+//!
+//! Next hops come from the static `routes`; a domain without one defers its messages
+//! with a clear reason (MX lookup comes later) — nothing is dropped.
+
+pub mod backoff;
+pub mod messages;
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::prelude::*;
+use impulse_config::DomainCfg;
+use impulse_runtime::alloc;
+use impulse_runtime::control::QueueRow;
+use impulse_runtime::registry::{ActorId, Registration};
+use impulse_runtime::ActorClass;
+
+use crate::context::Shared;
+use crate::ids::MessageId;
+use crate::logger::LoggedResponse;
+use crate::message::{Defer, MessageActor, Wake};
+use crate::outbound::{Assign, Outbound};
+use crate::stats::Stats;
+pub use messages::*;
+
+/// How the domain reaches its next hop.
+#[derive(Debug, Clone)]
+enum NextHop {
+    Static(SocketAddr),
+    /// No route and no MX lookup yet: the reason messages are deferred.
+    None(String),
+}
+
+/// One destination domain.
+pub struct Domain {
+    name: String,
+    shared: Arc<Shared>,
+    reg: Registration,
+    cfg: DomainCfg,
+    hop: NextHop,
+    messages: HashMap<MessageId, Addr<MessageActor>>,
+    active: VecDeque<MessageId>,
+    delayed: BTreeSet<(Instant, MessageId)>,
+    in_flight: usize,
+    connections: HashMap<ActorId, Addr<Outbound>>,
+    /// Connections that have not been ready yet.
+    connecting: HashSet<ActorId>,
+    idle: Vec<(ActorId, Addr<Outbound>)>,
+    timer: Option<(Instant, SpawnHandle)>,
+    finished: u64,
+    deferred: u64,
+}
+
+impl Domain {
+    pub fn new(name: String, shared: Arc<Shared>, reg: Registration) -> Domain {
+        let cfg = shared.config.domain(&name);
+        let hop = match shared.config.route(&name) {
+            Some(route) => match route.to_socket_addrs().map(|mut a| a.next()) {
+                Ok(Some(addr)) => NextHop::Static(addr),
+                _ => NextHop::None(format!("route {route} for {name} does not resolve")),
+            },
+            None => NextHop::None(format!(
+                "no route for {name}: MX lookup is not implemented yet; add a route"
+            )),
+        };
+        Domain {
+            name,
+            shared,
+            reg,
+            cfg,
+            hop,
+            messages: HashMap::new(),
+            active: VecDeque::new(),
+            delayed: BTreeSet::new(),
+            in_flight: 0,
+            connections: HashMap::new(),
+            connecting: HashSet::new(),
+            idle: Vec::new(),
+            timer: None,
+            finished: 0,
+            deferred: 0,
+        }
+    }
+
+    fn state_name(&self) -> &'static str {
+        if matches!(self.hop, NextHop::None(_)) {
+            "no-route"
+        } else if !self.connections.is_empty() {
+            "delivering"
+        } else if !self.active.is_empty() {
+            "active"
+        } else if !self.delayed.is_empty() {
+            "backoff"
+        } else {
+            "idle"
+        }
+    }
+
+    fn update_registry(&self) {
+        self.reg.set_state(self.state_name());
+        self.reg.set_mailbox(self.active.len());
+    }
+
+    /// Hand active messages to idle connections, then open connections while there is
+    /// more work than connections and the limit allows.
+    fn dispatch(&mut self, ctx: &mut Context<Self>) {
+        let addr = match &self.hop {
+            NextHop::Static(addr) => *addr,
+            NextHop::None(reason) => {
+                let response = LoggedResponse::new(451, Some("4.4.4".into()), reason.clone());
+                self.defer_active(response, String::new(), false);
+                return;
+            }
+        };
+        while !self.active.is_empty() {
+            let Some((_, out)) = self.idle.pop() else {
+                break;
+            };
+            if !out.connected() {
+                continue;
+            }
+            let Some(id) = self.active.pop_front() else {
+                break;
+            };
+            if let Some(msg) = self.messages.get(&id) {
+                self.in_flight += 1;
+                out.do_send(Assign {
+                    id,
+                    msg: msg.clone(),
+                });
+            }
+        }
+        // Each connection still being set up will take one message when it is ready.
+        while self.active.len() > self.connecting.len()
+            && self.connections.len() < self.cfg.max_connections
+        {
+            let reg = Registration::new(
+                &self.shared.registry,
+                ActorClass::Outbound,
+                addr.to_string(),
+                Some(self.reg.id()),
+            );
+            let id = reg.id();
+            let out = Outbound::new(
+                self.shared.clone(),
+                reg,
+                ctx.address(),
+                addr,
+                self.cfg.clone(),
+            )
+            .start();
+            self.connections.insert(id, out);
+            self.connecting.insert(id);
+            Stats::add(&self.shared.stats.connections_out, 1);
+        }
+        self.update_registry();
+    }
+
+    /// Defer every message in the active queue (next hop unusable).
+    fn defer_active(&mut self, response: LoggedResponse, peer: String, attempted: bool) {
+        for id in self.active.drain(..) {
+            if let Some(msg) = self.messages.get(&id) {
+                self.in_flight += 1;
+                msg.do_send(Defer {
+                    response: response.clone(),
+                    peer: peer.clone(),
+                    attempted,
+                });
+            }
+        }
+    }
+
+    /// Arm the timer for the earliest delayed message.
+    fn arm_timer(&mut self, ctx: &mut Context<Self>) {
+        let Some(&(due, _)) = self.delayed.first() else {
+            if let Some((_, h)) = self.timer.take() {
+                ctx.cancel_future(h);
+            }
+            return;
+        };
+        if let Some((at, h)) = self.timer {
+            if at <= due {
+                return;
+            }
+            ctx.cancel_future(h);
+        }
+        let wait = due.saturating_duration_since(Instant::now());
+        let handle = ctx.run_later(wait, |act, ctx| {
+            let _g = alloc::enter(ActorClass::Domain);
+            act.timer = None;
+            act.promote_due();
+            act.arm_timer(ctx);
+            act.dispatch(ctx);
+        });
+        self.timer = Some((due, handle));
+    }
+
+    fn promote_due(&mut self) {
+        let now = Instant::now();
+        while let Some(&(due, id)) = self.delayed.first() {
+            if due > now {
+                break;
+            }
+            self.delayed.pop_first();
+            if let Some(msg) = self.messages.get(&id) {
+                msg.do_send(Wake);
+                self.active.push_back(id);
+            }
+        }
+    }
+}
+
+impl Actor for Domain {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(4096);
+        self.update_registry();
+    }
+}
+
+impl Handler<Enqueue> for Domain {
+    type Result = ();
+
+    fn handle(&mut self, Enqueue(spooled): Enqueue, ctx: &mut Context<Self>) {
+        let _g = alloc::enter(ActorClass::Domain);
+        let id = spooled.meta.id;
+        let reg = Registration::new(
+            &self.shared.registry,
+            ActorClass::Message,
+            id.to_string(),
+            Some(self.reg.id()),
+        );
+        let msg = MessageActor::new(
+            self.shared.clone(),
+            reg,
+            ctx.address(),
+            self.cfg.clone(),
+            spooled,
+        )
+        .start();
+        self.messages.insert(id, msg);
+        self.active.push_back(id);
+        self.dispatch(ctx);
+    }
+}
+
+impl Handler<Ready> for Domain {
+    type Result = ();
+
+    fn handle(&mut self, msg: Ready, ctx: &mut Context<Self>) {
+        let _g = alloc::enter(ActorClass::Domain);
+        self.connecting.remove(&msg.conn);
+        self.idle.retain(|(id, _)| *id != msg.conn);
+        self.idle.push((msg.conn, msg.addr));
+        self.dispatch(ctx);
+    }
+}
+
+impl Handler<Release> for Domain {
+    type Result = ();
+
+    fn handle(&mut self, msg: Release, ctx: &mut Context<Self>) {
+        let _g = alloc::enter(ActorClass::Domain);
+        if self.messages.contains_key(&msg.id) {
+            self.in_flight = self.in_flight.saturating_sub(1);
+            self.active.push_front(msg.id);
+        }
+        self.dispatch(ctx);
+    }
+}
+
+impl Handler<Leaving> for Domain {
+    type Result = ();
+
+    fn handle(&mut self, msg: Leaving, _ctx: &mut Context<Self>) {
+        self.idle.retain(|(id, _)| *id != msg.conn);
+    }
+}
+
+impl Handler<ConnectionClosed> for Domain {
+    type Result = ();
+
+    fn handle(&mut self, msg: ConnectionClosed, ctx: &mut Context<Self>) {
+        let _g = alloc::enter(ActorClass::Domain);
+        self.connections.remove(&msg.conn);
+        self.connecting.remove(&msg.conn);
+        self.idle.retain(|(id, _)| *id != msg.conn);
+        if let Some(response) = msg.failure {
+            // The next hop is unusable now: everything waiting for it retries later,
+            // unless another connection to it is still working.
+            if self.connections.is_empty() {
+                self.defer_active(response, msg.peer, true);
+            }
+        }
+        self.dispatch(ctx);
+    }
+}
+
+impl Handler<Finished> for Domain {
+    type Result = ();
+
+    fn handle(&mut self, msg: Finished, ctx: &mut Context<Self>) {
+        let _g = alloc::enter(ActorClass::Domain);
+        self.in_flight = self.in_flight.saturating_sub(1);
+        match msg.retry_at {
+            None => {
+                if self.messages.remove(&msg.id).is_some() {
+                    self.finished += 1;
+                }
+            }
+            Some(at) => {
+                self.deferred += 1;
+                self.delayed.insert((at, msg.id));
+                self.arm_timer(ctx);
+            }
+        }
+        self.update_registry();
+    }
+}
+
+impl Handler<QueueInfo> for Domain {
+    type Result = MessageResult<QueueInfo>;
+
+    fn handle(&mut self, _: QueueInfo, _ctx: &mut Context<Self>) -> Self::Result {
+        let now = Instant::now();
+        MessageResult(QueueRow {
+            domain: self.name.clone(),
+            active: self.active.len(),
+            delayed: self.delayed.len(),
+            in_flight: self.in_flight,
+            connections: self.connections.len(),
+            max_connections: self.cfg.max_connections,
+            state: self.state_name().to_string(),
+            next_retry_secs: self
+                .delayed
+                .first()
+                .map(|(due, _)| due.saturating_duration_since(now).as_secs()),
+            finished: self.finished,
+            deferred: self.deferred,
+        })
+    }
+}

@@ -1,0 +1,282 @@
+//! The inbound connection actor: one SMTP server session per client connection.
+//!
+//! The I/O actor delivers the client's bytes; this actor feeds them to the pure server
+//! [`Session`] and writes back what it answers. When the session completes a message,
+//! the actor splits it by recipient domain, prepends the `Received:` header and asks the
+//! spool to store it; the session stays paused (later pipelined commands wait) until the
+//! spool answers, and only then is `250` sent — after the fsync. While the session holds
+//! a lot of unprocessed input, the actor withholds read credit so the I/O actor stops
+//! reading the socket (backpressure reaches the client through TCP).
+
+pub mod received;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use actix::prelude::*;
+use bytes::Bytes;
+use impulse_runtime::alloc;
+use impulse_runtime::io::{ConnEvent, ConnId, Credit};
+use impulse_runtime::registry::Registration;
+use impulse_runtime::ActorClass;
+use impulse_smtp::server::{Event, MessageOutcome, Policy, Session};
+use impulse_smtp::{domain_of, Envelope};
+
+use crate::context::Shared;
+use crate::ids::now_ms;
+use crate::logger::{Log, LogRecord, LoggedResponse, RecordType};
+use crate::spool::record::MessageMeta;
+use crate::spool::{NewMessage, Store};
+use crate::stats::Stats;
+
+/// Unprocessed input above which the actor stops granting read credit.
+const INPUT_HIGH_WATER: usize = 1024 * 1024;
+
+/// Close idle sessions (tell the client with 421 first).
+#[derive(actix::Message)]
+#[rtype(result = "()")]
+pub struct Drain;
+
+/// One SMTP client connection.
+pub struct Inbound {
+    shared: Arc<Shared>,
+    reg: Registration,
+    conn: ConnId,
+    credit: Option<Credit>,
+    peer: SocketAddr,
+    session: Session,
+    /// Bytes received but not yet credited back to the I/O actor.
+    owed: usize,
+    storing: bool,
+    closing: bool,
+    draining: bool,
+    last_activity: Instant,
+}
+
+impl Inbound {
+    pub fn new(shared: Arc<Shared>, reg: Registration, conn: ConnId, peer: SocketAddr) -> Inbound {
+        let smtp = &shared.config.smtp;
+        let policy = Policy {
+            hostname: smtp.hostname.clone(),
+            max_message_size: smtp.max_message_size,
+            max_recipients: smtp.max_recipients,
+            max_line_length: smtp.max_line_length,
+            relay_allowed: shared.config.relay_allowed(peer.ip()),
+        };
+        Inbound {
+            shared,
+            reg,
+            conn,
+            credit: None,
+            peer,
+            session: Session::new(policy),
+            owed: 0,
+            storing: false,
+            closing: false,
+            draining: false,
+            last_activity: Instant::now(),
+        }
+    }
+
+    fn flush(&mut self) {
+        let out = self.session.take_output();
+        if !out.is_empty() {
+            self.shared.io.write(self.conn, Bytes::from(out));
+        }
+    }
+
+    fn close(&mut self) {
+        if !self.closing {
+            self.closing = true;
+            self.reg.set_state("closing");
+            self.shared.io.close(self.conn);
+        }
+    }
+
+    /// Give back read credit unless the session is sitting on too much input.
+    fn settle_credit(&mut self) {
+        if self.session.buffered() <= INPUT_HIGH_WATER && self.owed > 0 {
+            if let Some(c) = &self.credit {
+                c.consumed(self.owed);
+            }
+            self.owed = 0;
+        }
+    }
+
+    /// Act on the session's events until it has none or waits for the spool.
+    fn drive(&mut self, ctx: &mut Context<Self>) {
+        while !self.storing {
+            let Some(event) = self.session.poll_event() else {
+                break;
+            };
+            match event {
+                Event::Message { envelope, data } => self.store(envelope, data, ctx),
+                Event::Quit | Event::Close => {
+                    self.flush();
+                    self.close();
+                    return;
+                }
+            }
+        }
+        self.flush();
+        if self.draining && !self.storing && self.is_idle() {
+            self.say_goodbye();
+        }
+        self.settle_credit();
+        self.reg
+            .set_state(if self.storing { "storing" } else { "reading" });
+    }
+
+    fn is_idle(&self) -> bool {
+        use impulse_smtp::server::State;
+        matches!(self.session.state(), State::Greeted | State::Ready)
+            && self.session.buffered() == 0
+    }
+
+    fn say_goodbye(&mut self) {
+        let line = format!(
+            "421 4.3.2 {} shutting down\r\n",
+            self.shared.config.smtp.hostname
+        );
+        self.shared.io.write(self.conn, Bytes::from(line));
+        self.close();
+    }
+
+    /// Spool a completed message (one record per recipient domain), then answer.
+    fn store(&mut self, envelope: Envelope, data: Vec<u8>, ctx: &mut Context<Self>) {
+        self.storing = true;
+        let mut by_domain: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for r in &envelope.recipients {
+            by_domain.entry(domain_of(r)).or_default().push(r.clone());
+        }
+        let now = now_ms();
+        let mut messages = Vec::with_capacity(by_domain.len());
+        let peer = self.peer.ip().to_string();
+        for (domain, recipients) in by_domain {
+            let id = self.shared.ids.next();
+            let header = received::received_header(
+                self.session.helo_name().unwrap_or(""),
+                &peer,
+                &self.shared.config.smtp.hostname,
+                &id.to_string(),
+                SystemTime::now(),
+            );
+            let mut full = Vec::with_capacity(header.len() + data.len());
+            full.extend_from_slice(header.as_bytes());
+            full.extend_from_slice(&data);
+            messages.push(NewMessage {
+                meta: MessageMeta {
+                    id,
+                    received_at: now,
+                    sender: envelope.sender.clone(),
+                    domain,
+                    recipients,
+                    peer: self.peer.to_string(),
+                },
+                data: Bytes::from(full),
+            });
+        }
+        let records: Vec<LogRecord> = messages
+            .iter()
+            .flat_map(|m| {
+                let size = m.data.len() as u64;
+                m.meta.recipients.iter().map(move |r| LogRecord {
+                    kind: RecordType::Reception,
+                    id: m.meta.id.to_string(),
+                    timestamp: crate::logger::record::timestamp_now(),
+                    sender: m.meta.sender.clone(),
+                    recipient: r.clone(),
+                    domain: m.meta.domain.clone(),
+                    size,
+                    attempts: 0,
+                    response: LoggedResponse::new(250, Some("2.0.0".into()), "queued"),
+                    peer: m.meta.peer.clone(),
+                })
+            })
+            .collect();
+        drop(data);
+        let count = messages.len() as u64;
+        let fut = self.shared.spool.send(Store { messages });
+        ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
+            let _g = alloc::enter(ActorClass::Inbound);
+            act.storing = false;
+            let outcome = match res {
+                Ok(Ok(ids)) => {
+                    Stats::add(&act.shared.stats.received, count);
+                    act.shared.logger.do_send(Log {
+                        records,
+                        durable: false,
+                    });
+                    let ids: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
+                    MessageOutcome::Accepted { id: ids.join(",") }
+                }
+                Ok(Err(e)) => MessageOutcome::TempFail(format!("cannot store the message: {e}")),
+                Err(_) => MessageOutcome::TempFail("spool unavailable".into()),
+            };
+            act.session.message_done(outcome);
+            act.drive(ctx);
+        }));
+    }
+}
+
+impl Actor for Inbound {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let _g = alloc::enter(ActorClass::Inbound);
+        self.credit = Some(self.shared.io.attach(self.conn, ctx.address().recipient()));
+        Stats::add(&self.shared.stats.connections_in, 1);
+        self.session.greeting();
+        self.flush();
+        self.reg.set_state("reading");
+        let idle = self.shared.config.smtp.idle_timeout.get();
+        ctx.run_interval(Duration::from_secs(1).min(idle), move |act, _ctx| {
+            if !act.storing && !act.closing && act.last_activity.elapsed() >= idle {
+                let line = "421 4.4.2 Idle timeout, closing connection\r\n";
+                act.shared
+                    .io
+                    .write(act.conn, Bytes::from_static(line.as_bytes()));
+                act.close();
+            }
+        });
+    }
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        Stats::sub(&self.shared.stats.connections_in, 1);
+    }
+}
+
+impl Handler<ConnEvent> for Inbound {
+    type Result = ();
+
+    fn handle(&mut self, ev: ConnEvent, ctx: &mut Context<Self>) {
+        let _g = alloc::enter(ActorClass::Inbound);
+        match ev {
+            ConnEvent::Data { bytes, .. } => {
+                self.last_activity = Instant::now();
+                self.owed += bytes.len();
+                if !self.closing {
+                    self.session.ingest(&bytes);
+                    self.drive(ctx);
+                } else {
+                    self.settle_credit();
+                }
+            }
+            ConnEvent::Closed { .. } => ctx.stop(),
+            ConnEvent::Connected { .. } | ConnEvent::ConnectFailed { .. } => {}
+        }
+    }
+}
+
+impl Handler<Drain> for Inbound {
+    type Result = ();
+
+    fn handle(&mut self, _: Drain, _ctx: &mut Context<Self>) {
+        self.draining = true;
+        if !self.storing && self.is_idle() {
+            self.say_goodbye();
+        }
+    }
+}

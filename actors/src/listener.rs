@@ -1,0 +1,108 @@
+//! The listener actor: one per configured listener address.
+//!
+//! The I/O actor owns the listening socket and reports each accepted connection here;
+//! the listener starts an [`Inbound`] session actor for it (its child in the actor tree)
+//! and, on shutdown, stops accepting and asks its sessions to finish.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use impulse_runtime::alloc;
+use impulse_runtime::io::{Accepted, ConnId, ListenerId, PeerAddr};
+use impulse_runtime::registry::Registration;
+use impulse_runtime::ActorClass;
+
+use crate::context::Shared;
+use crate::inbound::{self, Inbound};
+
+/// The I/O actor bound the socket: remember its id (to close it on shutdown).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Bound {
+    pub id: ListenerId,
+    pub local: SocketAddr,
+}
+
+/// Stop accepting; ask every session to finish and close.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Drain;
+
+/// One listening address.
+pub struct Listener {
+    shared: Arc<Shared>,
+    reg: Registration,
+    id: Option<ListenerId>,
+    sessions: HashMap<ConnId, Addr<Inbound>>,
+}
+
+impl Listener {
+    pub fn new(shared: Arc<Shared>, reg: Registration) -> Listener {
+        Listener {
+            shared,
+            reg,
+            id: None,
+            sessions: HashMap::new(),
+        }
+    }
+}
+
+impl Actor for Listener {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(4096);
+        self.reg.set_state("binding");
+    }
+}
+
+impl Handler<Bound> for Listener {
+    type Result = ();
+
+    fn handle(&mut self, msg: Bound, _ctx: &mut Context<Self>) {
+        self.id = Some(msg.id);
+        self.reg.set_state("accepting");
+        self.reg.set_detail(msg.local.to_string());
+    }
+}
+
+impl Handler<Accepted> for Listener {
+    type Result = ();
+
+    fn handle(&mut self, msg: Accepted, _ctx: &mut Context<Self>) {
+        let _g = alloc::enter(ActorClass::Listener);
+        let PeerAddr::Tcp(peer) = msg.peer else {
+            self.shared.io.abort(msg.conn);
+            return;
+        };
+        self.sessions.retain(|_, a| a.connected());
+        let reg = Registration::new(
+            &self.shared.registry,
+            ActorClass::Inbound,
+            peer.to_string(),
+            Some(self.reg.id()),
+        );
+        let session = {
+            let _g = alloc::enter(ActorClass::Inbound);
+            Inbound::new(self.shared.clone(), reg, msg.conn, peer).start()
+        };
+        self.sessions.insert(msg.conn, session);
+        self.reg.set_mailbox(self.sessions.len());
+    }
+}
+
+impl Handler<Drain> for Listener {
+    type Result = ();
+
+    fn handle(&mut self, _: Drain, _ctx: &mut Context<Self>) {
+        if let Some(id) = self.id.take() {
+            self.shared.io.close_listener(id);
+        }
+        self.reg.set_state("draining");
+        for s in self.sessions.values() {
+            s.do_send(inbound::Drain);
+        }
+    }
+}

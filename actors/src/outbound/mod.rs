@@ -1,0 +1,381 @@
+//! The outbound connection actor: one SMTP client session to one next hop.
+//!
+//! It asks the I/O actor to connect, drives the pure [`ClientSession`] with the bytes
+//! that come back, and sends the messages its domain container assigns, one transaction
+//! at a time, reusing the connection for up to `max_messages_per_connection` messages.
+//! Message data is read from the spool (on the pool) just before it is sent. Results go
+//! to each message actor; the connection's own fate (and whether the next hop failed
+//! before anything worked) goes to the domain when it closes.
+
+pub mod messages;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use bytes::Bytes;
+use impulse_config::DomainCfg;
+use impulse_runtime::alloc;
+use impulse_runtime::io::{ConnEvent, ConnId, Credit};
+use impulse_runtime::registry::Registration;
+use impulse_runtime::ActorClass;
+use impulse_smtp::client::{ClientEvent, ClientSession, OutboundTx};
+
+use crate::context::Shared;
+use crate::domain::{ConnectionClosed, Domain, Leaving, Ready, Release};
+use crate::ids::MessageId;
+use crate::logger::LoggedResponse;
+use crate::message::{Begin, Defer, MessageActor, Outcome};
+use crate::spool::ReadData;
+pub use messages::*;
+
+/// How long an idle connection waits for another message before it quits.
+const IDLE_LINGER: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Connecting,
+    /// Connected; greeting and EHLO under way.
+    Greeting,
+    Idle,
+    Busy,
+    Quitting,
+}
+
+impl Phase {
+    fn name(self) -> &'static str {
+        match self {
+            Phase::Connecting => "connecting",
+            Phase::Greeting => "greeting",
+            Phase::Idle => "idle",
+            Phase::Busy => "sending",
+            Phase::Quitting => "quitting",
+        }
+    }
+}
+
+/// One SMTP client connection.
+pub struct Outbound {
+    shared: Arc<Shared>,
+    reg: Registration,
+    domain: Addr<Domain>,
+    addr: SocketAddr,
+    cfg: DomainCfg,
+    conn: Option<(ConnId, Credit)>,
+    session: ClientSession,
+    phase: Phase,
+    current: Option<(MessageId, Addr<MessageActor>)>,
+    sent: usize,
+    /// The next hop answered a transaction: failures after this are not its fault.
+    worked: bool,
+    draining: bool,
+    failure: Option<LoggedResponse>,
+    last_activity: Instant,
+    finished: bool,
+}
+
+impl Outbound {
+    pub fn new(
+        shared: Arc<Shared>,
+        reg: Registration,
+        domain: Addr<Domain>,
+        addr: SocketAddr,
+        cfg: DomainCfg,
+    ) -> Outbound {
+        let session = ClientSession::new(shared.config.delivery.ehlo_name.clone());
+        Outbound {
+            shared,
+            reg,
+            domain,
+            addr,
+            cfg,
+            conn: None,
+            session,
+            phase: Phase::Connecting,
+            current: None,
+            sent: 0,
+            worked: false,
+            draining: false,
+            failure: None,
+            last_activity: Instant::now(),
+            finished: false,
+        }
+    }
+
+    fn set_phase(&mut self, phase: Phase) {
+        self.phase = phase;
+        self.last_activity = Instant::now();
+        self.reg.set_state(phase.name());
+    }
+
+    fn fail(&mut self, code: u16, enhanced: &str, text: String) {
+        if !self.worked && self.failure.is_none() {
+            self.failure = Some(LoggedResponse::new(code, Some(enhanced.into()), text));
+        }
+    }
+
+    fn flush(&mut self) {
+        let out = self.session.take_output();
+        if !out.is_empty() {
+            if let Some((conn, _)) = &self.conn {
+                self.shared.io.write(*conn, Bytes::from(out));
+            }
+        }
+    }
+
+    /// Act on everything the client session has to say.
+    fn drive(&mut self, ctx: &mut Context<Self>) {
+        while let Some(event) = self.session.poll_event() {
+            match event {
+                ClientEvent::Ready => self.ready(ctx),
+                ClientEvent::Done { id, outcome } => {
+                    self.worked = true;
+                    if let Some((cur, msg)) = self.current.take() {
+                        debug_assert_eq!(cur.0, id);
+                        msg.do_send(Outcome {
+                            results: outcome.recipients,
+                            peer: self.addr.to_string(),
+                        });
+                    }
+                    self.sent += 1;
+                }
+                ClientEvent::Failed { reply, reason } => {
+                    match &reply {
+                        Some(r) => self.fail(r.code, "4.4.2", format!("{}: {reason}", r)),
+                        None => self.fail(451, "4.4.2", reason),
+                    }
+                    self.close();
+                }
+                ClientEvent::Closed => self.close(),
+            }
+        }
+        self.flush();
+    }
+
+    /// The session can take a message: announce it, or quit when done here.
+    fn ready(&mut self, _ctx: &mut Context<Self>) {
+        if self.draining || self.sent >= self.cfg.max_messages_per_connection {
+            self.quit();
+            return;
+        }
+        self.set_phase(Phase::Idle);
+        self.domain.do_send(Ready {
+            conn: self.reg.id(),
+            addr: _ctx.address(),
+        });
+    }
+
+    fn quit(&mut self) {
+        self.set_phase(Phase::Quitting);
+        self.session.quit();
+        self.flush();
+    }
+
+    fn close(&mut self) {
+        if let Some((conn, _)) = &self.conn {
+            self.shared.io.close(*conn);
+        }
+    }
+
+    /// The connection is over: report what is unfinished and stop.
+    fn finish(&mut self, ctx: &mut Context<Self>) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        if let Some((_, msg)) = self.current.take() {
+            msg.do_send(Defer {
+                response: LoggedResponse::new(
+                    451,
+                    Some("4.4.2".into()),
+                    format!("connection to {} lost during the transaction", self.addr),
+                ),
+                peer: self.addr.to_string(),
+                attempted: true,
+            });
+        }
+        self.domain.do_send(ConnectionClosed {
+            conn: self.reg.id(),
+            failure: self.failure.take(),
+            peer: self.addr.to_string(),
+        });
+        ctx.stop();
+    }
+
+    /// Give up on a connection that stopped answering.
+    fn check_timeouts(&mut self, ctx: &mut Context<Self>) {
+        let idle_for = self.last_activity.elapsed();
+        let limit = match self.phase {
+            Phase::Connecting => self.cfg.connect_timeout.get(),
+            Phase::Idle => {
+                if idle_for >= IDLE_LINGER {
+                    self.domain.do_send(Leaving {
+                        conn: self.reg.id(),
+                    });
+                    self.quit();
+                }
+                return;
+            }
+            _ => self.cfg.command_timeout.get(),
+        };
+        if idle_for >= limit {
+            self.fail(
+                451,
+                "4.4.2",
+                format!(
+                    "{} timed out after {:?} ({})",
+                    self.addr,
+                    limit,
+                    self.phase.name()
+                ),
+            );
+            if let Some((conn, _)) = &self.conn {
+                self.shared.io.abort(*conn);
+            }
+            self.finish(ctx);
+        }
+    }
+
+    /// Send the assigned message: take it from its actor, read its data, start the
+    /// transaction.
+    fn start(&mut self, id: MessageId, msg: Addr<MessageActor>, ctx: &mut Context<Self>) {
+        self.set_phase(Phase::Busy);
+        self.current = Some((id, msg.clone()));
+        let spool = self.shared.spool.clone();
+        let fut = async move {
+            let Ok(Some(tx)) = msg.send(Begin).await else {
+                return Ok(None);
+            };
+            let data = spool.send(ReadData { loc: tx.loc }).await;
+            match data {
+                Ok(Ok(body)) => Ok(Some((tx, body))),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
+            let _g = alloc::enter(ActorClass::Outbound);
+            match res {
+                Ok(Some((tx, body))) => {
+                    let tx = OutboundTx {
+                        id: tx.id.0,
+                        envelope: tx.envelope,
+                        body,
+                    };
+                    if let Err(e) = act.session.send_message(tx) {
+                        act.defer_current(format!("client session refused the message: {e:?}"));
+                        act.ready(ctx);
+                    }
+                    act.drive(ctx);
+                }
+                Ok(None) => {
+                    act.current = None;
+                    act.ready(ctx);
+                }
+                Err(e) => {
+                    act.defer_current(format!("cannot read the message from the spool: {e}"));
+                    act.ready(ctx);
+                }
+            }
+        }));
+    }
+
+    fn defer_current(&mut self, text: String) {
+        if let Some((_, msg)) = self.current.take() {
+            msg.do_send(Defer {
+                response: LoggedResponse::new(451, Some("4.3.0".into()), text),
+                peer: self.addr.to_string(),
+                attempted: false,
+            });
+        }
+    }
+}
+
+impl Actor for Outbound {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let _g = alloc::enter(ActorClass::Outbound);
+        let source = None;
+        let (conn, credit) = self
+            .shared
+            .io
+            .connect(self.addr, source, ctx.address().recipient());
+        self.conn = Some((conn, credit));
+        self.set_phase(Phase::Connecting);
+        ctx.run_interval(Duration::from_secs(1), |act, ctx| {
+            let _g = alloc::enter(ActorClass::Outbound);
+            act.check_timeouts(ctx);
+        });
+    }
+}
+
+impl Handler<ConnEvent> for Outbound {
+    type Result = ();
+
+    fn handle(&mut self, ev: ConnEvent, ctx: &mut Context<Self>) {
+        let _g = alloc::enter(ActorClass::Outbound);
+        if self.finished {
+            return;
+        }
+        match ev {
+            ConnEvent::Connected { .. } => {
+                self.set_phase(Phase::Greeting);
+            }
+            ConnEvent::ConnectFailed { error, .. } => {
+                self.fail(
+                    451,
+                    "4.4.1",
+                    format!("connection to {} failed: {error}", self.addr),
+                );
+                self.finish(ctx);
+            }
+            ConnEvent::Data { bytes, .. } => {
+                self.last_activity = Instant::now();
+                self.session.ingest(&bytes);
+                if let Some((_, credit)) = &self.conn {
+                    credit.consumed(bytes.len());
+                }
+                self.drive(ctx);
+            }
+            ConnEvent::Closed { reason, .. } => {
+                if self.phase != Phase::Quitting {
+                    self.fail(
+                        451,
+                        "4.4.2",
+                        format!("connection to {} closed: {reason:?}", self.addr),
+                    );
+                }
+                self.finish(ctx);
+            }
+        }
+    }
+}
+
+impl Handler<Assign> for Outbound {
+    type Result = ();
+
+    fn handle(&mut self, msg: Assign, ctx: &mut Context<Self>) {
+        let _g = alloc::enter(ActorClass::Outbound);
+        if self.phase != Phase::Idle || self.finished {
+            self.domain.do_send(Release { id: msg.id });
+            return;
+        }
+        self.start(msg.id, msg.msg, ctx);
+    }
+}
+
+impl Handler<Drain> for Outbound {
+    type Result = ();
+
+    fn handle(&mut self, _: Drain, _ctx: &mut Context<Self>) {
+        self.draining = true;
+        if self.phase == Phase::Idle {
+            self.domain.do_send(Leaving {
+                conn: self.reg.id(),
+            });
+            self.quit();
+        }
+    }
+}

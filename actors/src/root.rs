@@ -1,0 +1,261 @@
+//! The root: boots the actor system in order and supervises it for the process's life.
+//!
+//! Boot order: registry → I/O actor → blocking pool → logger → spool (which recovers
+//! the spool on the pool and requeues every live message) → control socket → listeners.
+//! Then `listening on ADDR` per listener and `ready` go to stderr. The root actor then
+//! samples allocator peaks, watches the actors whose loss would stop mail (spool,
+//! logger) and runs the graceful shutdown: stop accepting, let sessions finish (up to
+//! `shutdown_grace`), flush the spool and the log, stop the I/O thread, stop the system.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use impulse_config::Config;
+use impulse_runtime::io::{self, IoConfig, IoHandle};
+use impulse_runtime::pool::Pool;
+use impulse_runtime::registry::{Registration, Registry};
+use impulse_runtime::{alloc, ActorClass};
+
+use crate::context::Shared;
+use crate::control::{Control, Shutdown};
+use crate::ids::IdGen;
+use crate::listener::{self, Bound, Listener};
+use crate::logger::{Log, Logger};
+use crate::router::Router;
+use crate::spool::{Flush, Spool};
+use crate::stats::Stats;
+
+/// What `boot` hands back: the root's address and the bound listener addresses.
+pub struct Booted {
+    pub root: Addr<Root>,
+    pub listening: Vec<SocketAddr>,
+    pub control_socket: PathBuf,
+}
+
+/// The long-lived supervisor actor.
+pub struct Root {
+    shared: Arc<Shared>,
+    reg: Registration,
+    _ioreg: Registration,
+    listeners: Vec<Addr<Listener>>,
+    control: Option<Addr<Control>>,
+    shutting_down: bool,
+}
+
+/// Start every long-lived actor. Must run inside a running actix `System`.
+pub fn boot(config: Config) -> Result<Booted, String> {
+    let config = Arc::new(config);
+    let registry = Registry::new();
+    let rootreg = Registration::new(&registry, ActorClass::Root, "impulsed", None);
+    let root_id = rootreg.id();
+    let io = io::spawn(IoConfig {
+        read_chunk: 64 * 1024,
+        read_window: 256 * 1024,
+        max_write_buffer: 16 * 1024 * 1024,
+    })
+    .map_err(|e| format!("cannot start the I/O thread: {e}"))?;
+    let ioreg = Registration::new(&registry, ActorClass::Io, "io", Some(root_id));
+    ioreg.set_state("polling");
+    let pool = Pool::start(
+        "blocking",
+        config.pools.blocking.max(1),
+        &registry,
+        Some(root_id),
+    );
+    let data_dir = config.data_dir.clone();
+    std::fs::create_dir_all(&data_dir)
+        .map_err(|e| format!("cannot create data directory {}: {e}", data_dir.display()))?;
+    let logger = Logger::open(
+        &data_dir.join("logs"),
+        pool.clone(),
+        Registration::new(&registry, ActorClass::Logger, "logger", Some(root_id)),
+    )
+    .map_err(|e| {
+        format!(
+            "cannot open the log in {}: {e}",
+            data_dir.join("logs").display()
+        )
+    })?
+    .start();
+
+    let stats = Arc::new(Stats::default());
+    let ids = Arc::new(IdGen::new());
+    let mut built: Option<(Arc<Shared>, Arc<Router>)> = None;
+    let spoolreg = Registration::new(&registry, ActorClass::Spool, "spool", Some(root_id));
+    let _spool = Spool::create(|ctx| {
+        let shared = Arc::new(Shared {
+            config: config.clone(),
+            registry: registry.clone(),
+            io: io.clone(),
+            pool: pool.clone(),
+            stats: stats.clone(),
+            ids: ids.clone(),
+            logger: logger.clone(),
+            spool: ctx.address(),
+            root_id,
+            started: Instant::now(),
+        });
+        let router = Arc::new(Router::new(shared.clone()));
+        built = Some((shared, router.clone()));
+        Spool::new(
+            data_dir.join("spool"),
+            pool.clone(),
+            spoolreg,
+            router,
+            stats.clone(),
+            ids.clone(),
+        )
+    });
+    let Some((shared, router)) = built else {
+        return Err("spool did not start".into());
+    };
+
+    let control_socket = data_dir.join("control.sock");
+    let mut failure: Option<String> = None;
+    let mut listening = Vec::new();
+    let root = Root::create(|ctx| {
+        let control = Control::new(
+            shared.clone(),
+            Registration::new(&registry, ActorClass::Control, "control", Some(root_id)),
+            router,
+            ctx.address().recipient(),
+        )
+        .start();
+        if let Err(e) = io.listen_unix(&control_socket, control.clone().recipient()) {
+            failure = Some(format!(
+                "cannot listen on {}: {e}",
+                control_socket.display()
+            ));
+        }
+        let mut listeners = Vec::new();
+        for l in &config.listeners {
+            let reg = Registration::new(
+                &registry,
+                ActorClass::Listener,
+                l.address.to_string(),
+                Some(root_id),
+            );
+            let actor = Listener::new(shared.clone(), reg).start();
+            match io.listen_tcp(l.address, actor.clone().recipient()) {
+                Ok((id, local)) => {
+                    actor.do_send(Bound { id, local });
+                    listening.push(local);
+                }
+                Err(e) => {
+                    failure.get_or_insert(format!("cannot listen on {}: {e}", l.address));
+                }
+            }
+            listeners.push(actor);
+        }
+        Root {
+            shared: shared.clone(),
+            reg: rootreg,
+            _ioreg: ioreg,
+            listeners,
+            control: Some(control),
+            shutting_down: false,
+        }
+    });
+    if let Some(reason) = failure {
+        io.shutdown();
+        return Err(reason);
+    }
+    Ok(Booted {
+        root,
+        listening,
+        control_socket,
+    })
+}
+
+impl Root {
+    fn io(&self) -> &IoHandle {
+        &self.shared.io
+    }
+
+    /// Stop once sessions are gone (or the grace period ran out) and the spool and the
+    /// log are flushed.
+    fn wait_and_stop(&mut self, deadline: Instant, ctx: &mut Context<Self>) {
+        let inbound = self.shared.registry.count_by_class()[ActorClass::Inbound as usize];
+        if inbound > 0 && Instant::now() < deadline {
+            ctx.run_later(Duration::from_millis(50), move |act, ctx| {
+                act.wait_and_stop(deadline, ctx)
+            });
+            return;
+        }
+        let spool = self.shared.spool.clone();
+        let logger = self.shared.logger.clone();
+        let io = self.io().clone();
+        let fut = async move {
+            let _ = spool.send(Flush).await;
+            let _ = logger
+                .send(Log {
+                    records: Vec::new(),
+                    durable: true,
+                })
+                .await;
+            io.shutdown();
+        };
+        ctx.spawn(fut.into_actor(self).map(|_, _, _| {
+            eprintln!("impulsed: stopped");
+            System::current().stop();
+        }));
+    }
+}
+
+impl Actor for Root {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.reg.set_state("running");
+        ctx.run_interval(Duration::from_millis(100), |_, _| alloc::sample_peaks());
+        ctx.run_interval(Duration::from_secs(1), |act, _| {
+            if !act.shared.spool.connected() || !act.shared.logger.connected() {
+                eprintln!("impulsed: the spool or the logger stopped; exiting so a restart recovers the spool");
+                System::current().stop_with_code(1);
+            }
+        });
+        let addr = ctx.address();
+        ctx.spawn(
+            async move {
+                use tokio::signal::unix::{signal, SignalKind};
+                let (Ok(mut term), Ok(mut int)) = (
+                    signal(SignalKind::terminate()),
+                    signal(SignalKind::interrupt()),
+                ) else {
+                    eprintln!("impulsed: cannot install signal handlers");
+                    return;
+                };
+                let which = tokio::select! {
+                    _ = term.recv() => "SIGTERM",
+                    _ = int.recv() => "SIGINT",
+                };
+                addr.do_send(Shutdown {
+                    reason: which.to_string(),
+                });
+            }
+            .into_actor(self),
+        );
+    }
+}
+
+impl Handler<Shutdown> for Root {
+    type Result = ();
+
+    fn handle(&mut self, msg: Shutdown, ctx: &mut Context<Self>) {
+        if self.shutting_down {
+            return;
+        }
+        self.shutting_down = true;
+        self.reg.set_state("stopping");
+        eprintln!("impulsed: shutting down ({})", msg.reason);
+        for l in &self.listeners {
+            l.do_send(listener::Drain);
+        }
+        self.control.take();
+        let deadline = Instant::now() + self.shared.config.shutdown_grace.get();
+        self.wait_and_stop(deadline, ctx);
+    }
+}

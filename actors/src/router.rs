@@ -1,0 +1,74 @@
+//! The router: finds (or starts) the domain container for a destination domain.
+//!
+//! The spool hands every durably stored message here; the router keeps one domain
+//! container actor per domain in a DashMap and forwards the message to it. A container
+//! that died is replaced on the next message for its domain.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+use dashmap::DashMap;
+use impulse_runtime::registry::Registration;
+use impulse_runtime::ActorClass;
+
+use crate::context::Shared;
+use crate::domain::{Domain, Enqueue};
+use crate::spool::Spooled;
+
+/// Domain name → its container.
+pub struct Router {
+    shared: Arc<Shared>,
+    domains: DashMap<String, Addr<Domain>>,
+}
+
+impl Router {
+    pub fn new(shared: Arc<Shared>) -> Router {
+        Router {
+            shared,
+            domains: DashMap::new(),
+        }
+    }
+
+    /// Hand a spooled message to its domain container.
+    pub fn enqueue(&self, msg: Spooled) {
+        let domain = self.domain(&msg.meta.domain);
+        domain.do_send(Enqueue(msg));
+    }
+
+    /// The container for `name`, started if there is none (or it died).
+    pub fn domain(&self, name: &str) -> Addr<Domain> {
+        if let Some(addr) = self.domains.get(name) {
+            if addr.connected() {
+                return addr.clone();
+            }
+        }
+        let mut entry = self
+            .domains
+            .entry(name.to_string())
+            .or_insert_with(|| self.start(name));
+        if !entry.connected() {
+            *entry = self.start(name);
+        }
+        entry.clone()
+    }
+
+    fn start(&self, name: &str) -> Addr<Domain> {
+        let _g = impulse_runtime::alloc::enter(ActorClass::Domain);
+        let reg = Registration::new(
+            &self.shared.registry,
+            ActorClass::Domain,
+            name.to_string(),
+            Some(self.shared.root_id),
+        );
+        Domain::new(name.to_string(), self.shared.clone(), reg).start()
+    }
+
+    /// Every live container.
+    pub fn all(&self) -> Vec<Addr<Domain>> {
+        self.domains
+            .iter()
+            .filter(|e| e.value().connected())
+            .map(|e| e.value().clone())
+            .collect()
+    }
+}

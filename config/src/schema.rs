@@ -1,0 +1,241 @@
+//! The typed config: [`Config`] and one struct per section, as read from RON.
+//!
+//! Every struct denies unknown fields (so a misspelt key is an error with its position)
+//! and takes its defaults from [`crate::defaults`], so `()` — or an empty file — is a
+//! valid config. Per-domain limits live in [`crate::domain`]; the questions the daemon
+//! asks of a loaded config (`route`, `domain`, `relay_allowed`) in `lookup`.
+
+use std::{
+    collections::BTreeMap,
+    net::{IpAddr, SocketAddr},
+    path::PathBuf,
+};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{defaults, domain, Cidr, DomainCfg, Duration};
+
+/// The whole daemon configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Directory holding `spool/`, `logs/` and `control.sock`; a relative path is taken
+    /// from the daemon's working directory.
+    pub data_dir: PathBuf,
+    /// SMTP listeners, at least one.
+    pub listeners: Vec<ListenerCfg>,
+    /// Which clients may relay without authenticating.
+    pub relay: RelayCfg,
+    /// Users for SMTP AUTH.
+    pub auth: AuthCfg,
+    /// Static next hops bypassing the MX lookup: destination domain (or `"*"` for every
+    /// domain not listed) → `"host:port"`. Domains match case-insensitively.
+    pub routes: BTreeMap<String, String>,
+    /// DNS resolution for MX lookups.
+    pub dns: DnsCfg,
+    /// Outbound delivery settings.
+    pub delivery: DeliveryCfg,
+    /// Limits per destination domain; `"*"` is the default entry, and a listed domain
+    /// takes the `"*"` values for the keys it leaves out (see [`Config::domain`]).
+    #[serde(deserialize_with = "domain::deserialize_domains")]
+    pub domains: BTreeMap<String, DomainCfg>,
+    /// Egress identities (virtual MTAs) by name.
+    pub bindings: BTreeMap<String, BindingCfg>,
+    /// DKIM signing keys by sending domain.
+    pub dkim: BTreeMap<String, DkimCfg>,
+    /// The HTTP endpoint for `/metrics` and the API; none = disabled.
+    pub http: Option<HttpCfg>,
+    /// Sizes of the worker pools.
+    pub pools: PoolsCfg,
+    /// Inbound SMTP session limits.
+    pub smtp: SmtpCfg,
+    /// How long a graceful stop may take before in-flight work is abandoned (and deferred).
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: defaults::data_dir(),
+            listeners: defaults::listeners(),
+            relay: RelayCfg::default(),
+            auth: AuthCfg::default(),
+            routes: BTreeMap::new(),
+            dns: DnsCfg::default(),
+            delivery: DeliveryCfg::default(),
+            domains: BTreeMap::new(),
+            bindings: BTreeMap::new(),
+            dkim: BTreeMap::new(),
+            http: None,
+            pools: PoolsCfg::default(),
+            smtp: SmtpCfg::default(),
+            shutdown_grace: defaults::shutdown_grace(),
+        }
+    }
+}
+
+/// One SMTP listener.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerCfg {
+    /// Address to bind, e.g. `"127.0.0.1:2525"`; port 0 picks a free port.
+    pub address: SocketAddr,
+    /// PEM certificate chain; with `tls_key`, STARTTLS is offered.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `tls_cert`.
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// Refuse mail until the client has authenticated (needs TLS and `auth.users`).
+    #[serde(default)]
+    pub require_auth: bool,
+    /// Name in the greeting and EHLO reply; none = `smtp.hostname`.
+    #[serde(default)]
+    pub hostname: Option<String>,
+}
+
+impl ListenerCfg {
+    /// A plain listener on `address`, without TLS or required AUTH.
+    pub fn new(address: SocketAddr) -> Self {
+        ListenerCfg {
+            address,
+            tls_cert: None,
+            tls_key: None,
+            require_auth: false,
+            hostname: None,
+        }
+    }
+}
+
+/// Relay permission.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RelayCfg {
+    /// Networks whose clients may relay without AUTH.
+    pub allow: Vec<Cidr>,
+}
+
+impl Default for RelayCfg {
+    fn default() -> Self {
+        RelayCfg {
+            allow: defaults::relay_allow(),
+        }
+    }
+}
+
+/// SMTP AUTH users.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthCfg {
+    /// User name → PHC password hash (`impulsectl hash-password`); AUTH PLAIN/LOGIN is
+    /// offered only over TLS.
+    pub users: BTreeMap<String, String>,
+}
+
+/// DNS resolution.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DnsCfg {
+    /// Name servers to ask; empty = the system resolver configuration.
+    pub servers: Vec<SocketAddr>,
+}
+
+/// Outbound delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeliveryCfg {
+    /// Port used when delivering to MX hosts.
+    pub port: u16,
+    /// Name sent in EHLO when no binding gives one; default: this machine's host name.
+    pub ehlo_name: String,
+}
+
+impl Default for DeliveryCfg {
+    fn default() -> Self {
+        DeliveryCfg {
+            port: defaults::delivery_port(),
+            ehlo_name: defaults::hostname(),
+        }
+    }
+}
+
+/// An egress identity (virtual MTA).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BindingCfg {
+    /// Local address outbound connections are made from.
+    pub source: IpAddr,
+    /// Name sent in EHLO from this binding; none = `delivery.ehlo_name`.
+    #[serde(default)]
+    pub ehlo_name: Option<String>,
+}
+
+/// A DKIM signing key for one sending domain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DkimCfg {
+    /// Selector published in DNS (`SELECTOR._domainkey.DOMAIN`).
+    pub selector: String,
+    /// PEM private key file (RSA or Ed25519).
+    pub key: PathBuf,
+}
+
+/// The HTTP endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpCfg {
+    /// Address to bind, e.g. `"127.0.0.1:8025"`; port 0 picks a free port.
+    pub address: SocketAddr,
+}
+
+impl Default for HttpCfg {
+    fn default() -> Self {
+        HttpCfg {
+            address: defaults::http_address(),
+        }
+    }
+}
+
+/// Worker pool sizes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PoolsCfg {
+    /// Threads of the sync arbiter running blocking work (spool I/O, DNS, hashing).
+    pub blocking: usize,
+}
+
+impl Default for PoolsCfg {
+    fn default() -> Self {
+        PoolsCfg {
+            blocking: defaults::pool_blocking(),
+        }
+    }
+}
+
+/// Inbound SMTP session limits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmtpCfg {
+    /// Name in the greeting and EHLO reply; default: this machine's host name.
+    pub hostname: String,
+    /// Largest message accepted, in octets (advertised with EHLO SIZE).
+    pub max_message_size: u64,
+    /// Most recipients accepted per message.
+    pub max_recipients: usize,
+    /// Longest command or text line accepted, in octets including CRLF (≥ 1000, RFC 5321).
+    pub max_line_length: usize,
+    /// A session idle this long is closed.
+    pub idle_timeout: Duration,
+}
+
+impl Default for SmtpCfg {
+    fn default() -> Self {
+        SmtpCfg {
+            hostname: defaults::hostname(),
+            max_message_size: defaults::max_message_size(),
+            max_recipients: defaults::max_recipients(),
+            max_line_length: defaults::max_line_length(),
+            idle_timeout: defaults::idle_timeout(),
+        }
+    }
+}

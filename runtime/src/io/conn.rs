@@ -1,0 +1,454 @@
+//! One connection as the loop sees it: its socket, its owner and credit, its queue of
+//! pending output, and what reading and writing it means.
+//!
+//! States: `Accepted` (registered, not read until attached; writable, so a listener
+//! can answer and close) → `Open`; or `Connecting` (outbound, waiting for the first
+//! writable event) → `Open`. Any state → gone, through [`EventLoop::finish`], which is
+//! the single place a connection leaves the loop and its owner gets `Closed`.
+//!
+//! Reading happens only in `Open`, never beyond the credit window, and at most
+//! `READ_TURN_CHUNKS` chunks per loop turn (a connection with more waiting goes to the
+//! ready queue, so one fast peer cannot starve the others). A closing connection's
+//! input is read and discarded. Writing drains the queue with `write_vectored` until
+//! `WouldBlock`; the next writable edge resumes it.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, Read, Write};
+use std::net::Shutdown;
+
+use actix::Recipient;
+use bytes::{Buf, Bytes};
+use mio::{event, Interest, Registry, Token};
+
+use super::credit::{Credit, Pause};
+use super::event_loop::EventLoop;
+use super::stats::Counters;
+use super::{CloseReason, ConnEvent, ConnId};
+
+/// Most chunks read from one connection per loop turn.
+const READ_TURN_CHUNKS: usize = 8;
+/// Most buffers handed to one `write_vectored` call.
+const MAX_IOV: usize = 64;
+/// Most input discarded when completing a graceful close.
+const CLOSE_DRAIN_LIMIT: usize = 1 << 20;
+
+/// A connected socket of either kind.
+pub(super) enum Stream {
+    Tcp(mio::net::TcpStream),
+    Unix(mio::net::UnixStream),
+}
+
+impl Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write_vectored(bufs),
+            Stream::Unix(s) => s.write_vectored(bufs),
+        }
+    }
+
+    fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.shutdown(how),
+            Stream::Unix(s) => s.shutdown(how),
+        }
+    }
+}
+
+impl event::Source for Stream {
+    fn register(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.register(registry, token, interests),
+            Stream::Unix(s) => s.register(registry, token, interests),
+        }
+    }
+
+    fn reregister(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.reregister(registry, token, interests),
+            Stream::Unix(s) => s.reregister(registry, token, interests),
+        }
+    }
+
+    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.deregister(registry),
+            Stream::Unix(s) => s.deregister(registry),
+        }
+    }
+}
+
+/// Where a connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum State {
+    /// Accepted by a listener, waiting for `attach`.
+    Accepted,
+    /// Outbound, connect in progress.
+    Connecting,
+    /// Attached or connected: read and written.
+    Open,
+}
+
+/// The result of one reading pass.
+pub(super) enum Step {
+    /// Nothing more to do until the next event (`WouldBlock`, or paused).
+    Idle,
+    /// The turn's budget ran out with input possibly left: go on next turn.
+    More,
+    /// The connection is over: `Some(reason)` for the owner, `None` if the owner is gone.
+    End(Option<CloseReason>),
+}
+
+/// One connection.
+pub(super) struct Conn {
+    pub id: ConnId,
+    pub stream: Stream,
+    pub state: State,
+    pub owner: Option<Recipient<ConnEvent>>,
+    pub credit: Option<Credit>,
+    /// Output not yet written, oldest first, and its total length.
+    pub out: VecDeque<Bytes>,
+    pub out_len: usize,
+    /// `close` was asked: flush, then shut down; input is discarded.
+    pub closing: bool,
+    /// Not read until the owner's `consumed` sends `Resume`.
+    pub paused: bool,
+    /// Listed in the loop's dirty list (output to flush after the command drain).
+    pub dirty: bool,
+    /// Listed in the loop's ready queue.
+    pub queued: bool,
+}
+
+/// Send an event to the owner; false if the owner is gone.
+pub(super) fn deliver(owner: Option<&Recipient<ConnEvent>>, event: ConnEvent) -> bool {
+    match owner {
+        Some(owner) if owner.connected() => {
+            owner.do_send(event);
+            true
+        }
+        _ => false,
+    }
+}
+
+impl Conn {
+    pub(super) fn new(
+        id: ConnId,
+        stream: Stream,
+        state: State,
+        owner: Option<Recipient<ConnEvent>>,
+        credit: Option<Credit>,
+    ) -> Conn {
+        Conn {
+            id,
+            stream,
+            state,
+            owner,
+            credit,
+            out: VecDeque::new(),
+            out_len: 0,
+            closing: false,
+            paused: false,
+            dirty: false,
+            queued: false,
+        }
+    }
+
+    /// Read and deliver until `WouldBlock`, the window fills, or the budget runs out.
+    fn read_open(&mut self, buf: &mut [u8], mut budget: usize, c: &mut Counters) -> Step {
+        let Some(credit) = self.credit.clone() else {
+            return Step::Idle;
+        };
+        loop {
+            if self.paused {
+                return Step::Idle;
+            }
+            let room = credit.room();
+            if room == 0 {
+                match credit.pause() {
+                    Pause::Paused => {
+                        self.paused = true;
+                        c.paused();
+                        return Step::Idle;
+                    }
+                    Pause::KeepReading => continue,
+                }
+            }
+            if budget == 0 {
+                return Step::More;
+            }
+            let want = room.min(buf.len()).min(budget);
+            match self.stream.read(&mut buf[..want]) {
+                Ok(0) => return Step::End(Some(CloseReason::PeerClosed)),
+                Ok(n) => {
+                    c.read(n);
+                    budget = budget.saturating_sub(n);
+                    credit.delivered(n);
+                    let bytes = Bytes::copy_from_slice(&buf[..n]);
+                    let event = ConnEvent::Data {
+                        conn: self.id,
+                        bytes,
+                    };
+                    if !deliver(self.owner.as_ref(), event) {
+                        return Step::End(None);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Step::Idle,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Step::End(Some(CloseReason::Error(e.to_string()))),
+            }
+        }
+    }
+
+    /// Read and throw away up to `limit` bytes (a closing connection's input).
+    /// `Ok(true)` if the limit stopped it before `WouldBlock` or end of input.
+    fn discard_input(
+        &mut self,
+        buf: &mut [u8],
+        limit: usize,
+        c: &mut Counters,
+    ) -> io::Result<bool> {
+        let mut left = limit;
+        while left > 0 {
+            let want = left.min(buf.len());
+            match self.stream.read(&mut buf[..want]) {
+                Ok(0) => return Ok(false),
+                Ok(n) => {
+                    c.read(n);
+                    left -= n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Write queued output until it is gone or the socket would block.
+    fn flush(&mut self, c: &mut Counters) -> io::Result<()> {
+        while !self.out.is_empty() {
+            let mut slices = [IoSlice::new(&[]); MAX_IOV];
+            let mut k = 0;
+            for (slot, b) in slices.iter_mut().zip(self.out.iter()) {
+                *slot = IoSlice::new(b);
+                k += 1;
+            }
+            match self.stream.write_vectored(&slices[..k]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    c.wrote(n);
+                    self.advance_out(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if let Some(credit) = &self.credit {
+            credit.set_write_backlog(self.out_len);
+        }
+        Ok(())
+    }
+
+    /// Drop `n` written bytes from the front of the queue.
+    fn advance_out(&mut self, mut n: usize) {
+        self.out_len -= n;
+        while n > 0 {
+            let Some(front) = self.out.front_mut() else {
+                break;
+            };
+            if front.len() <= n {
+                n -= front.len();
+                self.out.pop_front();
+            } else {
+                front.advance(n);
+                n = 0;
+            }
+        }
+    }
+}
+
+impl EventLoop {
+    /// A readiness event for connection `token`.
+    pub(super) fn conn_event(&mut self, token: Token, ev: &event::Event) {
+        let Some(conn) = self.conns.get(&token) else {
+            return;
+        };
+        let failed = ev.is_error() || ev.is_write_closed();
+        if conn.state == State::Connecting {
+            if ev.is_writable() || failed || ev.is_read_closed() {
+                self.finish_connect(token, failed);
+            }
+            return;
+        }
+        if ev.is_writable() || failed {
+            self.flush_conn(token);
+        }
+        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+            self.read_conn(token);
+        }
+    }
+
+    /// Read connection `token` as far as its state, credit and this turn allow.
+    pub(super) fn read_conn(&mut self, token: Token) {
+        let budget = self.config.read_chunk.saturating_mul(READ_TURN_CHUNKS);
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
+        let step = match conn.state {
+            State::Open if conn.closing => {
+                match conn.discard_input(&mut self.buf, budget, &mut self.counters) {
+                    Ok(true) => Step::More,
+                    Ok(false) => Step::Idle,
+                    Err(e) => Step::End(Some(CloseReason::Error(e.to_string()))),
+                }
+            }
+            State::Open => conn.read_open(&mut self.buf, budget, &mut self.counters),
+            State::Accepted | State::Connecting => Step::Idle,
+        };
+        match step {
+            Step::Idle => {}
+            Step::More => self.queue_ready(token),
+            Step::End(Some(CloseReason::PeerClosed)) => {
+                // Last chance for queued output; the peer may have shut only its side.
+                let _ = conn.flush(&mut self.counters);
+                self.finish(token, Some(CloseReason::PeerClosed));
+            }
+            Step::End(reason) => self.finish(token, reason),
+        }
+    }
+
+    /// Write connection `token`'s queued output; complete a pending close once empty.
+    pub(super) fn flush_conn(&mut self, token: Token) {
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
+        if conn.state == State::Connecting {
+            return;
+        }
+        if let Err(e) = conn.flush(&mut self.counters) {
+            self.finish(token, Some(CloseReason::Error(e.to_string())));
+            return;
+        }
+        if conn.closing && conn.out.is_empty() {
+            self.complete_close(token);
+        }
+    }
+
+    /// Queue `data` on connection `id` (flushed after the command drain).
+    pub(super) fn queue_write(&mut self, id: ConnId, data: Bytes) {
+        let token = Token(id as usize);
+        let max = self.config.max_write_buffer;
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
+        if conn.closing {
+            return;
+        }
+        if conn.out_len + data.len() > max {
+            let reason = format!("write buffer over {max} bytes");
+            self.finish(token, Some(CloseReason::Error(reason)));
+            return;
+        }
+        conn.out_len += data.len();
+        conn.out.push_back(data);
+        if !conn.dirty {
+            conn.dirty = true;
+            self.dirty.push(token);
+        }
+    }
+
+    /// Begin a graceful close of connection `id`.
+    pub(super) fn close_conn(&mut self, id: ConnId) {
+        let token = Token(id as usize);
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
+        conn.closing = true;
+        if conn.paused {
+            // Its input is now discarded, whatever the credit says.
+            conn.paused = false;
+            self.counters.resumed();
+        }
+        if conn.state != State::Connecting && conn.out.is_empty() {
+            self.complete_close(token);
+        }
+    }
+
+    /// Output is flushed: shut down, drain what the peer sent (so the kernel does not
+    /// answer it with a reset that could destroy our last output), close.
+    fn complete_close(&mut self, token: Token) {
+        if let Some(conn) = self.conns.get_mut(&token) {
+            let _ = conn.stream.shutdown(Shutdown::Write);
+            let _ = conn.discard_input(&mut self.buf, CLOSE_DRAIN_LIMIT, &mut self.counters);
+        }
+        self.finish(token, Some(CloseReason::Local));
+    }
+
+    /// The owner consumed enough: read a paused connection again. Edge-triggered
+    /// readiness will not repeat for input already waiting, so read until `WouldBlock`.
+    pub(super) fn resume(&mut self, id: ConnId) {
+        let token = Token(id as usize);
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
+        if conn.paused {
+            conn.paused = false;
+            self.counters.resumed();
+            self.read_conn(token);
+        }
+    }
+
+    /// Remove connection `token` from the loop and close its socket. `reason` goes to
+    /// the owner as `Closed` (`None`: the owner is gone, tell nobody), preceded by
+    /// `ConnectFailed` if the connection was still connecting.
+    pub(super) fn finish(&mut self, token: Token, reason: Option<CloseReason>) {
+        let Some(mut conn) = self.conns.remove(&token) else {
+            return;
+        };
+        let _ = self.poll.registry().deregister(&mut conn.stream);
+        if conn.paused {
+            self.counters.resumed();
+        }
+        self.publish_gauges();
+        if let Some(credit) = &conn.credit {
+            credit.set_write_backlog(0);
+        }
+        if let Some(reason) = reason {
+            if conn.state == State::Connecting {
+                // An outbound connection always hears how its connect ended.
+                let error = match &reason {
+                    CloseReason::Error(e) => e.clone(),
+                    CloseReason::Local => "connect aborted".to_string(),
+                    CloseReason::PeerClosed => "connection closed by peer".to_string(),
+                };
+                let event = ConnEvent::ConnectFailed {
+                    conn: conn.id,
+                    error,
+                };
+                deliver(conn.owner.as_ref(), event);
+            }
+            let event = ConnEvent::Closed {
+                conn: conn.id,
+                reason,
+            };
+            deliver(conn.owner.as_ref(), event);
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! One relay run: sink up, impulsed configured and started against it, the source run
+//! against impulsed, then wait for the sink to hold every accepted message (or time
+//! out), measure, and stop impulsed with SIGTERM.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use impulse_sink::{Sink, SinkConfig};
+use impulse_source::SourceConfig;
+
+use crate::config;
+use crate::daemon::Daemon;
+use crate::report::{tally, Measured, Report};
+
+/// What a relay run is asked to do.
+#[derive(Debug, Clone)]
+pub struct RelayOptions {
+    pub impulsed: PathBuf,
+    pub messages: usize,
+    pub size: usize,
+    pub sessions: usize,
+    pub per_session: usize,
+    pub pipelining: bool,
+    /// Bound on startup and, separately, on waiting for deliveries.
+    pub timeout: Duration,
+    /// Keep the temporary directory (config, spool, logs).
+    pub keep: bool,
+    /// Echo impulsed's stderr.
+    pub verbose: bool,
+}
+
+/// How long impulsed may take to exit after SIGTERM.
+const GRACE: Duration = Duration::from_secs(30);
+
+pub fn run(opts: &RelayOptions) -> anyhow::Result<Report> {
+    let sink = Sink::start(SinkConfig {
+        record_bodies: false,
+        ..SinkConfig::default()
+    })
+    .context("starting the sink")?;
+    let tmp = tempfile::Builder::new()
+        .prefix("impulse-bench-")
+        .tempdir()
+        .context("creating the temporary directory")?;
+    let cfg_path = config::write(tmp.path(), sink.addr()).context("writing the impulsed config")?;
+    let mut daemon = Daemon::start(
+        &opts.impulsed,
+        &cfg_path,
+        tmp.path(),
+        opts.timeout,
+        opts.verbose,
+    )?;
+    eprintln!(
+        "impulsed pid {} listening on {}, sink on {}, dir {}",
+        daemon.pid(),
+        daemon.addr,
+        sink.addr(),
+        tmp.path().display()
+    );
+
+    let start = Instant::now();
+    let source = impulse_source::run(SourceConfig {
+        addr: daemon.addr,
+        messages: opts.messages,
+        size: opts.size,
+        sessions: opts.sessions,
+        per_session: opts.per_session,
+        pipelining: opts.pipelining,
+        sender: "bench@impulse.test".to_string(),
+        recipient_domain: "example.com".to_string(),
+        recipients_per_message: 1,
+    });
+    if let Some(e) = &source.first_error {
+        eprintln!("source: first error: {e}");
+    }
+    if let Some(r) = &source.first_rejection {
+        eprintln!("source: first rejection: {r}");
+    }
+
+    // Wait for the count first (cheap), then check ids; keep polling while some are
+    // missing (duplicates can make the count arrive early).
+    let deadline = Instant::now() + opts.timeout;
+    sink.wait_for(source.sent_ok, opts.timeout);
+    let mut t = tally(&source.accepted_ids, &sink.message_ids());
+    while t.lost > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        t = tally(&source.accepted_ids, &sink.message_ids());
+    }
+
+    let peak_rss_kib = daemon.peak_rss_kib();
+    match daemon.stop(GRACE) {
+        Ok(status) if !status.success() => eprintln!("impulsed exited with {status}"),
+        Ok(_) => {}
+        Err(e) => eprintln!("stopping impulsed: {e}"),
+    }
+    if opts.keep {
+        eprintln!("kept {}", tmp.keep().display());
+    }
+    let delivery_elapsed = sink
+        .last_message_at()
+        .map(|at| at.saturating_duration_since(start));
+    sink.stop();
+    Ok(Report {
+        m: Measured {
+            messages: opts.messages,
+            size: opts.size,
+            sessions: opts.sessions,
+            accepted: source.sent_ok,
+            rejected: source.rejected,
+            errors: source.errors,
+            source_elapsed: source.elapsed,
+            delivery_elapsed,
+            peak_rss_kib,
+        },
+        t,
+    })
+}

@@ -1,0 +1,201 @@
+//! Human-readable output of control responses: aligned tables, the actor tree, sizes.
+
+use std::fmt::Write;
+
+use impulse_runtime::alloc::MemoryReport;
+use impulse_runtime::control::Response;
+use impulse_runtime::registry::{build_tree, render_tree, ActorInfo};
+use impulse_runtime::ActorClass;
+
+/// Bytes with a binary unit.
+pub fn bytes(n: i64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v.abs() >= 1024.0 && u < units.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", units[u])
+    }
+}
+
+/// Rows as a left-aligned table with a header.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let line = |cells: Vec<&str>, out: &mut String| {
+        let parts: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}", w = *w))
+            .collect();
+        let _ = writeln!(out, "{}", parts.join("  ").trim_end());
+    };
+    line(header.to_vec(), &mut out);
+    for row in rows {
+        line(row.iter().map(String::as_str).collect(), &mut out);
+    }
+    out
+}
+
+pub fn tree(
+    actors: &[ActorInfo],
+    depth: Option<usize>,
+    class: Option<ActorClass>,
+    all: bool,
+) -> String {
+    let nodes = build_tree(actors);
+    let mut out = render_tree(&nodes, depth, class, all);
+    let _ = writeln!(out, "{} actors", actors.len());
+    out
+}
+
+pub fn memory(report: &MemoryReport, only: Option<ActorClass>) -> String {
+    let rows: Vec<Vec<String>> = report
+        .classes
+        .iter()
+        .filter(|c| only.is_none_or(|o| o == c.class))
+        .map(|c| {
+            vec![
+                c.class.to_string(),
+                bytes(c.live_bytes),
+                c.live_allocs.to_string(),
+                c.total_allocs.to_string(),
+                bytes(c.peak_bytes),
+            ]
+        })
+        .collect();
+    let mut out = table(
+        &["CLASS", "LIVE", "LIVE ALLOCS", "TOTAL ALLOCS", "PEAK"],
+        &rows,
+    );
+    let sum: i64 = report.classes.iter().map(|c| c.live_bytes).sum();
+    let _ = writeln!(
+        out,
+        "total live {} ({} bytes) in {} allocations; sum of classes {} bytes{}",
+        bytes(report.total_live_bytes),
+        report.total_live_bytes,
+        report.total_live_allocs,
+        sum,
+        if report.installed {
+            ""
+        } else {
+            " (counting allocator not installed)"
+        }
+    );
+    out
+}
+
+pub fn response(resp: &Response) -> String {
+    match resp {
+        Response::Status(s) => {
+            let mut out = String::new();
+            let rows = [
+                ("version", s.version.clone()),
+                ("uptime", format!("{}s", s.uptime_secs)),
+                ("config generation", s.config_generation.to_string()),
+                (
+                    "connections in/out",
+                    format!("{} / {}", s.connections_in, s.connections_out),
+                ),
+                ("received", s.received.to_string()),
+                ("delivered", s.delivered.to_string()),
+                ("deferred", s.deferred.to_string()),
+                ("bounced", s.bounced.to_string()),
+                ("expired", s.expired.to_string()),
+                ("messages live", s.messages_live.to_string()),
+                (
+                    "queued active/delayed/in flight",
+                    format!(
+                        "{} / {} / {}",
+                        s.queued_active, s.queued_delayed, s.in_flight
+                    ),
+                ),
+                ("domains", s.domains.to_string()),
+                (
+                    "rate received/delivered",
+                    format!("{:.1}/s / {:.1}/s", s.received_per_sec, s.delivered_per_sec),
+                ),
+            ];
+            for (k, v) in rows {
+                let _ = writeln!(out, "{k:<32} {v}");
+            }
+            out
+        }
+        Response::Queues { domains } => {
+            let rows: Vec<Vec<String>> = domains
+                .iter()
+                .map(|d| {
+                    vec![
+                        d.domain.clone(),
+                        d.active.to_string(),
+                        d.delayed.to_string(),
+                        d.in_flight.to_string(),
+                        format!("{}/{}", d.connections, d.max_connections),
+                        d.state.clone(),
+                        d.next_retry_secs
+                            .map(|s| format!("{s}s"))
+                            .unwrap_or_else(|| "-".into()),
+                    ]
+                })
+                .collect();
+            table(
+                &[
+                    "DOMAIN",
+                    "ACTIVE",
+                    "DELAYED",
+                    "IN FLIGHT",
+                    "CONNS",
+                    "STATE",
+                    "NEXT RETRY",
+                ],
+                &rows,
+            )
+        }
+        Response::Pools { pools } => {
+            let rows: Vec<Vec<String>> = pools
+                .iter()
+                .map(|p| {
+                    vec![
+                        p.name.clone(),
+                        p.threads.to_string(),
+                        p.busy.to_string(),
+                        p.queued.to_string(),
+                        p.completed.to_string(),
+                        p.panicked.to_string(),
+                    ]
+                })
+                .collect();
+            table(
+                &["POOL", "THREADS", "BUSY", "QUEUED", "COMPLETED", "PANICKED"],
+                &rows,
+            )
+        }
+        Response::Ok { message } => format!("{message}\n"),
+        Response::Error { message } => format!("error: {message}\n"),
+        Response::Tree { actors } => tree(actors, None, None, false),
+        Response::Memory(m) => memory(m, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_tables() {
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        let t = table(&["A", "BB"], &[vec!["xyz".into(), "1".into()]]);
+        assert_eq!(t, "A    BB\nxyz  1\n");
+    }
+}

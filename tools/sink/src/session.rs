@@ -1,0 +1,354 @@
+//! One SMTP server session on one connection: greeting, EHLO/HELO, MAIL, RCPT, DATA,
+//! RSET, NOOP, QUIT. Commands are read from a large buffered reader; replies go into a
+//! buffered writer that is flushed whenever no further complete command is already
+//! buffered, so a pipelined batch is answered in order with one write.
+
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::net::TcpStream;
+use std::time::Instant;
+
+use crate::config::Stage;
+use crate::data::{self, DataEnd};
+use crate::record::{ReceivedMessage, Recorder};
+
+/// Largest message accepted (advertised as SIZE).
+pub(crate) const MAX_SIZE: usize = 64 << 20;
+/// Longest command line accepted.
+const MAX_COMMAND: u64 = 4096;
+/// Most recipients per transaction.
+const MAX_RECIPIENTS: usize = 1000;
+const READ_BUFFER: usize = 64 << 10;
+const WRITE_BUFFER: usize = 16 << 10;
+
+/// Serve one accepted connection until QUIT, EOF or an I/O error. The connection stops
+/// counting as open when QUIT is read (before the 221 goes out, so a client that waits
+/// for 221 before reconnecting is never seen twice) or when the session ends.
+pub(crate) fn serve(
+    stream: TcpStream,
+    rec: &Recorder,
+    pipelining: bool,
+    conn: usize,
+) -> io::Result<()> {
+    let _ = stream.set_nodelay(true);
+    let read_half = match stream.try_clone() {
+        Ok(s) => s,
+        Err(e) => {
+            rec.connection_closed();
+            return Err(e);
+        }
+    };
+    let reader = BufReader::with_capacity(READ_BUFFER, read_half);
+    let writer = BufWriter::with_capacity(WRITE_BUFFER, stream);
+    let mut s = Session {
+        rec,
+        pipelining,
+        conn,
+        reader,
+        writer,
+        greeted: false,
+        sender: None,
+        recipients: Vec::new(),
+        body: Vec::new(),
+        accepted: 0,
+        open: true,
+    };
+    let result = s.run();
+    s.close();
+    result
+}
+
+struct Session<'a> {
+    rec: &'a Recorder,
+    pipelining: bool,
+    conn: usize,
+    reader: BufReader<TcpStream>,
+    writer: BufWriter<TcpStream>,
+    greeted: bool,
+    /// MAIL FROM of the open transaction.
+    sender: Option<String>,
+    recipients: Vec<String>,
+    /// DATA buffer, reused between messages when bodies are not recorded.
+    body: Vec<u8>,
+    accepted: usize,
+    /// Still counted as an open connection.
+    open: bool,
+}
+
+/// What to do after a command.
+enum Next {
+    Continue,
+    Quit,
+}
+
+impl Session<'_> {
+    fn run(&mut self) -> io::Result<()> {
+        self.writer
+            .write_all(b"220 sink.impulse.test ESMTP impulse-sink ready\r\n")?;
+        self.writer.flush()?;
+        let mut line = Vec::with_capacity(512);
+        loop {
+            line.clear();
+            let n = self
+                .reader
+                .by_ref()
+                .take(MAX_COMMAND)
+                .read_until(b'\n', &mut line)?;
+            if n == 0 {
+                return Ok(());
+            }
+            let next = if line.ends_with(b"\n") {
+                self.command(trim_eol(&line))?
+            } else {
+                self.skip_line()?;
+                self.reply("500 5.5.2 line too long")?;
+                Next::Continue
+            };
+            if let Next::Quit = next {
+                self.writer.flush()?;
+                return Ok(());
+            }
+            if !self.complete_line_buffered() {
+                self.writer.flush()?;
+            }
+        }
+    }
+
+    fn command(&mut self, line: &[u8]) -> io::Result<Next> {
+        let split = line.iter().position(|&b| b == b' ').unwrap_or(line.len());
+        let (verb, arg) = (&line[..split], trim(&line[split..]));
+        let verb = verb.to_ascii_uppercase();
+        match &verb[..] {
+            b"EHLO" => self.ehlo(arg)?,
+            b"HELO" => {
+                self.reset();
+                self.greeted = true;
+                self.reply("250 sink.impulse.test")?;
+            }
+            b"MAIL" => self.mail(arg)?,
+            b"RCPT" => self.rcpt(arg)?,
+            b"DATA" => self.data()?,
+            b"RSET" => {
+                self.reset();
+                self.reply("250 2.0.0 Ok")?;
+            }
+            b"NOOP" => self.reply("250 2.0.0 Ok")?,
+            b"VRFY" => self.reply("252 2.5.0 Cannot VRFY user")?,
+            b"QUIT" => {
+                self.close();
+                self.reply("221 2.0.0 Bye")?;
+                return Ok(Next::Quit);
+            }
+            b"" => self.reply("500 5.5.2 Empty command")?,
+            _ => self.reply("500 5.5.1 Command unrecognized")?,
+        }
+        Ok(Next::Continue)
+    }
+
+    fn ehlo(&mut self, arg: &[u8]) -> io::Result<()> {
+        if arg.is_empty() {
+            return self.reply("501 5.5.4 EHLO requires a domain");
+        }
+        self.reset();
+        self.greeted = true;
+        let w = &mut self.writer;
+        w.write_all(b"250-sink.impulse.test greets ")?;
+        w.write_all(arg)?;
+        w.write_all(b"\r\n")?;
+        if self.pipelining {
+            w.write_all(b"250-PIPELINING\r\n")?;
+        }
+        write!(
+            w,
+            "250-8BITMIME\r\n250-SIZE {MAX_SIZE}\r\n250 ENHANCEDSTATUSCODES\r\n"
+        )
+    }
+
+    fn mail(&mut self, arg: &[u8]) -> io::Result<()> {
+        if !self.greeted {
+            return self.reply("503 5.5.1 EHLO or HELO first");
+        }
+        if self.sender.is_some() {
+            return self.reply("503 5.5.1 Nested MAIL command");
+        }
+        let Some((addr, params)) = path_arg(arg, b"FROM:") else {
+            return self.reply("501 5.5.4 Syntax: MAIL FROM:<address>");
+        };
+        for p in params.split(|&b| b == b' ').filter(|p| !p.is_empty()) {
+            if p.len() > 5 && p[..5].eq_ignore_ascii_case(b"SIZE=") {
+                let size = std::str::from_utf8(&p[5..])
+                    .ok()
+                    .and_then(|s| s.parse::<u64>().ok());
+                match size {
+                    Some(n) if n > MAX_SIZE as u64 => {
+                        return self.reply("552 5.3.4 Message size exceeds fixed limit")
+                    }
+                    Some(_) => {}
+                    None => return self.reply("501 5.5.4 Bad SIZE parameter"),
+                }
+            }
+        }
+        self.sender = Some(addr);
+        self.reply("250 2.1.0 Ok")
+    }
+
+    fn rcpt(&mut self, arg: &[u8]) -> io::Result<()> {
+        if self.sender.is_none() {
+            return self.reply("503 5.5.1 MAIL first");
+        }
+        let Some((addr, _)) = path_arg(arg, b"TO:") else {
+            return self.reply("501 5.5.4 Syntax: RCPT TO:<address>");
+        };
+        if addr.is_empty() {
+            return self.reply("501 5.1.3 Bad recipient address syntax");
+        }
+        if self.recipients.len() >= MAX_RECIPIENTS {
+            return self.reply("452 4.5.3 Too many recipients");
+        }
+        if let Some(reply) = self.rec.rule_reply(Stage::Rcpt, [addr.as_str()]) {
+            return self.reply(&reply);
+        }
+        self.recipients.push(addr);
+        self.reply("250 2.1.5 Ok")
+    }
+
+    fn data(&mut self) -> io::Result<()> {
+        if self.sender.is_none() {
+            return self.reply("503 5.5.1 MAIL first");
+        }
+        if self.recipients.is_empty() {
+            return self.reply("554 5.5.1 No valid recipients");
+        }
+        self.reply("354 End data with <CR><LF>.<CR><LF>")?;
+        if !self.complete_line_buffered() {
+            self.writer.flush()?;
+        }
+        self.body.clear();
+        match data::read_data(&mut self.reader, &mut self.body, MAX_SIZE)? {
+            DataEnd::Eof => Err(io::ErrorKind::UnexpectedEof.into()),
+            DataEnd::TooBig => {
+                self.reset();
+                self.reply("552 5.3.4 Message size exceeds fixed limit")
+            }
+            DataEnd::Complete => self.finish_message(),
+        }
+    }
+
+    fn finish_message(&mut self) -> io::Result<()> {
+        let ruled = self
+            .rec
+            .rule_reply(Stage::Data, self.recipients.iter().map(String::as_str));
+        if let Some(reply) = ruled {
+            self.reset();
+            return self.reply(&reply);
+        }
+        let size = self.body.len();
+        let message_id = data::message_id(&self.body);
+        let msg = ReceivedMessage {
+            sender: self.sender.take().unwrap_or_default(),
+            recipients: std::mem::take(&mut self.recipients),
+            data: std::mem::take(&mut self.body),
+            connection: self.conn,
+            message_id,
+            size,
+            received_at: Instant::now(),
+        };
+        if let Some(spare) = self.rec.accept(msg) {
+            self.body = spare;
+        }
+        self.accepted += 1;
+        self.reset();
+        write!(
+            self.writer,
+            "250 2.0.0 Ok: queued as C{}M{}\r\n",
+            self.conn, self.accepted
+        )
+    }
+
+    /// Is a whole further line already buffered (a pipelined command or early data)?
+    /// Replies are held back only then, so no client ever waits for one.
+    fn complete_line_buffered(&self) -> bool {
+        self.reader.buffer().contains(&b'\n')
+    }
+
+    fn close(&mut self) {
+        if std::mem::take(&mut self.open) {
+            self.rec.connection_closed();
+        }
+    }
+
+    fn reset(&mut self) {
+        self.sender = None;
+        self.recipients.clear();
+    }
+
+    fn reply(&mut self, line: &str) -> io::Result<()> {
+        self.writer.write_all(line.as_bytes())?;
+        self.writer.write_all(b"\r\n")
+    }
+
+    /// Discard the rest of an overlong command line.
+    fn skip_line(&mut self) -> io::Result<()> {
+        loop {
+            let buf = self.reader.fill_buf()?;
+            if buf.is_empty() {
+                return Ok(());
+            }
+            if let Some(i) = buf.iter().position(|&b| b == b'\n') {
+                self.reader.consume(i + 1);
+                return Ok(());
+            }
+            let n = buf.len();
+            self.reader.consume(n);
+        }
+    }
+}
+
+/// Parse `FROM:<addr> params` / `TO:<addr> params`: the address without angle brackets
+/// (source route dropped) and the parameter text.
+fn path_arg<'a>(arg: &'a [u8], keyword: &[u8]) -> Option<(String, &'a [u8])> {
+    if arg.len() < keyword.len() || !arg[..keyword.len()].eq_ignore_ascii_case(keyword) {
+        return None;
+    }
+    let rest = trim(&arg[keyword.len()..]);
+    let (path, params) = if rest.first() == Some(&b'<') {
+        let close = rest.iter().position(|&b| b == b'>')?;
+        (&rest[1..close], &rest[close + 1..])
+    } else {
+        let end = rest.iter().position(|&b| b == b' ').unwrap_or(rest.len());
+        (&rest[..end], &rest[end..])
+    };
+    let path = match path.iter().position(|&b| b == b':') {
+        Some(i) if path.first() == Some(&b'@') => &path[i + 1..],
+        _ => path,
+    };
+    let addr = std::str::from_utf8(path).ok()?.to_string();
+    Some((addr, trim(params)))
+}
+
+fn trim(b: &[u8]) -> &[u8] {
+    b.trim_ascii()
+}
+
+fn trim_eol(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_args() {
+        let (a, p) = path_arg(b"FROM:<a@b.c> SIZE=10 BODY=8BITMIME", b"FROM:").unwrap();
+        assert_eq!((a.as_str(), p), ("a@b.c", &b"SIZE=10 BODY=8BITMIME"[..]));
+        let (a, p) = path_arg(b"from: <>", b"FROM:").unwrap();
+        assert_eq!((a.as_str(), p), ("", &b""[..]));
+        let (a, _) = path_arg(b"TO:<@relay.x:u@d>", b"TO:").unwrap();
+        assert_eq!(a, "u@d");
+        let (a, _) = path_arg(b"to:u@d", b"TO:").unwrap();
+        assert_eq!(a, "u@d");
+        assert!(path_arg(b"FROM <a@b>", b"FROM:").is_none());
+        assert!(path_arg(b"TO:<a@b", b"TO:").is_none());
+    }
+}
