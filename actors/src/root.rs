@@ -39,7 +39,7 @@ pub struct Booted {
 pub struct Root {
     shared: Arc<Shared>,
     reg: Registration,
-    _ioreg: Registration,
+    _io_reg: Registration,
     listeners: Vec<Addr<Listener>>,
     control: Option<Addr<Control>>,
     shutting_down: bool,
@@ -49,16 +49,16 @@ pub struct Root {
 pub fn boot(config: Config) -> Result<Booted, String> {
     let config = Arc::new(config);
     let registry = Registry::new();
-    let rootreg = Registration::new(&registry, ActorClass::Root, "impulsed", None);
-    let root_id = rootreg.id();
+    let root_reg = Registration::new(&registry, ActorClass::Root, "impulsed", None);
+    let root_id = root_reg.id();
     let io = io::spawn(IoConfig {
         read_chunk: 64 * 1024,
         read_window: 256 * 1024,
         max_write_buffer: 16 * 1024 * 1024,
     })
     .map_err(|e| format!("cannot start the I/O thread: {e}"))?;
-    let ioreg = Registration::new(&registry, ActorClass::Io, "io", Some(root_id));
-    ioreg.set_state("polling");
+    let io_reg = Registration::new(&registry, ActorClass::Io, "io", Some(root_id));
+    io_reg.set_state("polling");
     let pool = Pool::start(
         "blocking",
         config.pools.blocking.max(1),
@@ -84,7 +84,7 @@ pub fn boot(config: Config) -> Result<Booted, String> {
     let stats = Arc::new(Stats::default());
     let ids = Arc::new(IdGen::new());
     let mut built: Option<(Arc<Shared>, Arc<Router>)> = None;
-    let spoolreg = Registration::new(&registry, ActorClass::Spool, "spool", Some(root_id));
+    let spool_reg = Registration::new(&registry, ActorClass::Spool, "spool", Some(root_id));
     let _spool = Spool::create(|ctx| {
         let shared = Arc::new(Shared {
             config: config.clone(),
@@ -103,7 +103,7 @@ pub fn boot(config: Config) -> Result<Booted, String> {
         Spool::new(
             data_dir.join("spool"),
             pool.clone(),
-            spoolreg,
+            spool_reg,
             router,
             stats.clone(),
             ids.clone(),
@@ -152,8 +152,8 @@ pub fn boot(config: Config) -> Result<Booted, String> {
         }
         Root {
             shared: shared.clone(),
-            reg: rootreg,
-            _ioreg: ioreg,
+            reg: root_reg,
+            _io_reg: io_reg,
             listeners,
             control: Some(control),
             shutting_down: false,
