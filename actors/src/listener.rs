@@ -36,6 +36,7 @@ pub struct Listener {
     reg: Registration,
     id: Option<ListenerId>,
     sessions: HashMap<ConnId, Addr<Inbound>>,
+    draining: bool,
 }
 
 impl Listener {
@@ -45,6 +46,7 @@ impl Listener {
             reg,
             id: None,
             sessions: HashMap::new(),
+            draining: false,
         }
     }
 }
@@ -88,6 +90,10 @@ impl Handler<Accepted> for Listener {
             let _g = alloc::enter(ActorClass::Inbound);
             Inbound::new(self.shared.clone(), reg, msg.conn, peer).start()
         };
+        if self.draining {
+            // Accepted just before the listening socket closed: finish it at once.
+            session.do_send(inbound::Drain);
+        }
         self.sessions.insert(msg.conn, session);
         self.reg.set_mailbox(self.sessions.len());
     }
@@ -100,6 +106,7 @@ impl Handler<Drain> for Listener {
         if let Some(id) = self.id.take() {
             self.shared.io.close_listener(id);
         }
+        self.draining = true;
         self.reg.set_state("draining");
         for s in self.sessions.values() {
             s.do_send(inbound::Drain);

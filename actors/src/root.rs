@@ -18,6 +18,7 @@ use impulse_runtime::io::{self, IoConfig, IoHandle};
 use impulse_runtime::pool::Pool;
 use impulse_runtime::registry::{Registration, Registry};
 use impulse_runtime::{alloc, ActorClass};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::context::Shared;
 use crate::control::{Control, Shutdown};
@@ -41,8 +42,12 @@ pub struct Root {
     reg: Registration,
     _io_reg: Registration,
     listeners: Vec<Addr<Listener>>,
+    router: Arc<Router>,
     control: Option<Addr<Control>>,
     shutting_down: bool,
+    /// SIGTERM and SIGINT streams, registered during `boot` (so a signal that arrives
+    /// right after `ready` is already a graceful stop) and watched from `started`.
+    signals: Option<(Signal, Signal)>,
 }
 
 /// Start every long-lived actor. Must run inside a running actix `System`.
@@ -113,6 +118,19 @@ pub fn boot(config: Config) -> Result<Booted, String> {
         return Err("spool did not start".into());
     };
 
+    // Take over SIGTERM and SIGINT now, before `ready`: until a stream exists, their
+    // default action would kill the process without a graceful stop.
+    let signals = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(term), Ok(int)) => Some((term, int)),
+        (Err(e), _) | (_, Err(e)) => {
+            io.shutdown();
+            return Err(format!("cannot install signal handlers: {e}"));
+        }
+    };
+
     let control_socket = data_dir.join("control.sock");
     let mut failure: Option<String> = None;
     let mut listening = Vec::new();
@@ -120,7 +138,7 @@ pub fn boot(config: Config) -> Result<Booted, String> {
         let control = Control::new(
             shared.clone(),
             Registration::new(&registry, ActorClass::Control, "control", Some(root_id)),
-            router,
+            router.clone(),
             ctx.address().recipient(),
         )
         .start();
@@ -155,8 +173,10 @@ pub fn boot(config: Config) -> Result<Booted, String> {
             reg: root_reg,
             _io_reg: io_reg,
             listeners,
+            router,
             control: Some(control),
             shutting_down: false,
+            signals,
         }
     });
     if let Some(reason) = failure {
@@ -175,11 +195,12 @@ impl Root {
         &self.shared.io
     }
 
-    /// Stop once sessions are gone (or the grace period ran out) and the spool and the
-    /// log are flushed.
+    /// Stop once inbound sessions and outbound connections are gone (or the grace
+    /// period ran out) and the spool and the log are flushed.
     fn wait_and_stop(&mut self, deadline: Instant, ctx: &mut Context<Self>) {
-        let inbound = self.shared.registry.count_by_class()[ActorClass::Inbound as usize];
-        if inbound > 0 && Instant::now() < deadline {
+        let counts = self.shared.registry.count_by_class();
+        let busy = counts[ActorClass::Inbound as usize] + counts[ActorClass::Outbound as usize];
+        if busy > 0 && Instant::now() < deadline {
             ctx.run_later(Duration::from_millis(50), move |act, ctx| {
                 act.wait_and_stop(deadline, ctx)
             });
@@ -197,6 +218,13 @@ impl Root {
                 })
                 .await;
             io.shutdown();
+            // `shutdown` returns at once; the process must not exit before the loop has
+            // written what was queued before it (e.g. the answer to `impulsectl
+            // shutdown`). Bounded: a stuck loop does not hold the exit.
+            let until = Instant::now() + Duration::from_secs(2);
+            while io.is_running() && Instant::now() < until {
+                actix_rt::time::sleep(Duration::from_millis(2)).await;
+            }
         };
         ctx.spawn(fut.into_actor(self).map(|_, _, _| {
             eprintln!("impulsed: stopped");
@@ -218,16 +246,11 @@ impl Actor for Root {
             }
         });
         let addr = ctx.address();
+        let Some((mut term, mut int)) = self.signals.take() else {
+            return;
+        };
         ctx.spawn(
             async move {
-                use tokio::signal::unix::{signal, SignalKind};
-                let (Ok(mut term), Ok(mut int)) = (
-                    signal(SignalKind::terminate()),
-                    signal(SignalKind::interrupt()),
-                ) else {
-                    eprintln!("impulsed: cannot install signal handlers");
-                    return;
-                };
                 let which = tokio::select! {
                     _ = term.recv() => "SIGTERM",
                     _ = int.recv() => "SIGINT",
@@ -253,6 +276,9 @@ impl Handler<Shutdown> for Root {
         eprintln!("impulsed: shutting down ({})", msg.reason);
         for l in &self.listeners {
             l.do_send(listener::Drain);
+        }
+        for d in self.router.all() {
+            d.do_send(crate::domain::Drain);
         }
         self.control.take();
         let deadline = Instant::now() + self.shared.config.shutdown_grace.get();

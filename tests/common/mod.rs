@@ -165,7 +165,10 @@ impl Daemon {
                 return records;
             }
             if Instant::now() > deadline {
-                panic!("timed out waiting for {what}; log:\n{records:#?}\nstderr:\n{}", self.stderr());
+                panic!(
+                    "timed out waiting for {what}; log:\n{records:#?}\nstderr:\n{}",
+                    self.stderr()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -225,7 +228,9 @@ impl RawClient {
     /// Connect and read the greeting (asserting 220).
     pub fn connect(addr: SocketAddr) -> RawClient {
         let stream = TcpStream::connect(addr).expect("connect");
-        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
         let reader = BufReader::new(stream.try_clone().unwrap());
         let mut c = RawClient { stream, reader };
         let (code, text) = c.reply();

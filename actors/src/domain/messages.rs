@@ -61,3 +61,9 @@ pub struct Finished {
 #[derive(Message)]
 #[rtype(result = "QueueRow")]
 pub struct QueueInfo;
+
+/// Shutting down: stop opening connections and assigning messages; ask every
+/// connection to finish its transaction and quit.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Drain;

@@ -57,6 +57,11 @@ pub struct Domain {
     connecting: HashSet<ActorId>,
     idle: Vec<(ActorId, Addr<Outbound>)>,
     timer: Option<(Instant, SpawnHandle)>,
+    /// After a connection failure: no new attempt before this time; messages that
+    /// become active meanwhile are deferred with the failure's response.
+    hop_down: Option<(Instant, LoggedResponse, String)>,
+    /// Shutting down: open nothing, assign nothing, let connections quit.
+    draining: bool,
     finished: u64,
     deferred: u64,
 }
@@ -87,13 +92,17 @@ impl Domain {
             connecting: HashSet::new(),
             idle: Vec::new(),
             timer: None,
+            hop_down: None,
+            draining: false,
             finished: 0,
             deferred: 0,
         }
     }
 
     fn state_name(&self) -> &'static str {
-        if matches!(self.hop, NextHop::None(_)) {
+        if self.draining {
+            "draining"
+        } else if matches!(self.hop, NextHop::None(_)) {
             "no-route"
         } else if !self.connections.is_empty() {
             "delivering"
@@ -114,6 +123,19 @@ impl Domain {
     /// Hand active messages to idle connections, then open connections while there is
     /// more work than connections and the limit allows.
     fn dispatch(&mut self, ctx: &mut Context<Self>) {
+        if self.draining {
+            self.update_registry();
+            return;
+        }
+        if let Some((until, response, peer)) = &self.hop_down {
+            if Instant::now() < *until {
+                let (response, peer) = (response.clone(), peer.clone());
+                self.defer_active(response, peer, false);
+                self.update_registry();
+                return;
+            }
+            self.hop_down = None;
+        }
         let addr = match &self.hop {
             NextHop::Static(addr) => *addr,
             NextHop::None(reason) => {
@@ -298,9 +320,17 @@ impl Handler<ConnectionClosed> for Domain {
         self.idle.retain(|(id, _)| *id != msg.conn);
         if let Some(response) = msg.failure {
             // The next hop is unusable now: everything waiting for it retries later,
-            // unless another connection to it is still working.
-            if self.connections.is_empty() {
-                self.defer_active(response, msg.peer, true);
+            // unless another connection to it is still working. Connections still being
+            // set up do not count: they would be replaced as they fail, one after the
+            // other, and the active queue would never be deferred (a connect storm).
+            let working = self
+                .connections
+                .keys()
+                .any(|id| !self.connecting.contains(id));
+            if !working {
+                self.defer_active(response.clone(), msg.peer.clone(), true);
+                let until = Instant::now() + self.cfg.retry_interval.get();
+                self.hop_down = Some((until, response, msg.peer));
             }
         }
         self.dispatch(ctx);
@@ -324,6 +354,19 @@ impl Handler<Finished> for Domain {
                 self.delayed.insert((at, msg.id));
                 self.arm_timer(ctx);
             }
+        }
+        self.update_registry();
+    }
+}
+
+impl Handler<Drain> for Domain {
+    type Result = ();
+
+    fn handle(&mut self, _: Drain, _ctx: &mut Context<Self>) {
+        self.draining = true;
+        self.idle.clear();
+        for conn in self.connections.values() {
+            conn.do_send(crate::outbound::Drain);
         }
         self.update_registry();
     }

@@ -38,6 +38,8 @@ pub struct Logger {
     buffer: Vec<u8>,
     waiters: Vec<oneshot::Sender<()>>,
     writing: bool,
+    /// Bytes were written since the last sync.
+    unsynced: bool,
 }
 
 impl Logger {
@@ -55,6 +57,7 @@ impl Logger {
             buffer: Vec::new(),
             waiters: Vec::new(),
             writing: false,
+            unsynced: false,
         })
     }
 
@@ -62,8 +65,8 @@ impl Logger {
         if self.writing {
             return;
         }
-        if self.buffer.is_empty() {
-            // Nothing unwritten: whoever waits for durability already has it.
+        if self.buffer.is_empty() && (self.waiters.is_empty() || !self.unsynced) {
+            // Nothing unwritten or unsynced: whoever waits for durability has it.
             for w in self.waiters.drain(..) {
                 let _ = w.send(());
             }
@@ -90,6 +93,7 @@ impl Logger {
                 Ok(Err(e)) => eprintln!("logger: write failed: {e}"),
                 Err(e) => eprintln!("logger: write job failed: {e}"),
             }
+            act.unsynced = !sync;
             for w in waiters {
                 let _ = w.send(());
             }

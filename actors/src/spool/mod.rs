@@ -15,7 +15,7 @@ pub mod files;
 pub mod messages;
 pub mod record;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -66,7 +66,7 @@ pub struct Spool {
     current: Option<(Segment, u64)>,
     next_seq: u64,
     segments: HashMap<u64, SegState>,
-    pending: Vec<PendingStore>,
+    pending: VecDeque<PendingStore>,
     writing: bool,
     done_queue: Vec<PendingDone>,
     marking: bool,
@@ -93,7 +93,7 @@ impl Spool {
             current: None,
             next_seq: 0,
             segments: HashMap::new(),
-            pending: Vec::new(),
+            pending: VecDeque::new(),
             writing: false,
             done_queue: Vec::new(),
             marking: false,
@@ -119,13 +119,13 @@ impl Spool {
         }
         let mut batch = Vec::new();
         let mut bytes = 0;
-        while let Some(p) = self.pending.first() {
+        while let Some(p) = self.pending.front() {
             let size: usize = p.messages.iter().map(|m| m.data.len() + 256).sum();
             if !batch.is_empty() && bytes + size > BATCH_BYTES {
                 break;
             }
             bytes += size;
-            batch.push(self.pending.remove(0));
+            batch.extend(self.pending.pop_front());
         }
         self.writing = true;
         let dir = self.dir.clone();
@@ -386,7 +386,7 @@ impl Handler<Store> for Spool {
     fn handle(&mut self, msg: Store, ctx: &mut Context<Self>) -> Self::Result {
         let _g = alloc::enter(ActorClass::Spool);
         let (reply, rx) = oneshot::channel();
-        self.pending.push(PendingStore {
+        self.pending.push_back(PendingStore {
             messages: msg.messages,
             reply,
         });

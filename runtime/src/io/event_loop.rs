@@ -252,6 +252,10 @@ impl EventLoop {
 
     /// Close everything; answer commands that promised an event.
     fn teardown(mut self) {
+        // Output queued in the same drain as `Shutdown` (e.g. the control socket's answer
+        // to `impulsectl shutdown`, followed by its close) still gets one non-blocking
+        // write, and graceful closes whose output went out are completed.
+        self.flush_dirty();
         self.shared.stop();
         self.listeners.clear();
         self.publish_gauges();
