@@ -34,16 +34,19 @@ pub struct Drain;
 pub struct Listener {
     shared: Arc<Shared>,
     reg: Registration,
+    /// Name in the greeting, EHLO reply and `Received:` header of its sessions.
+    hostname: String,
     id: Option<ListenerId>,
     sessions: HashMap<ConnId, Addr<Inbound>>,
     draining: bool,
 }
 
 impl Listener {
-    pub fn new(shared: Arc<Shared>, reg: Registration) -> Listener {
+    pub fn new(shared: Arc<Shared>, reg: Registration, hostname: String) -> Listener {
         Listener {
             shared,
             reg,
+            hostname,
             id: None,
             sessions: HashMap::new(),
             draining: false,
@@ -88,7 +91,14 @@ impl Handler<Accepted> for Listener {
         );
         let session = {
             let _g = alloc::enter(ActorClass::Inbound);
-            Inbound::new(self.shared.clone(), reg, msg.conn, peer).start()
+            Inbound::new(
+                self.shared.clone(),
+                reg,
+                msg.conn,
+                peer,
+                self.hostname.clone(),
+            )
+            .start()
         };
         if self.draining {
             // Accepted just before the listening socket closed: finish it at once.

@@ -156,7 +156,8 @@ pub fn boot(config: Config) -> Result<Booted, String> {
                 l.address.to_string(),
                 Some(root_id),
             );
-            let actor = Listener::new(shared.clone(), reg).start();
+            let actor =
+                Listener::new(shared.clone(), reg, config.greeting_name(l).to_string()).start();
             match io.listen_tcp(l.address, actor.clone().recipient()) {
                 Ok((id, local)) => {
                     actor.do_send(Bound { id, local });

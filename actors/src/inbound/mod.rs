@@ -56,10 +56,16 @@ pub struct Inbound {
 }
 
 impl Inbound {
-    pub fn new(shared: Arc<Shared>, reg: Registration, conn: ConnId, peer: SocketAddr) -> Inbound {
+    pub fn new(
+        shared: Arc<Shared>,
+        reg: Registration,
+        conn: ConnId,
+        peer: SocketAddr,
+        hostname: String,
+    ) -> Inbound {
         let smtp = &shared.config.smtp;
         let policy = Policy {
-            hostname: smtp.hostname.clone(),
+            hostname,
             max_message_size: smtp.max_message_size,
             max_recipients: smtp.max_recipients,
             max_line_length: smtp.max_line_length,
@@ -138,7 +144,7 @@ impl Inbound {
     fn say_goodbye(&mut self) {
         let line = format!(
             "421 4.3.2 {} shutting down\r\n",
-            self.shared.config.smtp.hostname
+            self.session.policy().hostname
         );
         self.shared.io.write(self.conn, Bytes::from(line));
         self.close();
@@ -159,7 +165,7 @@ impl Inbound {
             let header = received::received_header(
                 self.session.helo_name().unwrap_or(""),
                 &peer,
-                &self.shared.config.smtp.hostname,
+                &self.session.policy().hostname,
                 &id.to_string(),
                 SystemTime::now(),
             );
