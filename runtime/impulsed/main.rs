@@ -66,6 +66,11 @@ fn main() -> ExitCode {
         Ok(b) => b,
         Err(reason) => {
             eprintln!("impulsed: {reason}");
+            // The actors the failed boot created were never polled. Dropping the runner
+            // would poll each once outside the runtime (actix runs `started` on drop),
+            // and the timers they set there panic without a reactor. Nothing is running
+            // yet, so leave them to the process exit.
+            std::mem::forget(system);
             return ExitCode::from(1);
         }
     };

@@ -28,6 +28,7 @@ use crate::ids::MessageId;
 use crate::logger::LoggedResponse;
 use crate::message::{Begin, Defer, MessageActor, Outcome};
 use crate::spool::ReadData;
+use crate::stats::Stats;
 pub use messages::*;
 
 /// How long an idle connection waits for another message before it quits.
@@ -308,6 +309,12 @@ impl Actor for Outbound {
             let _g = alloc::enter(ActorClass::Outbound);
             act.check_timeouts(ctx);
         });
+    }
+
+    /// `connections_out` counts open connections, like `connections_in`: the domain adds
+    /// one when it starts a connection, the connection takes it back when it ends.
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        Stats::sub(&self.shared.stats.connections_out, 1);
     }
 }
 
