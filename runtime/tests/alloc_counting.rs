@@ -289,8 +289,13 @@ fn the_peak_sampler_samples_on_its_own() {
         let size = (peak0 - live0).max(0) as usize + 3 * MIB;
         let sampler = counting::start_peak_sampler();
         let big = counting::in_class(ActorClass::Root, || vec![1u8; size]);
-        // No `snapshot` while `big` lives: it would sample by itself.
-        actix_rt::time::sleep(counting::PEAK_SAMPLE_INTERVAL * 3).await;
+        // No `snapshot` while `big` lives: it would sample by itself. Wait for two
+        // samples by the sampler (not for a time: a loaded machine delays timers).
+        let seen = counting::samples_taken();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while counting::samples_taken() < seen + 2 && std::time::Instant::now() < deadline {
+            actix_rt::time::sleep(counting::PEAK_SAMPLE_INTERVAL / 4).await;
+        }
         drop(big);
         sampler.abort();
         let peak = counting::snapshot().class(ActorClass::Root).peak_bytes;

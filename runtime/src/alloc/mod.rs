@@ -147,7 +147,15 @@ fn sample(t: &counters::Totals) {
 /// allocates nothing); meant for a timer.
 pub fn sample_peaks() {
     sample(&counters::read());
+    SAMPLES.fetch_add(1, Relaxed);
 }
+
+/// How many times [`sample_peaks`] has run (the peak sampler's heartbeat).
+pub fn samples_taken() -> u64 {
+    SAMPLES.load(Relaxed)
+}
+
+static SAMPLES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Sample peaks every [`PEAK_SAMPLE_INTERVAL`] on the current actix arbiter until the
 /// returned handle is aborted or the arbiter stops. Call once, inside a running System.
