@@ -1,13 +1,3 @@
-//! Impulse configuration: the RON schema with its defaults, validation that reports every
-//! error as `FILE:LINE:COL: message`, and the embedded default config.
-//!
-//! ```
-//! let cfg = impulse_config::Config::from_ron(r#"(routes: {"*": "127.0.0.1:2526"})"#, "x.ron")?;
-//! assert_eq!(cfg.route("example.com"), Some("127.0.0.1:2526"));
-//! assert!(cfg.relay_allowed("127.0.0.1".parse().unwrap()));
-//! # Ok::<(), impulse_config::ConfigError>(())
-//! ```
-//!
 //! # Layout
 //!
 //! - `schema`: the typed config — [`Config`] and one struct per section.
@@ -23,6 +13,16 @@
 //! - `locate`: finding a key's line and column in the text for validation errors.
 //! - `error`: [`ConfigError`], the crate's one error type, and [`Diagnostic`].
 //! - `default.ron`: the embedded default, [`DEFAULT_CONFIG`].
+//!
+//! Impulse configuration: the RON schema with its defaults, validation that reports every
+//! error as `FILE:LINE:COL: message`, and the embedded default config.
+//!
+//! ```
+//! let cfg = impulse_config::Config::from_ron(r#"(routes: {"*": "127.0.0.1:2526"})"#, "x.ron")?;
+//! assert_eq!(cfg.route("example.com"), Some("127.0.0.1:2526"));
+//! assert!(cfg.relay_allowed("127.0.0.1".parse().unwrap()));
+//! # Ok::<(), impulse_config::ConfigError>(())
+//! ```
 
 pub mod defaults;
 mod domain;
