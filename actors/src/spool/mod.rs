@@ -49,6 +49,12 @@ struct PendingDone {
     reply: oneshot::Sender<Result<(), SpoolError>>,
 }
 
+struct PendingRead {
+    file: Arc<std::fs::File>,
+    loc: Location,
+    reply: oneshot::Sender<Result<Bytes, SpoolError>>,
+}
+
 struct SegState {
     segment: Segment,
     live: usize,
@@ -71,6 +77,8 @@ pub struct Spool {
     done_queue: Vec<PendingDone>,
     marking: bool,
     flush_waiters: Vec<oneshot::Sender<()>>,
+    reads: Vec<PendingRead>,
+    reading: bool,
 }
 
 impl Spool {
@@ -98,6 +106,8 @@ impl Spool {
             done_queue: Vec::new(),
             marking: false,
             flush_waiters: Vec::new(),
+            reads: Vec::new(),
+            reading: false,
         }
     }
 
@@ -246,6 +256,31 @@ impl Spool {
             act.update_state();
         }));
         self.update_state();
+    }
+
+    /// Start the next read batch if none is in flight: one pool job reads every message
+    /// asked for meanwhile (page-cache reads are short; the job hand-off is the cost).
+    fn kick_read(&mut self, ctx: &mut Context<Self>) {
+        if self.reading || self.reads.is_empty() {
+            return;
+        }
+        self.reading = true;
+        let batch = std::mem::take(&mut self.reads);
+        let job = self.pool.run(move || {
+            for r in batch {
+                let res = files::read_record(&r.file, r.loc)
+                    .map(|(_, data)| Bytes::from(data))
+                    .map_err(|e| SpoolError::Io(e.to_string()));
+                let _ = r.reply.send(res);
+            }
+        });
+        ctx.spawn(job.into_actor(self).map(|res, act, ctx| {
+            if let Err(e) = res {
+                eprintln!("spool: read job failed: {e}");
+            }
+            act.reading = false;
+            act.kick_read(ctx);
+        }));
     }
 
     /// Delete a segment that is no longer written and holds no live message.
@@ -414,20 +449,19 @@ impl Handler<Remove> for Spool {
 impl Handler<ReadData> for Spool {
     type Result = ResponseFuture<Result<Bytes, SpoolError>>;
 
-    fn handle(&mut self, msg: ReadData, _ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: ReadData, ctx: &mut Context<Self>) -> Self::Result {
         let _g = alloc::enter(ActorClass::Spool);
         let Some(seg) = self.segments.get(&msg.loc.segment) else {
             return Box::pin(async { Err(SpoolError::NotFound) });
         };
-        let file = seg.segment.records.clone();
-        let job = self.pool.run(move || files::read_record(&file, msg.loc));
-        Box::pin(async move {
-            match job.await {
-                Ok(Ok((_, data))) => Ok(Bytes::from(data)),
-                Ok(Err(e)) => Err(SpoolError::Io(e.to_string())),
-                Err(e) => Err(SpoolError::Io(e.to_string())),
-            }
-        })
+        let (reply, rx) = oneshot::channel();
+        self.reads.push(PendingRead {
+            file: seg.segment.records.clone(),
+            loc: msg.loc,
+            reply,
+        });
+        self.kick_read(ctx);
+        Box::pin(async move { rx.await.unwrap_or(Err(SpoolError::Unavailable)) })
     }
 }
 
