@@ -7,11 +7,11 @@ mod common;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{impulsectl_bin, impulsed_bin, Daemon, RawClient};
+use common::{impulsectl_in, impulsed_bin, wait_timeout, Daemon, RawClient};
 use impulse_sink::{Sink, SinkConfig};
 
 fn impulsed(args: &[&str], cwd: &Path) -> Output {
@@ -41,6 +41,24 @@ fn check(path: &Path) -> (Option<i32>, Vec<String>) {
     );
     let lines = text(&out.stderr).lines().map(str::to_string).collect();
     (out.status.code(), lines)
+}
+
+/// Write `config` to `dir/name` and `--check-config` it, asserting that it is refused
+/// (exit 1); returns the file and the diagnostics.
+#[track_caller]
+fn check_refused(dir: &Path, name: &str, config: &str) -> (PathBuf, Vec<String>) {
+    let path = write(dir, name, config);
+    let (code, lines) = check(&path);
+    assert_eq!(code, Some(1), "{lines:?}");
+    (path, lines)
+}
+
+/// Write `config` to `dir/name` and `--check-config` it, asserting that it passes.
+#[track_caller]
+fn check_accepted(dir: &Path, name: &str, config: &str) {
+    let path = write(dir, name, config);
+    let (code, lines) = check(&path);
+    assert_eq!(code, Some(0), "{lines:?}");
 }
 
 /// A diagnostic `FILE:LINE:COL: message` split into its parts (`None` if it has no
@@ -116,9 +134,7 @@ fn default_config_prints_and_checks() {
 fn unknown_key_is_reported_with_its_position() {
     let dir = tempfile::tempdir().unwrap();
     let config = "(\n    routes: { \"*\": \"127.0.0.1:2526\" },\n    domains: {\n        \"example.com\": (max_conections: 5),\n    },\n)\n";
-    let path = write(dir.path(), "typo.ron", config);
-    let (code, lines) = check(&path);
-    assert_eq!(code, Some(1), "{lines:?}");
+    let (path, lines) = check_refused(dir.path(), "typo.ron", config);
     assert!(!lines.is_empty());
     for l in &lines {
         assert!(position(l, &path).is_some(), "not FILE:LINE:COL: {l:?}");
@@ -134,9 +150,7 @@ fn unknown_key_is_reported_with_its_position() {
 
     // A misspelt top-level key too.
     let config = "(\n    listeners: [(address: \"127.0.0.1:0\")],\n    rutes: {},\n)\n";
-    let path = write(dir.path(), "top.ron", config);
-    let (code, lines) = check(&path);
-    assert_eq!(code, Some(1), "{lines:?}");
+    let (path, lines) = check_refused(dir.path(), "top.ron", config);
     let (line, col) = find(config, "rutes");
     let (l, c, msg) = position(&lines[0], &path).unwrap();
     assert_eq!((l, c), (line, col), "{lines:?}");
@@ -147,35 +161,35 @@ fn unknown_key_is_reported_with_its_position() {
 fn bad_values_are_positioned() {
     let dir = tempfile::tempdir().unwrap();
 
-    let config = "(\n    domains: {\n        \"*\": (retry_interval: \"5 parsecs\"),\n    },\n)\n";
-    let path = write(dir.path(), "duration.ron", config);
-    let (code, lines) = check(&path);
-    assert_eq!(code, Some(1), "{lines:?}");
-    assert_at(&lines, &path, config, "\"5 parsecs\"", &["5 parsecs"]);
-
-    let config = "(\n    relay: (allow: [\"127.0.0.0/8\", \"10.0.0.0/33\"]),\n)\n";
-    let path = write(dir.path(), "cidr.ron", config);
-    let (code, lines) = check(&path);
-    assert_eq!(code, Some(1), "{lines:?}");
-    assert_at(&lines, &path, config, "\"10.0.0.0/33\"", &["10.0.0.0/33"]);
-
-    let config = "(\n    relay: (allow: [\"not-an-address\"]),\n)\n";
-    let path = write(dir.path(), "cidr2.ron", config);
-    let (code, lines) = check(&path);
-    assert_eq!(code, Some(1), "{lines:?}");
-    assert_at(
-        &lines,
-        &path,
-        config,
-        "\"not-an-address\"",
-        &["not-an-address"],
-    );
+    // (file, config, the bad value, what the message must name)
+    let cases = [
+        (
+            "duration.ron",
+            "(\n    domains: {\n        \"*\": (retry_interval: \"5 parsecs\"),\n    },\n)\n",
+            "\"5 parsecs\"",
+            "5 parsecs",
+        ),
+        (
+            "cidr.ron",
+            "(\n    relay: (allow: [\"127.0.0.0/8\", \"10.0.0.0/33\"]),\n)\n",
+            "\"10.0.0.0/33\"",
+            "10.0.0.0/33",
+        ),
+        (
+            "cidr2.ron",
+            "(\n    relay: (allow: [\"not-an-address\"]),\n)\n",
+            "\"not-an-address\"",
+            "not-an-address",
+        ),
+    ];
+    for (name, config, needle, word) in cases {
+        let (path, lines) = check_refused(dir.path(), name, config);
+        assert_at(&lines, &path, config, needle, &[word]);
+    }
 
     // A route that is not host:port: reported at the route's line (its key or its value).
     let config = "(\n    routes: {\n        \"example.com\": \"mx.example.com\",\n    },\n)\n";
-    let path = write(dir.path(), "route.ron", config);
-    let (code, lines) = check(&path);
-    assert_eq!(code, Some(1), "{lines:?}");
+    let (path, lines) = check_refused(dir.path(), "route.ron", config);
     assert_eq!(lines.len(), 1, "{lines:?}");
     let (l, c, msg) = position(&lines[0], &path).expect("positioned");
     let (key_line, key_col) = find(config, "\"example.com\"");
@@ -216,9 +230,7 @@ fn every_semantic_error_is_reported() {
     smtp: (max_line_length: 80),
 )
 ";
-    let path = write(dir.path(), "many.ron", config);
-    let (code, lines) = check(&path);
-    assert_eq!(code, Some(1), "{lines:?}");
+    let (path, lines) = check_refused(dir.path(), "many.ron", config);
     let expected = [
         ("\"a.example\"", "a.example"),
         ("\"b.example\"", "b.example"),
@@ -263,20 +275,6 @@ fn missing_config_file_is_one_line() {
     let err = text(&out.stderr);
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     assert!(err.contains("missing.ron"), "{err}");
-}
-
-fn wait_timeout(child: &mut std::process::Child, timeout: Duration) -> ExitStatus {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("impulsed did not exit within {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]
@@ -343,30 +341,12 @@ fn start_on_default_port(dir: &Path, config: &str) -> Daemon {
     }
 }
 
-fn ctl_default_socket(cwd: &Path, args: &[&str]) -> Output {
-    Command::new(impulsectl_bin())
-        .env_remove("IMPULSE_SOCKET")
-        .current_dir(cwd)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
 fn send_one(addr: SocketAddr, rcpt: &str) {
     let mut c = RawClient::connect(addr);
-    for (line, code) in [
-        ("EHLO cfg.test".to_string(), 250),
-        ("MAIL FROM:<a@cfg.test>".to_string(), 250),
-        (format!("RCPT TO:<{rcpt}>"), 250),
-        ("DATA".to_string(), 354),
-    ] {
-        let (got, t) = c.cmd(&line);
-        assert_eq!(got, code, "{line}: {t}");
-    }
-    c.send(b"Subject: only routes\r\n\r\nhi\r\n.\r\n");
-    let (got, t) = c.reply();
-    assert_eq!(got, 250, "{t}");
-    assert_eq!(c.cmd("QUIT").0, 221);
+    c.ok("EHLO cfg.test", 250);
+    c.open_data("a@cfg.test", &[rcpt]);
+    c.end_data(b"Subject: only routes\r\n\r\nhi\r\n");
+    c.ok("QUIT", 221);
 }
 
 #[test]
@@ -375,9 +355,7 @@ fn config_with_only_routes_relays() {
     let dir = tempfile::tempdir().unwrap();
     let sink = Sink::start(SinkConfig::default()).unwrap();
     let config = format!("(\n    routes: {{ \"*\": \"{}\" }},\n)\n", sink.addr());
-    let path = write(dir.path(), "routes.ron", &config);
-    let (code, lines) = check(&path);
-    assert_eq!(code, Some(0), "{lines:?}");
+    check_accepted(dir.path(), "routes.ron", &config);
 
     let mut daemon = start_on_default_port(dir.path(), &config);
     assert_eq!(daemon.smtp.to_string(), DEFAULT_ADDR);
@@ -398,12 +376,12 @@ fn config_with_only_routes_relays() {
         .join("impulse-data")
         .join("control.sock")
         .exists());
-    let out = ctl_default_socket(dir.path(), &["--json", "status"]);
+    let out = impulsectl_in(dir.path(), &["--json", "status"]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(st["received"], 1, "{st}");
 
-    let out = ctl_default_socket(dir.path(), &["shutdown"]);
+    let out = impulsectl_in(dir.path(), &["shutdown"]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert!(daemon.wait_exit(Duration::from_secs(60)).success());
 }
@@ -412,16 +390,14 @@ fn config_with_only_routes_relays() {
 fn empty_config_runs_on_the_defaults() {
     let _turn = DEFAULT_PORT.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
-    let path = write(dir.path(), "empty.ron", "()\n");
-    let (code, lines) = check(&path);
-    assert_eq!(code, Some(0), "{lines:?}");
+    check_accepted(dir.path(), "empty.ron", "()\n");
 
     let mut daemon = start_on_default_port(dir.path(), "()\n");
     assert_eq!(daemon.smtp.to_string(), DEFAULT_ADDR);
     let mut c = RawClient::connect(daemon.smtp);
-    assert_eq!(c.cmd("EHLO cfg.test").0, 250);
-    assert_eq!(c.cmd("QUIT").0, 221);
-    let out = ctl_default_socket(dir.path(), &["--json", "pools"]);
+    c.ok("EHLO cfg.test", 250);
+    c.ok("QUIT", 221);
+    let out = impulsectl_in(dir.path(), &["--json", "pools"]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let p: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
@@ -429,7 +405,7 @@ fn empty_config_runs_on_the_defaults() {
         "the default pools.blocking: {p}"
     );
 
-    let out = ctl_default_socket(dir.path(), &["shutdown"]);
+    let out = impulsectl_in(dir.path(), &["shutdown"]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert!(daemon.wait_exit(Duration::from_secs(60)).success());
 }

@@ -19,9 +19,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{config, impulsectl_bin, Daemon, RawClient};
+use common::{config, impulsectl_bin, impulsectl_in, wait_until, Daemon, RawClient};
 use impulse_sink::{Rule, Sink, SinkConfig, Stage};
 use serde_json::Value;
 
@@ -30,6 +30,15 @@ const SLOW: usize = 10;
 const HELD: usize = 1;
 const BLOCKING_THREADS: u64 = 3;
 const WAIT: Duration = Duration::from_secs(60);
+/// The drawn lines of the root's fixed children (the domains come and go).
+const ROOT_CHILDREN: [&str; 6] = [
+    "io:",
+    "pool:blocking",
+    "spool:",
+    "control:",
+    "logger:",
+    "listener:",
+];
 
 /// A next hop that accepts connections and never says anything.
 struct Holder {
@@ -63,30 +72,20 @@ struct Scenario {
     _dir: tempfile::TempDir,
 }
 
-fn expect(c: &mut RawClient, line: &str, code: u16) {
-    let (got, text) = c.cmd(line);
-    assert_eq!(got, code, "{line} -> {text}");
-}
-
 /// One SMTP session sending one single-recipient message per address, then QUIT.
 fn send_all(addr: SocketAddr, rcpts: &[String]) {
     let mut c = RawClient::connect(addr);
-    expect(&mut c, "EHLO sender.test", 250);
+    c.ok("EHLO sender.test", 250);
     for (i, rcpt) in rcpts.iter().enumerate() {
-        expect(&mut c, "MAIL FROM:<sender@sender.test>", 250);
-        expect(&mut c, &format!("RCPT TO:<{rcpt}>"), 250);
-        expect(&mut c, "DATA", 354);
-        c.send(
+        c.open_data("sender@sender.test", &[rcpt]);
+        c.end_data(
             format!(
-                "From: sender@sender.test\r\nTo: {rcpt}\r\nSubject: control {i}\r\n\r\nhello {i}\r\n.\r\n"
+                "From: sender@sender.test\r\nTo: {rcpt}\r\nSubject: control {i}\r\n\r\nhello {i}\r\n"
             )
             .as_bytes(),
         );
-        let (code, text) = c.reply();
-        assert_eq!(code, 250, "end of DATA for {rcpt}: {text}");
     }
-    let (code, _) = c.cmd("QUIT");
-    assert_eq!(code, 221);
+    c.ok("QUIT", 221);
 }
 
 fn actors(daemon: &Daemon) -> Vec<Value> {
@@ -158,7 +157,7 @@ impl Scenario {
         let mut client_addrs = BTreeSet::new();
         for _ in 0..2 {
             let mut c = RawClient::connect(daemon.smtp);
-            expect(&mut c, "EHLO idle.test", 250);
+            c.ok("EHLO idle.test", 250);
             client_addrs.insert(c.stream.local_addr().unwrap().to_string());
             clients.push(c);
         }
@@ -182,21 +181,24 @@ impl Scenario {
             s.sink.count(),
             s.daemon.stderr()
         );
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let now = actors(&s.daemon);
-            if settled(&now, &s) {
-                break;
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "the scenario did not settle; tree:\n{}\nstderr:\n{}",
-                    serde_json::to_string_pretty(&now).unwrap(),
+        let last = std::cell::RefCell::new(Vec::new());
+        wait_until(
+            WAIT,
+            "the scenario to settle",
+            || {
+                let now = actors(&s.daemon);
+                let done = settled(&now, &s);
+                *last.borrow_mut() = now;
+                done
+            },
+            || {
+                format!(
+                    "tree:\n{}\nstderr:\n{}",
+                    serde_json::to_string_pretty(&*last.borrow()).unwrap(),
                     s.daemon.stderr()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+                )
+            },
+        );
         s
     }
 
@@ -360,14 +362,7 @@ fn tree_is_drawn_filtered_limited_and_collapsed() {
         "a single root: {text}"
     );
     let parent_text = |i: usize| up[i].map(|p| lines[p].1.as_str()).unwrap_or("");
-    for class in [
-        "io:",
-        "pool:blocking",
-        "spool:",
-        "control:",
-        "logger:",
-        "listener:",
-    ] {
+    for class in ROOT_CHILDREN {
         let at: Vec<usize> = (0..lines.len())
             .filter(|&i| lines[i].1.starts_with(class))
             .collect();
@@ -495,15 +490,7 @@ fn tree_is_drawn_filtered_limited_and_collapsed() {
         shallow_lines.iter().skip(1).all(|(d, _)| *d == 1),
         "{shallow}"
     );
-    for want in [
-        "io:",
-        "pool:blocking",
-        "spool:",
-        "control:",
-        "logger:",
-        "listener:",
-        "domain:slow.test",
-    ] {
+    for want in ROOT_CHILDREN.iter().chain(&["domain:slow.test"]) {
         assert!(
             shallow_lines.iter().any(|(_, l)| l.starts_with(want)),
             "{want} missing at depth 1:\n{shallow}"
@@ -732,19 +719,19 @@ fn pools_queues_and_status_match_the_traffic() {
 
     // Once the connections to the sink have lingered idle and quit, only the one waiting
     // for held.test's greeting is open.
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let outbound = by_class(&actors(&s.daemon), "outbound").len();
-        if outbound == 1 && s.sink.connections_open() == 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{outbound} outbound actors, {} sink connections still open",
-            s.sink.connections_open()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let outbound = || by_class(&actors(&s.daemon), "outbound").len();
+    wait_until(
+        WAIT,
+        "the idle connections to the sink to quit",
+        || outbound() == 1 && s.sink.connections_open() == 0,
+        || {
+            format!(
+                "{} outbound actors, {} sink connections still open",
+                outbound(),
+                s.sink.connections_open()
+            )
+        },
+    );
     let st = s.daemon.ctl_json(&["status"]);
     assert_eq!(st["connections_out"].as_u64(), Some(1), "{st:#}");
     assert_eq!(
@@ -862,12 +849,7 @@ fn exit_codes_json_and_socket_variable() {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(one_line(&out).contains(&missing.display().to_string()));
     // Neither: the default, impulse-data/control.sock relative to the working directory.
-    let out = Command::new(impulsectl_bin())
-        .env_remove("IMPULSE_SOCKET")
-        .current_dir(dir.path())
-        .args(["--json", "status"])
-        .output()
-        .unwrap();
+    let out = impulsectl_in(dir.path(), &["--json", "status"]);
     assert_eq!(out.status.code(), Some(2), "no impulse-data here: {out:?}");
     assert!(one_line(&out).contains("impulse-data/control.sock"));
 

@@ -18,14 +18,14 @@ use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{config, Daemon};
+use common::log::{code, enhanced, has, of_type, text};
+use common::relay::{crlf_only, lettre_connect, messages_to};
+use common::{config, poll, relay, relay_with, ClosedPort, Daemon};
 use impulse_sink::{Rule, Sink, SinkConfig, Stage};
 use impulse_source::SourceConfig;
 use lettre::address::Envelope;
-use lettre::transport::smtp::client::SmtpConnection;
-use lettre::transport::smtp::extension::ClientId;
 use serde_json::Value;
 
 const SENDER: &str = "sender@impulse.test";
@@ -39,10 +39,7 @@ fn send(addr: SocketAddr, recipients: &[&str], body: &str) -> String {
     let mid = format!(
         "<delivery-{}-{}@impulse.test>",
         std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
+        common::nanos()
     );
     let data = format!(
         "From: <{SENDER}>\r\nTo: {}\r\nSubject: delivery test\r\nMessage-ID: {mid}\r\n\r\n{body}",
@@ -53,32 +50,13 @@ fn send(addr: SocketAddr, recipients: &[&str], body: &str) -> String {
         recipients.iter().map(|r| r.parse().unwrap()).collect(),
     )
     .unwrap();
-    let mut conn = SmtpConnection::connect(
-        addr,
-        Some(Duration::from_secs(30)),
-        &ClientId::Domain("delivery-client.test".into()),
-        None,
-        None,
-    )
-    .expect("connect to impulsed");
+    let mut conn = lettre_connect(addr, "delivery-client.test", Duration::from_secs(30));
     let r = conn
         .send(&envelope, data.as_bytes())
         .expect("impulsed accepts");
     assert!(r.is_positive(), "{r:?}");
     let _ = conn.quit();
     mid
-}
-
-/// Records of type `kind` (optionally only for `recipient`).
-fn of_type<'a>(records: &'a [Value], kind: &str, recipient: Option<&str>) -> Vec<&'a Value> {
-    records
-        .iter()
-        .filter(|r| r["type"] == kind && recipient.is_none_or(|rc| r["recipient"] == rc))
-        .collect()
-}
-
-fn has(records: &[Value], kind: &str, recipient: &str) -> bool {
-    !of_type(records, kind, Some(recipient)).is_empty()
 }
 
 /// The `queues` row of `domain`, if the daemon has a container for it.
@@ -92,23 +70,9 @@ fn queue_row(d: &Daemon, domain: &str) -> Option<Value> {
         .cloned()
 }
 
-/// Poll `f` until it returns `Some` (or panic after `timeout`).
-fn wait_until<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        if Instant::now() > deadline {
-            panic!("timed out waiting for {what}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// Wait until `domain`'s container holds nothing (active, delayed, in flight).
 fn wait_queue_empty(d: &Daemon, domain: &str) -> Value {
-    wait_until(
+    poll(
         Duration::from_secs(30),
         &format!("{domain} queue to empty"),
         || {
@@ -116,6 +80,7 @@ fn wait_queue_empty(d: &Daemon, domain: &str) -> Value {
             let n = |k: &str| row[k].as_u64().unwrap_or(u64::MAX);
             (n("active") == 0 && n("delayed") == 0 && n("in_flight") == 0).then_some(row)
         },
+        || format!("queues: {:#}", d.ctl_json(&["queues"])),
     )
 }
 
@@ -154,32 +119,13 @@ fn assert_record_fields(r: &Value) {
     assert!(resp["text"].is_string(), "response.text in {r}");
 }
 
-fn code(r: &Value) -> u64 {
-    r["response"]["code"].as_u64().unwrap_or(0)
-}
-
-fn enhanced(r: &Value) -> &str {
-    r["response"]["enhanced"].as_str().unwrap_or("")
-}
-
-fn text(r: &Value) -> &str {
-    r["response"]["text"].as_str().unwrap_or("")
-}
-
-/// Sink messages that include `recipient`.
-fn sink_messages_to(sink: &Sink, recipient: &str) -> Vec<impulse_sink::ReceivedMessage> {
-    sink.messages()
-        .into_iter()
-        .filter(|m| m.recipients.iter().any(|r| r == recipient))
-        .collect()
-}
-
-/// A port nothing listens on (bound, read back, released).
-fn closed_port() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let a = l.local_addr().unwrap();
-    drop(l);
-    a
+/// How many messages each of the sink's connections carried.
+fn messages_per_connection(sink: &Sink) -> HashMap<usize, usize> {
+    let mut per_conn: HashMap<usize, usize> = HashMap::new();
+    for m in sink.messages() {
+        *per_conn.entry(m.connection).or_default() += 1;
+    }
+    per_conn
 }
 
 // ---------------------------------------------------------------------------------------
@@ -187,13 +133,13 @@ fn closed_port() -> SocketAddr {
 
 #[test]
 fn permanent_failure_at_rcpt_is_a_bounce_and_leaves_the_queue() {
-    let sink = Sink::start(SinkConfig {
-        rules: vec![Rule::always("bad", Stage::Rcpt, "550 5.1.1 no such user")],
-        ..Default::default()
-    })
-    .unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    let d = Daemon::start(tmp.path(), &config(tmp.path(), Some(sink.addr()), ""));
+    let (_tmp, sink, d) = relay_with(
+        SinkConfig {
+            rules: vec![Rule::always("bad", Stage::Rcpt, "550 5.1.1 no such user")],
+            ..Default::default()
+        },
+        "",
+    );
 
     send(d.smtp, &["bad@example.com"], "this will bounce\r\n");
     let records = d.wait_for_log(LOG_WAIT, "a Bounce record", |r| {
@@ -226,19 +172,19 @@ fn permanent_failure_at_rcpt_is_a_bounce_and_leaves_the_queue() {
             && !has(&records, "Delivery", "bad@example.com"),
         "a bounced recipient is final: {records:#?}"
     );
-    assert!(sink_messages_to(&sink, "bad@example.com").is_empty());
+    assert!(messages_to(&sink, "bad@example.com").is_empty());
 }
 
 #[test]
 fn transient_failure_is_retried_and_then_delivered() {
-    let sink = Sink::start(SinkConfig {
-        rules: vec![Rule::first(1, "later", Stage::Rcpt, "451 4.3.0 try later")],
-        ..Default::default()
-    })
-    .unwrap();
-    let tmp = tempfile::tempdir().unwrap();
     let extra = r#"domains: { "*": (retry_interval: "1s", max_retry_interval: "2s") },"#;
-    let d = Daemon::start(tmp.path(), &config(tmp.path(), Some(sink.addr()), extra));
+    let (_tmp, sink, d) = relay_with(
+        SinkConfig {
+            rules: vec![Rule::first(1, "later", Stage::Rcpt, "451 4.3.0 try later")],
+            ..Default::default()
+        },
+        extra,
+    );
 
     send(d.smtp, &["later@example.com"], "deferred once\r\n");
     let records = d.wait_for_log(LOG_WAIT, "a Delivery after the retry", |r| {
@@ -260,19 +206,19 @@ fn transient_failure_is_retried_and_then_delivered() {
     assert_eq!(dl[0]["id"], tf[0]["id"], "same message");
     assert!(of_type(&records, "Bounce", None).is_empty());
 
-    assert_eq!(sink_messages_to(&sink, "later@example.com").len(), 1);
+    assert_eq!(messages_to(&sink, "later@example.com").len(), 1);
     wait_queue_empty(&d, "example.com");
 }
 
 #[test]
 fn mixed_recipients_give_one_delivery_and_one_bounce() {
-    let sink = Sink::start(SinkConfig {
-        rules: vec![Rule::always("bad", Stage::Rcpt, "550 5.1.1 no such user")],
-        ..Default::default()
-    })
-    .unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    let d = Daemon::start(tmp.path(), &config(tmp.path(), Some(sink.addr()), ""));
+    let (_tmp, sink, d) = relay_with(
+        SinkConfig {
+            rules: vec![Rule::always("bad", Stage::Rcpt, "550 5.1.1 no such user")],
+            ..Default::default()
+        },
+        "",
+    );
 
     let mid = send(
         d.smtp,
@@ -294,7 +240,7 @@ fn mixed_recipients_give_one_delivery_and_one_bounce() {
     assert!(!has(&records, "TransientFailure", "good@example.com"));
     assert!(!has(&records, "TransientFailure", "bad@example.com"));
 
-    let got = sink_messages_to(&sink, "good@example.com");
+    let got = messages_to(&sink, "good@example.com");
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].recipients, vec!["good@example.com".to_string()]);
     assert_eq!(got[0].message_id.as_deref(), Some(mid.as_str()));
@@ -303,7 +249,10 @@ fn mixed_recipients_give_one_delivery_and_one_bounce() {
 
 #[test]
 fn unreachable_next_hop_defers_and_keeps_the_message() {
-    let dead = closed_port();
+    // Held (bound, never listening) for the whole test, so that no other socket can take
+    // the port meanwhile and answer.
+    let closed = ClosedPort::new();
+    let dead = closed.addr;
     let tmp = tempfile::tempdir().unwrap();
     let mut d = Daemon::start(tmp.path(), &config(tmp.path(), Some(dead), ""));
 
@@ -325,13 +274,14 @@ fn unreachable_next_hop_defers_and_keeps_the_message() {
     assert!(of_type(&records, "Delivery", None).is_empty());
 
     // Still queued: delayed (the default retry interval is long).
-    wait_until(
+    poll(
         Duration::from_secs(30),
         "the message in the delayed queue",
         || {
             let row = queue_row(&d, "example.com")?;
             (row["delayed"] == 1).then_some(())
         },
+        || format!("queues: {:#}", d.ctl_json(&["queues"])),
     );
 
     // Not dropped: after a restart with a reachable next hop it is delivered.
@@ -373,10 +323,15 @@ fn no_route_defers_with_a_clear_reason_and_keeps_the_message() {
     assert!(of_type(&records, "Bounce", None).is_empty());
     assert!(of_type(&records, "Delivery", None).is_empty());
 
-    let row = wait_until(Duration::from_secs(30), "the message in the queue", || {
-        let row = queue_row(&d, "nowhere.example")?;
-        (row["delayed"] == 1).then_some(row)
-    });
+    let row = poll(
+        Duration::from_secs(30),
+        "the message in the queue",
+        || {
+            let row = queue_row(&d, "nowhere.example")?;
+            (row["delayed"] == 1).then_some(row)
+        },
+        || format!("queues: {:#}", d.ctl_json(&["queues"])),
+    );
     assert_eq!(row["active"], 0, "{row}");
     assert_eq!(row["state"], "no-route", "{row}");
 }
@@ -420,10 +375,8 @@ fn all_delivered(d: &Daemon, sink: &Sink, ids: &[String]) {
 
 #[test]
 fn max_connections_is_respected() {
-    let sink = Sink::start(SinkConfig::default()).unwrap();
-    let tmp = tempfile::tempdir().unwrap();
     let extra = r#"domains: { "*": (max_connections: 2) },"#;
-    let d = Daemon::start(tmp.path(), &config(tmp.path(), Some(sink.addr()), extra));
+    let (_tmp, sink, d) = relay(extra);
 
     let ids = load(&d, 200, 10, "example.com");
     all_delivered(&d, &sink, &ids);
@@ -441,10 +394,8 @@ fn max_connections_is_respected() {
 
 #[test]
 fn connections_are_reused() {
-    let sink = Sink::start(SinkConfig::default()).unwrap();
-    let tmp = tempfile::tempdir().unwrap();
     let extra = r#"domains: { "*": (max_connections: 4) },"#;
-    let d = Daemon::start(tmp.path(), &config(tmp.path(), Some(sink.addr()), extra));
+    let (_tmp, sink, d) = relay(extra);
 
     let ids = load(&d, 100, 10, "example.com");
     all_delivered(&d, &sink, &ids);
@@ -458,19 +409,14 @@ fn connections_are_reused() {
         "{total} connections for 100 messages with max_connections 4: not reused"
     );
     // And the connections did carry several messages each.
-    let mut per_conn: HashMap<usize, usize> = HashMap::new();
-    for m in sink.messages() {
-        *per_conn.entry(m.connection).or_default() += 1;
-    }
+    let per_conn = messages_per_connection(&sink);
     assert!(per_conn.values().any(|&k| k > 1), "{per_conn:?}");
 }
 
 #[test]
 fn max_messages_per_connection_is_respected() {
-    let sink = Sink::start(SinkConfig::default()).unwrap();
-    let tmp = tempfile::tempdir().unwrap();
     let extra = r#"domains: { "*": (max_messages_per_connection: 5) },"#;
-    let d = Daemon::start(tmp.path(), &config(tmp.path(), Some(sink.addr()), extra));
+    let (_tmp, sink, d) = relay(extra);
 
     let ids = load(&d, 50, 5, "example.com");
     all_delivered(&d, &sink, &ids);
@@ -479,10 +425,7 @@ fn max_messages_per_connection_is_respected() {
         "{} connections for 50 messages at 5 per connection",
         sink.connections_total()
     );
-    let mut per_conn: HashMap<usize, usize> = HashMap::new();
-    for m in sink.messages() {
-        *per_conn.entry(m.connection).or_default() += 1;
-    }
+    let per_conn = messages_per_connection(&sink);
     assert!(
         per_conn.values().all(|&k| k <= 5),
         "a connection carried more than 5 messages: {per_conn:?}"
@@ -494,9 +437,7 @@ fn max_messages_per_connection_is_respected() {
 
 #[test]
 fn recipients_at_two_domains_become_two_queue_entries_both_delivered() {
-    let sink = Sink::start(SinkConfig::default()).unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    let d = Daemon::start(tmp.path(), &config(tmp.path(), Some(sink.addr()), ""));
+    let (_tmp, sink, d) = relay("");
 
     let mid = send(
         d.smtp,
@@ -545,9 +486,7 @@ fn recipients_at_two_domains_become_two_queue_entries_both_delivered() {
 
 #[test]
 fn log_records_carry_every_field() {
-    let sink = Sink::start(SinkConfig::default()).unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    let d = Daemon::start(tmp.path(), &config(tmp.path(), Some(sink.addr()), ""));
+    let (_tmp, sink, d) = relay("");
 
     send(d.smtp, &["fields@example.com"], "fields\r\n.dot line\r\n");
     let records = d.wait_for_log(LOG_WAIT, "Reception and Delivery", |r| {
@@ -698,12 +637,7 @@ fn check_wire(seen: &Seen) {
     }
     // Only the terminator is a lone dot line.
     assert_eq!(body.matches("\r\n.\r\n").count(), 1, "{body}");
-    let ok = data.iter().enumerate().all(|(i, &b)| match b {
-        b'\n' => i > 0 && data[i - 1] == b'\r',
-        b'\r' => data.get(i + 1) == Some(&b'\n'),
-        _ => true,
-    });
-    assert!(ok, "bare CR or LF on the wire:\n{body:?}");
+    assert!(crlf_only(data), "bare CR or LF on the wire:\n{body:?}");
 }
 
 #[test]

@@ -12,12 +12,13 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{config, Daemon};
+use common::log::{count, of_type};
+use common::relay;
+use common::relay::{crlf_only, lettre_connect, received_header_problem};
 use impulse_sink::{Sink, SinkConfig};
 use lettre::address::Envelope;
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::client::SmtpConnection;
-use lettre::transport::smtp::extension::ClientId;
 use lettre::Message;
 
 const THREADS: usize = 10;
@@ -100,14 +101,7 @@ fn outgoing(run: &str, n: usize) -> Outgoing {
 }
 
 fn connect(addr: SocketAddr) -> SmtpConnection {
-    SmtpConnection::connect(
-        addr,
-        Some(Duration::from_secs(60)),
-        &ClientId::Domain("relay-client.test".into()),
-        None,
-        None,
-    )
-    .unwrap_or_else(|e| panic!("connect to {addr}: {e}"))
+    lettre_connect(addr, "relay-client.test", Duration::from_secs(60))
 }
 
 /// Is `prefix` exactly one (possibly folded) `Received:` header written by Impulse?
@@ -115,28 +109,12 @@ fn is_one_received_header(prefix: &[u8]) -> bool {
     let Ok(text) = std::str::from_utf8(prefix) else {
         return false;
     };
-    if !text.starts_with("Received: ") || !text.ends_with("\r\n") || !text.contains("(Impulse)") {
-        return false;
-    }
-    let lines: Vec<&str> = text[..text.len() - 2].split("\r\n").collect();
-    lines[1..]
-        .iter()
-        .all(|l| l.starts_with('\t') || l.starts_with(' '))
-        && !text.replace("\r\n", "").contains(['\r', '\n'])
-}
-
-/// Every LF is preceded by CR and every CR followed by LF.
-fn crlf_only(data: &[u8]) -> bool {
-    data.iter().enumerate().all(|(i, &b)| match b {
-        b'\n' => i > 0 && data[i - 1] == b'\r',
-        b'\r' => data.get(i + 1) == Some(&b'\n'),
-        _ => true,
-    })
+    received_header_problem(text).is_none() && text.contains("(Impulse)")
 }
 
 #[test]
 fn relay_1000_messages_over_10_connections_exactly_once_and_intact() {
-    let run = format!("{}-{}", std::process::id(), common_nanos());
+    let run = format!("{}-{}", std::process::id(), common::nanos());
 
     // Calibration: what a receiver makes of lettre's DATA when nobody is in between.
     {
@@ -155,9 +133,7 @@ fn relay_1000_messages_over_10_connections_exactly_once_and_intact() {
         );
     }
 
-    let sink = Sink::start(SinkConfig::default()).unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    let daemon = Daemon::start(tmp.path(), &config(tmp.path(), Some(sink.addr()), ""));
+    let (_tmp, sink, daemon) = relay("");
 
     // Build everything first so that the expectations are fixed before sending.
     let batches: Vec<Vec<Outgoing>> = (0..THREADS)
@@ -200,15 +176,16 @@ fn relay_1000_messages_over_10_connections_exactly_once_and_intact() {
 
     // Everything accepted: now every message must arrive and be logged.
     daemon.wait_for_log(Duration::from_secs(180), "1000 Delivery records", |r| {
-        r.iter().filter(|x| x["type"] == "Delivery").count() >= TOTAL
+        count(r, "Delivery") >= TOTAL
     });
     assert!(
         sink.wait_for(TOTAL, Duration::from_secs(30)),
         "sink has {} of {TOTAL} messages",
         sink.count()
     );
-    // Give a duplicate (if any) a moment to show up before counting.
-    std::thread::sleep(Duration::from_millis(500));
+    // Let a duplicate (if any) show up before counting: once the spool is empty, nothing
+    // more can reach the sink.
+    daemon.wait_spool_empty(Duration::from_secs(30));
 
     let messages = sink.messages();
     assert_eq!(
@@ -255,34 +232,30 @@ fn relay_1000_messages_over_10_connections_exactly_once_and_intact() {
     // The log: 1000 receptions and 1000 deliveries, one of each per queue id.
     // Receptions are logged without fsync and may trail the deliveries: wait for them too.
     let records = daemon.wait_for_log(Duration::from_secs(30), "1000 Reception records", |r| {
-        r.iter().filter(|x| x["type"] == "Reception").count() >= TOTAL
+        count(r, "Reception") >= TOTAL
     });
-    let count = |t: &str| records.iter().filter(|x| x["type"] == t).count();
-    assert_eq!(count("Reception"), TOTAL, "Reception records");
-    assert_eq!(count("Delivery"), TOTAL, "Delivery records");
-    assert_eq!(count("Bounce"), 0, "Bounce records");
-    let reception_ids: HashSet<&str> = records
-        .iter()
-        .filter(|x| x["type"] == "Reception")
-        .map(|x| x["id"].as_str().expect("id"))
-        .collect();
-    let delivery_ids: HashSet<&str> = records
-        .iter()
-        .filter(|x| x["type"] == "Delivery")
-        .map(|x| x["id"].as_str().expect("id"))
-        .collect();
+    assert_eq!(count(&records, "Reception"), TOTAL, "Reception records");
+    assert_eq!(count(&records, "Delivery"), TOTAL, "Delivery records");
+    assert_eq!(count(&records, "Bounce"), 0, "Bounce records");
+    let ids = |kind: &str| -> HashSet<&str> {
+        of_type(&records, kind, None)
+            .into_iter()
+            .map(|x| x["id"].as_str().expect("id"))
+            .collect()
+    };
+    let reception_ids = ids("Reception");
+    let delivery_ids = ids("Delivery");
     assert_eq!(reception_ids.len(), TOTAL, "queue ids must be unique");
     assert_eq!(
         reception_ids, delivery_ids,
         "every received message is delivered"
     );
-    let delivered_rcpts: HashSet<&str> = records
-        .iter()
-        .filter(|x| x["type"] == "Delivery")
+    let delivered_rcpts: HashSet<&str> = of_type(&records, "Delivery", None)
+        .into_iter()
         .map(|x| x["recipient"].as_str().expect("recipient"))
         .collect();
     assert_eq!(delivered_rcpts.len(), TOTAL);
-    for r in records.iter().filter(|x| x["type"] == "Delivery") {
+    for r in of_type(&records, "Delivery", None) {
         assert_eq!(
             r["response"]["code"].as_u64().map(|c| c / 100),
             Some(2),
@@ -292,11 +265,4 @@ fn relay_1000_messages_over_10_connections_exactly_once_and_intact() {
         assert_eq!(r["domain"], "example.com", "{r}");
         assert_eq!(r["peer"], sink.addr().to_string(), "{r}");
     }
-}
-
-fn common_nanos() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos()
 }

@@ -10,15 +10,13 @@
 
 mod common;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::process::ExitStatus;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use common::{config, Daemon, RawClient};
+use common::relay::{repeated, sink_ids, wait_all_arrive, wait_sink_quiet, BusyRelay};
+use common::{config, wait_until, Daemon, RawClient};
 use impulse_sink::{Sink, SinkConfig};
-use impulse_source::SourceConfig;
 
 /// Grace period configured for these tests.
 const GRACE: &str = "10s";
@@ -27,10 +25,7 @@ const GRACE: &str = "10s";
 const EXIT_WAIT: Duration = Duration::from_secs(15);
 
 fn tempdir() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("impulse-shutdown-")
-        .tempdir()
-        .unwrap()
+    common::tempdir("impulse-shutdown-")
 }
 
 fn grace_config(dir: &std::path::Path, sink: Option<std::net::SocketAddr>, extra: &str) -> String {
@@ -41,14 +36,6 @@ fn grace_config(dir: &std::path::Path, sink: Option<std::net::SocketAddr>, extra
     )
 }
 
-fn sigterm(d: &Daemon) {
-    let pid = d.pid();
-    assert!(pid > 0);
-    // SAFETY: signalling the child we started.
-    let r = unsafe { libc::kill(pid, libc::SIGTERM) };
-    assert_eq!(r, 0, "kill: {}", std::io::Error::last_os_error());
-}
-
 fn assert_clean_exit(status: ExitStatus, d: &Daemon) {
     assert_eq!(
         status.code(),
@@ -56,25 +43,6 @@ fn assert_clean_exit(status: ExitStatus, d: &Daemon) {
         "impulsed should exit 0 on a graceful stop, got {status:?}\nstderr:\n{}",
         d.stderr()
     );
-}
-
-/// Poll `pred` every 20 ms until it holds; panic with `what` after `timeout`.
-fn wait_until(
-    timeout: Duration,
-    what: &str,
-    mut pred: impl FnMut() -> bool,
-    detail: impl Fn() -> String,
-) {
-    let deadline = Instant::now() + timeout;
-    while !pred() {
-        if Instant::now() > deadline {
-            panic!(
-                "timed out after {timeout:?} waiting for {what}\n{}",
-                detail()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]
@@ -125,13 +93,8 @@ fn sigterm_says_421_to_idle_clients() {
     let (code, text) = ready.cmd("EHLO client.test");
     assert_eq!(code, 250, "{text}");
     // Both sessions exist before the signal.
-    wait_until(
-        Duration::from_secs(10),
-        "both inbound sessions to be registered",
-        || d.ctl_json(&["status"])["connections_in"] == 2,
-        || format!("{:#}", d.ctl_json(&["status"])),
-    );
-    sigterm(&d);
+    d.wait_sessions(2, Duration::from_secs(10));
+    d.sigterm();
     for (name, c) in [("greeted", &mut greeted), ("after EHLO", &mut ready)] {
         let (code, text) = c.reply();
         assert_eq!(
@@ -156,16 +119,11 @@ fn sigterm_lets_an_open_transaction_finish() {
     let cfg = grace_config(dir, Some(sink.addr()), "");
     let mut d = Daemon::start(dir, &cfg);
     let mut c = RawClient::connect(d.smtp);
-    assert_eq!(c.cmd("EHLO client.test").0, 250);
-    assert_eq!(c.cmd("MAIL FROM:<sender@client.test>").0, 250);
-    assert_eq!(c.cmd("RCPT TO:<rcpt@example.com>").0, 250);
-    wait_until(
-        Duration::from_secs(10),
-        "the inbound session to be registered",
-        || d.ctl_json(&["status"])["connections_in"] == 1,
-        || format!("{:#}", d.ctl_json(&["status"])),
-    );
-    sigterm(&d);
+    c.ok("EHLO client.test", 250);
+    c.ok("MAIL FROM:<sender@client.test>", 250);
+    c.ok("RCPT TO:<rcpt@example.com>", 250);
+    d.wait_sessions(1, Duration::from_secs(10));
+    d.sigterm();
     // Wait until the graceful stop has begun (listeners closed, sessions told).
     wait_until(
         Duration::from_secs(10),
@@ -227,27 +185,6 @@ fn impulsectl_shutdown_stops_the_daemon() {
     assert!(!d.socket().exists());
 }
 
-fn sink_ids(sink: &Sink) -> Vec<String> {
-    sink.message_ids()
-        .into_iter()
-        .map(|id| id.expect("every relayed message keeps its Message-ID"))
-        .collect()
-}
-
-fn repeated(ids: &[String]) -> Vec<String> {
-    let mut m: HashMap<&str, usize> = HashMap::new();
-    for id in ids {
-        *m.entry(id).or_insert(0) += 1;
-    }
-    let mut v: Vec<String> = m
-        .into_iter()
-        .filter(|(_, n)| *n > 1)
-        .map(|(id, _)| id.to_string())
-        .collect();
-    v.sort();
-    v
-}
-
 #[test]
 fn sigterm_during_a_flow_of_mail_loses_nothing() {
     const MESSAGES: usize = 3000;
@@ -255,80 +192,20 @@ fn sigterm_during_a_flow_of_mail_loses_nothing() {
     let started = Instant::now();
     // A slightly slow sink and few connections to it, so a backlog of undelivered
     // messages exists at the stop (load shaping, not synchronisation).
-    let slow_ms = Arc::new(AtomicU64::new(10));
-    let sink = {
-        let slow_ms = slow_ms.clone();
-        Sink::start_with_observer(
-            SinkConfig {
-                record_bodies: false,
-                ..Default::default()
-            },
-            Arc::new(move |_| {
-                let ms = slow_ms.load(Ordering::Relaxed);
-                if ms > 0 {
-                    std::thread::sleep(Duration::from_millis(ms));
-                }
-            }),
-        )
-        .unwrap()
-    };
-    let tmp = tempdir();
-    let dir = tmp.path();
-    let cfg = grace_config(
-        dir,
-        Some(sink.addr()),
-        r#"domains: { "*": (max_connections: 8) },"#,
-    );
-    let mut d = Daemon::start(dir, &cfg);
-
-    let (tx, rx) = mpsc::channel();
-    let addr = d.smtp;
-    std::thread::spawn(move || {
-        let _ = tx.send(impulse_source::run(SourceConfig {
-            addr,
-            messages: MESSAGES,
-            size: 2048,
-            sessions: 8,
-            per_session: 100,
-            ..Default::default()
-        }));
-    });
-    let mut finished_early = None;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while sink.count() < STOP_AT {
-        if let Ok(r) = rx.try_recv() {
-            finished_early = Some(r);
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "mail did not start flowing: sink has {} after 120 s\nstderr:\n{}",
-            sink.count(),
-            d.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let mut busy = BusyRelay::start(tempdir(), grace_config, MESSAGES, STOP_AT);
+    let d = &mut busy.daemon;
     let stopped_at = Instant::now();
-    sigterm(&d);
+    d.sigterm();
     let status = d.wait_exit(EXIT_WAIT);
     let stop_took = stopped_at.elapsed();
-    assert_clean_exit(status, &d);
+    assert_clean_exit(status, d);
     assert!(!d.socket().exists(), "control socket removed");
-    slow_ms.store(0, Ordering::Relaxed);
-    let source_done_before_stop = finished_early.is_some();
-    let report = match finished_early {
-        Some(r) => r,
-        None => rx
-            .recv_timeout(Duration::from_secs(180))
-            .expect("the source returns once the server is gone"),
-    };
-    wait_until(
-        Duration::from_secs(20),
-        "the sink's connections from the stopped daemon to close",
-        || sink.connections_open() == 0,
-        || format!("open: {}", sink.connections_open()),
-    );
-    let before = sink_ids(&sink);
+    busy.slow.unslow();
+    let source_done_before_stop = busy.flow.finished_early();
+    let report = busy.flow.report();
+    let sink = &busy.slow.sink;
+    wait_sink_quiet(sink);
+    let before = sink_ids(sink);
     assert!(
         repeated(&before).is_empty(),
         "duplicates before the stop: {:?}",
@@ -349,41 +226,10 @@ fn sigterm_during_a_flow_of_mail_loses_nothing() {
     );
 
     // Restart on the same directory: everything accepted and not delivered goes out.
-    let d2 = Daemon::start(dir, &cfg);
-    let missing = || -> Vec<String> {
-        let seen: HashSet<String> = sink_ids(&sink).into_iter().collect();
-        let mut m: Vec<String> = accepted.difference(&seen).cloned().collect();
-        m.sort();
-        m
-    };
-    wait_until(
-        Duration::from_secs(60),
-        "every accepted message to reach the sink after the restart",
-        || missing().is_empty(),
-        || {
-            let m = missing();
-            format!(
-                "{} of {} accepted messages lost, e.g. {:?}\nstderr:\n{}",
-                m.len(),
-                accepted.len(),
-                &m[..m.len().min(10)],
-                d2.stderr()
-            )
-        },
-    );
-    let last = std::cell::RefCell::new(serde_json::Value::Null);
-    wait_until(
-        Duration::from_secs(60),
-        "the spool to empty after the restart",
-        || {
-            let s = d2.ctl_json(&["status"]);
-            let done = s["messages_live"] == 0 && s["in_flight"] == 0;
-            *last.borrow_mut() = s;
-            done
-        },
-        || format!("{:#}\nstderr:\n{}", last.borrow(), d2.stderr()),
-    );
-    let all = sink_ids(&sink);
+    let d2 = Daemon::start(busy.dir.path(), &busy.cfg);
+    wait_all_arrive(sink, &accepted, &d2, Duration::from_secs(60));
+    d2.wait_spool_empty(Duration::from_secs(60));
+    let all = sink_ids(sink);
     let after = &all[before.len()..];
     assert!(
         repeated(after).is_empty(),

@@ -15,8 +15,9 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{config, Daemon};
-use impulse_sink::{ReceivedMessage, Sink, SinkConfig};
+use common::log::has;
+use common::{relay, wait_for_rcpt, Daemon};
+use impulse_sink::Sink;
 
 /// Upper bound of every wait in this file.
 const WAIT: Duration = Duration::from_secs(30);
@@ -78,6 +79,12 @@ impl Client {
             }
             Err(e) => panic!("write to impulsed failed: {e}"),
         }
+    }
+
+    /// Write `bytes` `times` times over; `false` (and stop) if the server closed the
+    /// connection meanwhile.
+    fn send_repeatedly(&mut self, bytes: &[u8], times: usize) -> bool {
+        (0..times).all(|_| self.send(bytes))
     }
 
     /// Read one reply; panics if the server neither answers nor closes in time.
@@ -147,14 +154,6 @@ fn expect(reply: Reply, code: u16, what: &str) -> String {
     }
 }
 
-/// A daemon relaying everything to a fresh sink, with `extra` config fields.
-fn start(extra: &str) -> (tempfile::TempDir, Sink, Daemon) {
-    let dir = tempfile::tempdir().unwrap();
-    let sink = Sink::start(SinkConfig::default()).expect("start sink");
-    let daemon = Daemon::start(dir.path(), &config(dir.path(), Some(sink.addr()), extra));
-    (dir, sink, daemon)
-}
-
 /// Deterministic pseudo-random bytes (xorshift64*), biased towards the bytes that matter
 /// to SMTP framing.
 fn garbage(seed: u64, len: usize) -> Vec<u8> {
@@ -175,32 +174,6 @@ fn garbage(seed: u64, len: usize) -> Vec<u8> {
         });
     }
     out
-}
-
-/// Wait (bounded) until the sink holds a message for `rcpt`.
-fn wait_for_rcpt(sink: &Sink, daemon: &Daemon, rcpt: &str) -> ReceivedMessage {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(m) = sink
-            .messages()
-            .into_iter()
-            .find(|m| m.recipients.iter().any(|r| r == rcpt))
-        {
-            return m;
-        }
-        if Instant::now() > deadline {
-            panic!(
-                "the sink never received a message for {rcpt}; sink has {:?}\nlog:\n{:#?}\nstderr:\n{}",
-                sink.messages()
-                    .iter()
-                    .map(|m| m.recipients.clone())
-                    .collect::<Vec<_>>(),
-                daemon.log_records(),
-                daemon.stderr()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// The daemon still relays a normal message end to end: accepted with 250, received by
@@ -240,10 +213,7 @@ fn assert_serves(daemon: &Daemon, sink: &Sink, tag: &str) {
     daemon.wait_for_log(
         WAIT,
         &format!("Delivery of the normal message after {tag}"),
-        |recs| {
-            recs.iter()
-                .any(|r| r["type"] == "Delivery" && r["recipient"] == rcpt.as_str())
-        },
+        |recs| has(recs, "Delivery", &rcpt),
     );
 }
 
@@ -289,7 +259,7 @@ fn open_data(c: &mut Client, rcpt: &str) {
 
 #[test]
 fn random_garbage_gets_replies_or_a_clean_close() {
-    let (_dir, sink, daemon) = start("");
+    let (_dir, sink, daemon) = relay("");
     for seed in 1..=8u64 {
         let mut c = Client::connect(daemon.smtp);
         // Some rounds start with a greeting so that garbage hits a later state.
@@ -332,7 +302,7 @@ fn random_garbage_gets_replies_or_a_clean_close() {
 
 #[test]
 fn nul_bytes_in_commands_are_refused_and_the_session_goes_on() {
-    let (_dir, sink, daemon) = start("");
+    let (_dir, sink, daemon) = relay("");
     let mut c = Client::connect(daemon.smtp);
     let r = c.cmd("EH\0LO client.test");
     assert!(matches!(r.code(), 500 | 501), "NUL in EHLO: {r:?}");
@@ -368,7 +338,7 @@ fn nul_bytes_in_commands_are_refused_and_the_session_goes_on() {
 
 #[test]
 fn nul_bytes_in_data_are_either_refused_or_delivered_intact() {
-    let (_dir, sink, daemon) = start("");
+    let (_dir, sink, daemon) = relay("");
     let mut c = Client::connect(daemon.smtp);
     open_data(&mut c, "nul-data@example.com");
     let body = b"Subject: nul\r\n\r\nbefore\0after\r\n\0\r\n";
@@ -391,13 +361,15 @@ fn nul_bytes_in_data_are_either_refused_or_delivered_intact() {
     assert_serves(&daemon, &sink, "nul-data-2");
 }
 
-#[test]
-fn a_bare_lf_never_ends_a_command() {
-    let (_dir, sink, daemon) = start("");
+/// A bare line end (`end`, named `name`: "LF" or "CR") inside a command line never ends
+/// the command: the whole line is one bad command, answered once, at the CRLF.
+fn assert_bare_line_end_never_ends_a_command(name: &str, end: &str) {
+    let (_dir, sink, daemon) = relay("");
+    let tag = format!("bare-{}", name.to_ascii_lowercase());
     let mut c = Client::connect(daemon.smtp);
-    // If the LF ended a line, EHLO would be accepted and MAIL answered too.
-    c.send(b"EHLO client.test\nMAIL FROM:<a@client.test>\r\n");
-    let text = expect(c.reply(), 500, "EHLO with a bare LF");
+    // If the bare line end ended a line, EHLO would be accepted and MAIL answered too.
+    c.send(format!("EHLO client.test{end}MAIL FROM:<a@client.test>\r\n").as_bytes());
+    let text = expect(c.reply(), 500, &format!("EHLO with a bare {name}"));
     assert!(text.starts_with("500 5."), "no enhanced code: {text}");
     expect(
         c.cmd("NOOP"),
@@ -407,15 +379,15 @@ fn a_bare_lf_never_ends_a_command() {
     expect(
         c.cmd("MAIL FROM:<a@client.test>"),
         503,
-        "MAIL: the bare-LF EHLO must not count",
+        &format!("MAIL: the bare-{name} EHLO must not count"),
     );
     expect(c.cmd("EHLO client.test"), 250, "EHLO");
-    // A bare LF alone, and one in the middle of a transaction.
-    c.send(b"\n\r\n");
-    expect(c.reply(), 500, "a lone LF");
+    // A bare line end alone, and one in the middle of a transaction.
+    c.send(format!("{end}\r\n").as_bytes());
+    expect(c.reply(), 500, &format!("a lone {name}"));
     expect(c.cmd("MAIL FROM:<a@client.test>"), 250, "MAIL");
-    c.send(b"RCPT TO:<bare-lf@example.com>\nRCPT TO:<bare-lf-2@example.com>\r\n");
-    expect(c.reply(), 500, "RCPT with a bare LF");
+    c.send(format!("RCPT TO:<{tag}@example.com>{end}RCPT TO:<{tag}-2@example.com>\r\n").as_bytes());
+    expect(c.reply(), 500, &format!("RCPT with a bare {name}"));
     // Neither recipient was accepted.
     let r = c.cmd("DATA");
     assert!(
@@ -423,43 +395,19 @@ fn a_bare_lf_never_ends_a_command() {
         "DATA without an accepted RCPT: {r:?}"
     );
     expect(c.cmd("QUIT"), 221, "QUIT");
-    assert_serves(&daemon, &sink, "bare-lf");
-    assert_never_seen(&daemon, &sink, "bare-lf@example.com");
-    assert_never_seen(&daemon, &sink, "bare-lf-2@example.com");
+    assert_serves(&daemon, &sink, &tag);
+    assert_never_seen(&daemon, &sink, &format!("{tag}@example.com"));
+    assert_never_seen(&daemon, &sink, &format!("{tag}-2@example.com"));
+}
+
+#[test]
+fn a_bare_lf_never_ends_a_command() {
+    assert_bare_line_end_never_ends_a_command("LF", "\n");
 }
 
 #[test]
 fn a_bare_cr_never_ends_a_command() {
-    let (_dir, sink, daemon) = start("");
-    let mut c = Client::connect(daemon.smtp);
-    c.send(b"EHLO client.test\rMAIL FROM:<a@client.test>\r\n");
-    let text = expect(c.reply(), 500, "EHLO with a bare CR");
-    assert!(text.starts_with("500 5."), "no enhanced code: {text}");
-    expect(
-        c.cmd("NOOP"),
-        250,
-        "NOOP: exactly one reply for the bad line",
-    );
-    expect(
-        c.cmd("MAIL FROM:<a@client.test>"),
-        503,
-        "MAIL: the bare-CR EHLO must not count",
-    );
-    expect(c.cmd("EHLO client.test"), 250, "EHLO");
-    c.send(b"\r\r\n");
-    expect(c.reply(), 500, "a lone CR");
-    expect(c.cmd("MAIL FROM:<a@client.test>"), 250, "MAIL");
-    c.send(b"RCPT TO:<bare-cr@example.com>\rRCPT TO:<bare-cr-2@example.com>\r\n");
-    expect(c.reply(), 500, "RCPT with a bare CR");
-    let r = c.cmd("DATA");
-    assert!(
-        matches!(r.code(), 503 | 554),
-        "DATA without an accepted RCPT: {r:?}"
-    );
-    expect(c.cmd("QUIT"), 221, "QUIT");
-    assert_serves(&daemon, &sink, "bare-cr");
-    assert_never_seen(&daemon, &sink, "bare-cr@example.com");
-    assert_never_seen(&daemon, &sink, "bare-cr-2@example.com");
+    assert_bare_line_end_never_ends_a_command("CR", "\r");
 }
 
 /// The smuggling payloads: each looks like an end of data to a lax parser.
@@ -494,7 +442,7 @@ fn smuggling_stream(payload: &[u8], smuggled_rcpt: &str) -> Vec<u8> {
 
 #[test]
 fn smuggling_payloads_never_end_data_and_the_message_is_refused() {
-    let (_dir, sink, daemon) = start("");
+    let (_dir, sink, daemon) = relay("");
     for (name, payload) in SMUGGLING {
         for split in [false, true] {
             let tag = format!("{name}{}", if split { "-split" } else { "" });
@@ -560,7 +508,7 @@ fn smuggling_payloads_never_end_data_and_the_message_is_refused() {
 
 #[test]
 fn an_over_long_command_line_gets_500_and_the_session_survives_or_closes() {
-    let (_dir, sink, daemon) = start("");
+    let (_dir, sink, daemon) = relay("");
     // 100 KiB without any line end.
     let mut c = Client::connect(daemon.smtp);
     expect(c.cmd("EHLO client.test"), 250, "EHLO");
@@ -612,14 +560,7 @@ fn an_over_long_command_line_gets_500_and_the_session_survives_or_closes() {
     // Several megabytes of one line: the daemon must not buffer it all or fall over.
     let mut c = Client::connect(daemon.smtp);
     let chunk = vec![b'B'; 256 * 1024];
-    let mut open = true;
-    for _ in 0..16 {
-        if !c.send(&chunk) {
-            open = false;
-            break;
-        }
-    }
-    if open && c.send(b"\r\nQUIT\r\n") {
+    if c.send_repeatedly(&chunk, 16) && c.send(b"\r\nQUIT\r\n") {
         let replies = c.drain_until_closed();
         assert!(
             replies.iter().all(|r| matches!(r.code(), 500 | 221 | 421)),
@@ -631,7 +572,7 @@ fn an_over_long_command_line_gets_500_and_the_session_survives_or_closes() {
 
 #[test]
 fn a_message_over_size_gets_552_and_is_not_delivered() {
-    let (_dir, sink, daemon) = start("smtp: (max_message_size: 100000),");
+    let (_dir, sink, daemon) = relay("smtp: (max_message_size: 100000),");
     // Declared too big in MAIL FROM.
     let mut c = Client::connect(daemon.smtp);
     let ehlo = expect(c.cmd("EHLO client.test"), 250, "EHLO");
@@ -696,15 +637,8 @@ fn a_message_over_size_gets_552_and_is_not_delivered() {
         .cycle()
         .take(100 * 10_000)
         .collect();
-    let mut open = true;
-    for _ in 0..8 {
-        // Whole 100-byte lines, so the terminator below starts a line.
-        if !c.send(&chunk) {
-            open = false;
-            break;
-        }
-    }
-    if open && c.send(b".\r\n") {
+    // Whole 100-byte lines, so the terminator below starts a line.
+    if c.send_repeatedly(&chunk, 8) && c.send(b".\r\n") {
         match c.reply() {
             Reply::Reply(552, _) => expect(c.cmd("QUIT"), 221, "QUIT after 552"),
             Reply::Closed => String::new(),
@@ -737,7 +671,7 @@ fn set_linger_zero(stream: &TcpStream) {
 
 #[test]
 fn a_disconnect_mid_data_delivers_nothing() {
-    let (_dir, sink, daemon) = start("");
+    let (_dir, sink, daemon) = relay("");
     // Where the client stops: mid-line, after a CRLF, after CRLF "." and after CRLF "." CR
     // (each a prefix of the terminator), and with a reset instead of a close.
     let cases: [(&str, &[u8], bool); 6] = [
@@ -780,7 +714,7 @@ fn a_disconnect_mid_data_delivers_nothing() {
 
 #[test]
 fn a_client_sending_one_byte_at_a_time_completes() {
-    let (_dir, sink, daemon) = start("");
+    let (_dir, sink, daemon) = relay("");
     let mut c = Client::connect(daemon.smtp);
     let body = b"Subject: slow\r\n\r\none byte at a time\r\n.dot line\r\n";
     let stuffed = b"Subject: slow\r\n\r\none byte at a time\r\n..dot line\r\n.\r\n";
@@ -814,7 +748,7 @@ fn a_client_sending_one_byte_at_a_time_completes() {
 
 #[test]
 fn fifty_garbage_connections_do_not_stop_a_normal_client() {
-    let (_dir, sink, daemon) = start("");
+    let (_dir, sink, daemon) = relay("");
     const N: usize = 50;
     let (ready_tx, ready_rx) = mpsc::channel::<()>();
     let (release_tx, release_rx) = mpsc::channel::<()>();
@@ -870,20 +804,9 @@ fn fifty_garbage_connections_do_not_stop_a_normal_client() {
     assert_serves(&daemon, &sink, "fifty-garbage-after");
 }
 
-#[test]
-fn clients_outside_relay_allow_get_550_5_7_1() {
-    // Exactly the brief's config: loopback is not allowed to relay. (10.x only appears in
-    // the config; no traffic goes there.)
-    let dir = tempfile::tempdir().unwrap();
-    let sink = Sink::start(SinkConfig::default()).expect("start sink");
-    let daemon = Daemon::start(
-        dir.path(),
-        &config(
-            dir.path(),
-            Some(sink.addr()),
-            r#"relay: (allow: ["10.0.0.0/8"]),"#,
-        ),
-    );
+/// A client from 127.0.0.1 (outside `relay.allow`) whose first recipient has just been
+/// refused with 550 5.7.1, in an open transaction.
+fn denied_client(daemon: &Daemon) -> Client {
     let mut c = Client::connect(daemon.smtp);
     expect(c.cmd("EHLO client.test"), 250, "EHLO");
     expect(c.cmd("MAIL FROM:<outsider@client.test>"), 250, "MAIL");
@@ -893,6 +816,15 @@ fn clients_outside_relay_allow_get_550_5_7_1() {
         "RCPT from 127.0.0.1",
     );
     assert!(text.starts_with("550 5.7.1"), "{text}");
+    c
+}
+
+#[test]
+fn clients_outside_relay_allow_get_550_5_7_1() {
+    // Exactly the brief's config: loopback is not allowed to relay. (10.x only appears in
+    // the config; no traffic goes there.)
+    let (_dir, sink, daemon) = relay(r#"relay: (allow: ["10.0.0.0/8"]),"#);
+    let mut c = denied_client(&daemon);
     // Pipelined, every recipient is refused, and DATA has nothing to send to.
     c.send(
         b"RCPT TO:<denied-2@example.com>\r\nRCPT TO:<postmaster@example.org>\r\nDATA\r\n\
@@ -926,8 +858,9 @@ fn clients_outside_relay_allow_get_550_5_7_1() {
     );
     expect(c.reply(), 250, "NOOP");
     expect(c.cmd("QUIT"), 221, "QUIT");
-    // Nothing was queued; the daemon still answers.
-    std::thread::sleep(Duration::from_millis(300));
+    // Nothing was queued (an empty spool: nothing is left to reach the sink); the daemon
+    // still answers.
+    daemon.wait_spool_empty(WAIT);
     assert_eq!(
         sink.count(),
         0,
@@ -949,25 +882,8 @@ fn clients_outside_relay_allow_get_550_5_7_1() {
 
     // Same denial with a second loopback address allowed: 127.0.0.1 is refused while a
     // client bound to 127.0.0.2 relays end to end.
-    let dir = tempfile::tempdir().unwrap();
-    let sink = Sink::start(SinkConfig::default()).expect("start sink");
-    let daemon = Daemon::start(
-        dir.path(),
-        &config(
-            dir.path(),
-            Some(sink.addr()),
-            r#"relay: (allow: ["10.0.0.0/8", "127.0.0.2/32"]),"#,
-        ),
-    );
-    let mut c = Client::connect(daemon.smtp);
-    expect(c.cmd("EHLO client.test"), 250, "EHLO");
-    expect(c.cmd("MAIL FROM:<outsider@client.test>"), 250, "MAIL");
-    let text = expect(
-        c.cmd("RCPT TO:<denied@example.com>"),
-        550,
-        "RCPT from 127.0.0.1",
-    );
-    assert!(text.starts_with("550 5.7.1"), "{text}");
+    let (_dir, sink, daemon) = relay(r#"relay: (allow: ["10.0.0.0/8", "127.0.0.2/32"]),"#);
+    let mut c = denied_client(&daemon);
     expect(c.cmd("QUIT"), 221, "QUIT");
     let Some(stream) = connect_from("127.0.0.2", daemon.smtp) else {
         eprintln!("cannot bind 127.0.0.2 here; skipping the allowed-client half");
@@ -994,7 +910,7 @@ fn clients_outside_relay_allow_get_550_5_7_1() {
         String::from_utf8_lossy(&m.data).contains("127.0.0.2"),
         "Received header peer"
     );
-    std::thread::sleep(Duration::from_millis(300));
+    daemon.wait_spool_empty(WAIT);
     assert_eq!(sink.count(), 1, "sink: {:#?}", sink.messages());
 }
 
@@ -1033,7 +949,7 @@ fn connect_from(from: &str, to: SocketAddr) -> Option<TcpStream> {
 
 #[test]
 fn a_client_that_stalls_mid_data_is_timed_out_and_nothing_is_delivered() {
-    let (_dir, sink, daemon) = start(r#"smtp: (idle_timeout: "2s"),"#);
+    let (_dir, sink, daemon) = relay(r#"smtp: (idle_timeout: "2s"),"#);
     let mut c = Client::connect(daemon.smtp);
     open_data(&mut c, "stalled@example.com");
     c.send(b"Subject: stalled\r\n\r\nhalf a message\r\n.");
@@ -1053,7 +969,7 @@ fn a_client_that_stalls_mid_data_is_timed_out_and_nothing_is_delivered() {
 
 #[test]
 fn many_errors_in_a_row_end_the_session_cleanly() {
-    let (_dir, sink, daemon) = start("");
+    let (_dir, sink, daemon) = relay("");
     let mut c = Client::connect(daemon.smtp);
     expect(c.cmd("EHLO client.test"), 250, "EHLO");
     let mut batch = Vec::new();

@@ -12,57 +12,12 @@
 mod common;
 
 use std::io::Write;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{config, Daemon, RawClient};
-use impulse_sink::{ReceivedMessage, Sink, SinkConfig};
+use common::relay::received_header_problem;
+use common::{expect, relay, wait_for_rcpt, RawClient};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-/// A daemon relaying everything to a fresh sink, with `extra` config fields.
-fn start(extra: &str) -> (tempfile::TempDir, Sink, Daemon) {
-    let dir = tempfile::tempdir().unwrap();
-    let sink = Sink::start(SinkConfig::default()).expect("start sink");
-    let daemon = Daemon::start(dir.path(), &config(dir.path(), Some(sink.addr()), extra));
-    (dir, sink, daemon)
-}
-
-/// Wait (bounded) until the sink holds a message for `rcpt`; return it.
-fn wait_for_rcpt(sink: &Sink, daemon: &Daemon, rcpt: &str) -> ReceivedMessage {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(m) = sink
-            .messages()
-            .into_iter()
-            .find(|m| m.recipients.iter().any(|r| r == rcpt))
-        {
-            return m;
-        }
-        if Instant::now() > deadline {
-            panic!(
-                "the sink never received a message for {rcpt}; sink has {:?}\nlog:\n{:#?}\nstderr:\n{}",
-                sink.messages()
-                    .iter()
-                    .map(|m| m.recipients.clone())
-                    .collect::<Vec<_>>(),
-                daemon.log_records(),
-                daemon.stderr()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn code_of(reply: &(u16, String)) -> u16 {
-    reply.0
-}
-
-/// Assert a reply's code, showing the text on failure.
-#[track_caller]
-fn expect(reply: (u16, String), code: u16, what: &str) -> String {
-    assert_eq!(reply.0, code, "{what}: got {:?}", reply.1);
-    reply.1
-}
 
 /// The part of the sink's copy that the daemon prepended, after checking that the rest is
 /// exactly `original`.
@@ -80,27 +35,31 @@ fn prepended<'a>(delivered: &'a [u8], original: &[u8]) -> &'a [u8] {
 /// Check that `prefix` is exactly one `Received:` header field (folded lines allowed).
 #[track_caller]
 fn assert_one_received_header(prefix: &[u8]) {
-    let text = String::from_utf8_lossy(prefix);
-    assert!(
-        text.starts_with("Received: "),
-        "prepended text is not a Received header: {text:?}"
-    );
-    assert!(
-        text.ends_with("\r\n"),
-        "prepended header not CRLF-terminated: {text:?}"
-    );
-    let body = &text[..text.len() - 2];
-    for (i, line) in body.split("\r\n").enumerate() {
-        assert!(
-            !line.contains('\n') && !line.contains('\r'),
-            "bare line end in {text:?}"
+    if let Some(problem) = received_header_problem(&String::from_utf8_lossy(prefix)) {
+        panic!("{problem}");
+    }
+}
+
+/// Send each `(command, code, what)` in turn and expect its reply code (`what` names the
+/// step in a failure).
+#[track_caller]
+fn converse(c: &mut RawClient, steps: &[(&str, u16, &str)]) {
+    for &(line, code, what) in steps {
+        expect(c.cmd(line), code, what);
+    }
+}
+
+/// Each of `bad` gets a syntax error (501), and a NOOP after it still gets 250.
+#[track_caller]
+fn assert_syntax_errors(c: &mut RawClient, bad: &[&str]) {
+    for bad in bad {
+        let reply = c.cmd(bad);
+        assert_eq!(
+            reply.0, 501,
+            "{bad:?} should be a syntax error (501): {reply:?}"
         );
-        if i > 0 {
-            assert!(
-                line.starts_with(' ') || line.starts_with('\t'),
-                "prepended text holds more than one header field: {text:?}"
-            );
-        }
+        // Keep the session's error count low: the server may close after many errors.
+        expect(c.cmd("NOOP"), 250, "NOOP between syntax errors");
     }
 }
 
@@ -119,7 +78,7 @@ fn stuffed(body: &[u8]) -> Vec<u8> {
 
 #[test]
 fn ehlo_advertises_the_required_extensions() {
-    let (_dir, _sink, daemon) = start("smtp: (max_message_size: 123456),");
+    let (_dir, _sink, daemon) = relay("smtp: (max_message_size: 123456),");
     let mut c = RawClient::connect(daemon.smtp);
     let text = expect(c.cmd("EHLO client.test"), 250, "EHLO");
     let lines: Vec<&str> = text.lines().collect();
@@ -163,7 +122,7 @@ fn ehlo_advertises_the_required_extensions() {
 
 #[test]
 fn every_verb_gets_its_reply() {
-    let (_dir, sink, daemon) = start("");
+    let (_dir, sink, daemon) = relay("");
     let mut c = RawClient::connect(daemon.smtp);
     expect(c.cmd("EHLO client.test"), 250, "EHLO");
     expect(c.cmd("NOOP"), 250, "NOOP");
@@ -200,48 +159,35 @@ fn every_verb_gets_its_reply() {
         text.starts_with("500 5."),
         "unknown verb lacks 5.x.x: {text}"
     );
-    assert_eq!(
-        code_of(&c.cmd("EXPN staff")),
-        502,
-        "EXPN is not implemented"
-    );
+    assert_eq!(c.cmd("EXPN staff").0, 502, "EXPN is not implemented");
     let help = c.cmd("HELP");
     assert!(
         matches!(help.0, 214 | 502),
         "HELP: 214 or 502 expected, got {help:?}"
     );
     // Syntax errors.
-    for bad in [
-        "EHLO",
-        "MAIL FROM:sender@client.test",
-        "MAIL TO:<sender@client.test>",
-        "MAIL FROM:<unterminated@client.test",
-        "VRFY",
-        "DATA now",
-        "QUIT please",
-        "RSET everything",
-    ] {
-        let reply = c.cmd(bad);
-        assert_eq!(
-            reply.0, 501,
-            "{bad:?} should be a syntax error (501): {reply:?}"
-        );
-        // Keep the session's error count low: the server may close after many errors.
-        expect(c.cmd("NOOP"), 250, "NOOP between syntax errors");
-    }
+    assert_syntax_errors(
+        &mut c,
+        &[
+            "EHLO",
+            "MAIL FROM:sender@client.test",
+            "MAIL TO:<sender@client.test>",
+            "MAIL FROM:<unterminated@client.test",
+            "VRFY",
+            "DATA now",
+            "QUIT please",
+            "RSET everything",
+        ],
+    );
     expect(c.cmd("MAIL FROM:<sender@client.test>"), 250, "MAIL");
-    for bad in [
-        "RCPT TO:verbs@example.com",
-        "RCPT FROM:<verbs@example.com>",
-        "RCPT TO:<>",
-    ] {
-        let reply = c.cmd(bad);
-        assert_eq!(
-            reply.0, 501,
-            "{bad:?} should be a syntax error (501): {reply:?}"
-        );
-        expect(c.cmd("NOOP"), 250, "NOOP between syntax errors");
-    }
+    assert_syntax_errors(
+        &mut c,
+        &[
+            "RCPT TO:verbs@example.com",
+            "RCPT FROM:<verbs@example.com>",
+            "RCPT TO:<>",
+        ],
+    );
     expect(c.cmd("QUIT"), 221, "QUIT");
     assert!(c.is_closed(), "connection still open after QUIT");
 
@@ -253,37 +199,47 @@ fn every_verb_gets_its_reply() {
 
 #[test]
 fn out_of_sequence_commands_get_503() {
-    let (_dir, _sink, daemon) = start("");
+    let (_dir, _sink, daemon) = relay("");
     let mut c = RawClient::connect(daemon.smtp);
     // Nothing before EHLO/HELO.
-    expect(c.cmd("MAIL FROM:<a@client.test>"), 503, "MAIL before EHLO");
-    expect(c.cmd("RCPT TO:<seq@example.com>"), 503, "RCPT before EHLO");
-    expect(c.cmd("DATA"), 503, "DATA before EHLO");
-    expect(c.cmd("EHLO client.test"), 250, "EHLO");
-    // No RCPT or DATA without MAIL.
-    expect(c.cmd("RCPT TO:<seq@example.com>"), 503, "RCPT before MAIL");
-    expect(c.cmd("DATA"), 503, "DATA before MAIL");
-    expect(c.cmd("MAIL FROM:<a@client.test>"), 250, "MAIL");
-    // No nested MAIL.
-    expect(c.cmd("MAIL FROM:<b@client.test>"), 503, "nested MAIL");
+    converse(
+        &mut c,
+        &[
+            ("MAIL FROM:<a@client.test>", 503, "MAIL before EHLO"),
+            ("RCPT TO:<seq@example.com>", 503, "RCPT before EHLO"),
+            ("DATA", 503, "DATA before EHLO"),
+            ("EHLO client.test", 250, "EHLO"),
+            // No RCPT or DATA without MAIL.
+            ("RCPT TO:<seq@example.com>", 503, "RCPT before MAIL"),
+            ("DATA", 503, "DATA before MAIL"),
+            ("MAIL FROM:<a@client.test>", 250, "MAIL"),
+            // No nested MAIL.
+            ("MAIL FROM:<b@client.test>", 503, "nested MAIL"),
+        ],
+    );
     // DATA without an accepted recipient: 503 (or 554 "no valid recipients", RFC 5321
     // §3.3 allows both).
     let reply = c.cmd("DATA");
     assert!(matches!(reply.0, 503 | 554), "DATA without RCPT: {reply:?}");
-    expect(c.cmd("NOOP"), 250, "still in the session");
-    // The transaction is still open: RCPT works, DATA opens.
-    expect(c.cmd("RCPT TO:<seq@example.com>"), 250, "RCPT after MAIL");
-    expect(c.cmd("RSET"), 250, "RSET");
-    // After RSET the transaction is gone again.
-    expect(c.cmd("RCPT TO:<seq@example.com>"), 503, "RCPT after RSET");
-    expect(c.cmd("DATA"), 503, "DATA after RSET");
-    expect(c.cmd("QUIT"), 221, "QUIT");
+    converse(
+        &mut c,
+        &[
+            ("NOOP", 250, "still in the session"),
+            // The transaction is still open: RCPT works, DATA opens.
+            ("RCPT TO:<seq@example.com>", 250, "RCPT after MAIL"),
+            ("RSET", 250, "RSET"),
+            // After RSET the transaction is gone again.
+            ("RCPT TO:<seq@example.com>", 503, "RCPT after RSET"),
+            ("DATA", 503, "DATA after RSET"),
+            ("QUIT", 221, "QUIT"),
+        ],
+    );
     assert!(c.is_closed(), "connection still open after QUIT");
 }
 
 #[test]
 fn a_whole_pipelined_conversation_in_one_write_is_answered_in_order() {
-    let (_dir, sink, daemon) = start("");
+    let (_dir, sink, daemon) = relay("");
     let mut c = RawClient::connect(daemon.smtp);
     let body1: &[u8] = b"Subject: first\r\n\r\nfirst message\r\n.dotted line\r\n";
     let body2: &[u8] = b"Subject: second\r\n\r\nsecond message\r\n";
@@ -355,8 +311,9 @@ fn a_whole_pipelined_conversation_in_one_write_is_answered_in_order() {
     assert_eq!(cc.sender, "pipe2@client.test");
     assert_eq!(cc.recipients, vec!["pipe-c@example.com".to_string()]);
     assert_one_received_header(prepended(&cc.data, body2));
-    // Exactly those three deliveries, nothing else.
-    std::thread::sleep(Duration::from_millis(300));
+    // Exactly those three deliveries, nothing else: once the spool is empty nothing more
+    // can reach the sink.
+    daemon.wait_spool_empty(WAIT);
     assert_eq!(
         sink.count(),
         3,
@@ -367,7 +324,7 @@ fn a_whole_pipelined_conversation_in_one_write_is_answered_in_order() {
 
 #[test]
 fn hundreds_of_pipelined_messages_in_one_stream_are_answered_in_order() {
-    let (_dir, sink, daemon) = start("");
+    let (_dir, sink, daemon) = relay("");
     let mut c = RawClient::connect(daemon.smtp);
     // About 6 MB in one stream: more than the daemon buffers, so it must push back on
     // the socket while each message is stored, and still answer every command in order.
@@ -415,7 +372,7 @@ fn hundreds_of_pipelined_messages_in_one_stream_are_answered_in_order() {
 
 #[test]
 fn dot_stuffed_lines_arrive_unstuffed_and_byte_identical() {
-    let (_dir, sink, daemon) = start("");
+    let (_dir, sink, daemon) = relay("");
     // Lines starting with dots, a line that is only a dot, 8-bit text, a line of dots, a
     // last line that starts with a dot.
     let body: &[u8] = "From: a@client.test\r\n\
@@ -457,37 +414,43 @@ fn dot_stuffed_lines_arrive_unstuffed_and_byte_identical() {
 
 #[test]
 fn rset_clears_the_transaction() {
-    let (_dir, sink, daemon) = start("");
+    let (_dir, sink, daemon) = relay("");
     let mut c = RawClient::connect(daemon.smtp);
-    expect(c.cmd("EHLO client.test"), 250, "EHLO");
-    expect(c.cmd("MAIL FROM:<old@client.test>"), 250, "MAIL");
-    expect(c.cmd("RCPT TO:<rset-dropped@example.com>"), 250, "RCPT");
-    expect(c.cmd("RSET"), 250, "RSET");
-    expect(c.cmd("DATA"), 503, "DATA after RSET");
-    expect(
-        c.cmd("RCPT TO:<rset-dropped@example.com>"),
-        503,
-        "RCPT after RSET",
+    converse(
+        &mut c,
+        &[
+            ("EHLO client.test", 250, "EHLO"),
+            ("MAIL FROM:<old@client.test>", 250, "MAIL"),
+            ("RCPT TO:<rset-dropped@example.com>", 250, "RCPT"),
+            ("RSET", 250, "RSET"),
+            ("DATA", 503, "DATA after RSET"),
+            ("RCPT TO:<rset-dropped@example.com>", 503, "RCPT after RSET"),
+            // A new transaction carries only its own sender and recipients.
+            ("MAIL FROM:<new@client.test>", 250, "MAIL after RSET"),
+            ("RCPT TO:<rset-kept@example.com>", 250, "RCPT"),
+            ("DATA", 354, "DATA"),
+        ],
     );
-    // A new transaction carries only its own sender and recipients.
-    expect(c.cmd("MAIL FROM:<new@client.test>"), 250, "MAIL after RSET");
-    expect(c.cmd("RCPT TO:<rset-kept@example.com>"), 250, "RCPT");
-    expect(c.cmd("DATA"), 354, "DATA");
     let body = b"Subject: after rset\r\n\r\nkept\r\n";
     c.send(&stuffed(body));
     expect(c.reply(), 250, "end of DATA");
-    // EHLO also drops an open transaction (RFC 5321 §4.1.4).
-    expect(c.cmd("MAIL FROM:<other@client.test>"), 250, "MAIL");
-    expect(c.cmd("RCPT TO:<rset-dropped@example.com>"), 250, "RCPT");
-    expect(c.cmd("EHLO client.test"), 250, "second EHLO");
-    expect(c.cmd("DATA"), 503, "DATA after EHLO");
-    expect(c.cmd("QUIT"), 221, "QUIT");
+    converse(
+        &mut c,
+        &[
+            // EHLO also drops an open transaction (RFC 5321 §4.1.4).
+            ("MAIL FROM:<other@client.test>", 250, "MAIL"),
+            ("RCPT TO:<rset-dropped@example.com>", 250, "RCPT"),
+            ("EHLO client.test", 250, "second EHLO"),
+            ("DATA", 503, "DATA after EHLO"),
+            ("QUIT", 221, "QUIT"),
+        ],
+    );
 
     let m = wait_for_rcpt(&sink, &daemon, "rset-kept@example.com");
     assert_eq!(m.sender, "new@client.test");
     assert_eq!(m.recipients, vec!["rset-kept@example.com".to_string()]);
     assert_one_received_header(prepended(&m.data, body));
-    std::thread::sleep(Duration::from_millis(300));
+    daemon.wait_spool_empty(WAIT);
     assert_eq!(
         sink.count(),
         1,
@@ -505,7 +468,7 @@ fn rset_clears_the_transaction() {
 
 #[test]
 fn quit_answers_221_and_closes() {
-    let (_dir, _sink, daemon) = start("");
+    let (_dir, _sink, daemon) = relay("");
     // QUIT right after the greeting.
     let mut c = RawClient::connect(daemon.smtp);
     let text = expect(c.cmd("QUIT"), 221, "QUIT");

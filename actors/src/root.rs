@@ -278,9 +278,7 @@ impl Handler<Shutdown> for Root {
         for l in &self.listeners {
             l.do_send(listener::Drain);
         }
-        for d in self.router.all() {
-            d.do_send(crate::domain::Drain);
-        }
+        self.router.drain();
         self.control.take();
         let deadline = Instant::now() + self.shared.config.shutdown_grace.get();
         self.wait_and_stop(deadline, ctx);

@@ -4,6 +4,7 @@
 //! container actor per domain in a DashMap and forwards the message to it. A container
 //! that died is replaced on the next message for its domain.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -12,13 +13,15 @@ use impulse_runtime::registry::Registration;
 use impulse_runtime::ActorClass;
 
 use crate::context::Shared;
-use crate::domain::{Domain, Enqueue};
+use crate::domain::{Domain, Drain, Enqueue};
 use crate::spool::Spooled;
 
 /// Domain name → its container.
 pub struct Router {
     shared: Arc<Shared>,
     domains: DashMap<String, Addr<Domain>>,
+    /// Shutting down: containers started from now on start drained.
+    draining: AtomicBool,
 }
 
 impl Router {
@@ -26,6 +29,7 @@ impl Router {
         Router {
             shared,
             domains: DashMap::new(),
+            draining: AtomicBool::new(false),
         }
     }
 
@@ -60,7 +64,20 @@ impl Router {
             name.to_string(),
             Some(self.shared.root_id),
         );
-        Domain::new(name.to_string(), self.shared.clone(), reg).start()
+        let addr = Domain::new(name.to_string(), self.shared.clone(), reg).start();
+        if self.draining.load(Ordering::Acquire) {
+            addr.do_send(Drain);
+        }
+        addr
+    }
+
+    /// Graceful stop: every container, present and future, stops opening connections
+    /// and assigning messages; its connections finish their transaction and quit.
+    pub fn drain(&self) {
+        self.draining.store(true, Ordering::Release);
+        for d in self.all() {
+            d.do_send(Drain);
+        }
     }
 
     /// Every live container.

@@ -3,13 +3,23 @@
 //! [`Daemon`] starts the real `impulsed` binary on port 0 with a config written into a
 //! temporary directory, waits for `ready` on stderr and parses the `listening on` line;
 //! it runs `impulsectl` against the daemon's control socket and reads its message log.
-//! [`RawClient`] speaks SMTP byte by byte for protocol-abuse scenarios. Everything stays
-//! on loopback.
+//! [`poll`] and [`wait_until`] are the one way a test waits for something: a condition
+//! polled with a deadline, never a bare sleep. The submodules hold the rest, re-exported
+//! here: [`client`] the byte-level SMTP client, [`log`] the message-log record helpers,
+//! [`relay`] the sink, source and next-hop helpers of relaying scenarios. Everything
+//! stays on loopback.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+pub mod client;
+pub mod log;
+pub mod relay;
+
+pub use client::{expect, RawClient};
+pub use relay::{relay, relay_with, wait_for_rcpt, ClosedPort};
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Mutex};
@@ -23,6 +33,66 @@ pub fn impulsed_bin() -> PathBuf {
 /// Path of the `impulsectl` binary cargo built for these tests.
 pub fn impulsectl_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_impulsectl"))
+}
+
+/// Run `impulsectl ARGS` in `cwd` with `IMPULSE_SOCKET` unset (so it uses its default
+/// socket, `impulse-data/control.sock` relative to `cwd`, unless ARGS name one).
+pub fn impulsectl_in(cwd: &Path, args: &[&str]) -> Output {
+    Command::new(impulsectl_bin())
+        .env_remove("IMPULSE_SOCKET")
+        .current_dir(cwd)
+        .args(args)
+        .output()
+        .expect("run impulsectl")
+}
+
+/// A temporary directory whose name starts with `prefix` (easier to trace in /tmp).
+pub fn tempdir(prefix: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(prefix).tempdir().unwrap()
+}
+
+/// Nanoseconds since the epoch: a cheap unique-enough suffix for Message-IDs.
+pub fn nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+/// Call `f` every 20 ms until it returns `Some`, and return that; panic with `what` and
+/// `detail()` after `timeout`.
+#[track_caller]
+pub fn poll<T>(
+    timeout: Duration,
+    what: &str,
+    mut f: impl FnMut() -> Option<T>,
+    detail: impl FnOnce() -> String,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "timed out after {timeout:?} waiting for {what}\n{}",
+                detail()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Poll `pred` every 20 ms until it holds; panic with `what` and `detail()` after
+/// `timeout`.
+#[track_caller]
+pub fn wait_until(
+    timeout: Duration,
+    what: &str,
+    mut pred: impl FnMut() -> bool,
+    detail: impl FnOnce() -> String,
+) {
+    poll(timeout, what, || pred().then_some(()), detail)
 }
 
 /// A config for a test: data under `dir`, one listener on port 0, everything routed to
@@ -174,6 +244,50 @@ impl Daemon {
         }
     }
 
+    /// Wait until `status` shows `n` inbound SMTP sessions.
+    pub fn wait_sessions(&self, n: u64, timeout: Duration) {
+        wait_until(
+            timeout,
+            &format!("{n} inbound sessions to be registered (status connections_in)"),
+            || self.ctl_json(&["status"])["connections_in"] == n,
+            || format!("{:#}", self.ctl_json(&["status"])),
+        );
+    }
+
+    /// Wait until the spool holds no live message and nothing is in flight (status
+    /// `messages_live == 0 && in_flight == 0`): everything accepted so far has been
+    /// delivered or bounced, and nothing more will reach a next hop.
+    pub fn wait_spool_empty(&self, timeout: Duration) {
+        let last = std::cell::RefCell::new(serde_json::Value::Null);
+        wait_until(
+            timeout,
+            "the spool to empty (status messages_live == 0 and in_flight == 0)",
+            || {
+                let s = self.ctl_json(&["status"]);
+                let done = s["messages_live"] == 0 && s["in_flight"] == 0;
+                *last.borrow_mut() = s;
+                done
+            },
+            || {
+                format!(
+                    "last status: {:#}\nstderr:\n{}",
+                    last.borrow(),
+                    self.stderr()
+                )
+            },
+        );
+    }
+
+    /// SIGTERM the daemon (it keeps running until it exits by itself; see
+    /// [`Daemon::wait_exit`]).
+    pub fn sigterm(&self) {
+        let pid = self.pid();
+        assert!(pid > 0);
+        // SAFETY: signalling the child we started.
+        let r = unsafe { libc::kill(pid, libc::SIGTERM) };
+        assert_eq!(r, 0, "kill: {}", std::io::Error::last_os_error());
+    }
+
     /// SIGKILL: no chance to clean up.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -198,7 +312,8 @@ impl Daemon {
     }
 }
 
-fn wait_timeout(c: &mut Child, timeout: Duration) -> ExitStatus {
+/// Wait (at most `timeout`) for `c` to exit; kill it and panic if it does not.
+pub fn wait_timeout(c: &mut Child, timeout: Duration) -> ExitStatus {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(status) = c.try_wait().unwrap() {
@@ -215,62 +330,5 @@ fn wait_timeout(c: &mut Child, timeout: Duration) -> ExitStatus {
 impl Drop for Daemon {
     fn drop(&mut self) {
         self.kill9();
-    }
-}
-
-/// A byte-level SMTP client for protocol scenarios.
-pub struct RawClient {
-    pub stream: TcpStream,
-    reader: BufReader<TcpStream>,
-}
-
-impl RawClient {
-    /// Connect and read the greeting (asserting 220).
-    pub fn connect(addr: SocketAddr) -> RawClient {
-        let stream = TcpStream::connect(addr).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .unwrap();
-        let reader = BufReader::new(stream.try_clone().unwrap());
-        let mut c = RawClient { stream, reader };
-        let (code, text) = c.reply();
-        assert_eq!(code, 220, "greeting: {text}");
-        c
-    }
-
-    pub fn send(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).expect("write");
-    }
-
-    /// Read one (possibly multi-line) reply: its code and its lines joined by "\n".
-    /// Code 0 means the server closed the connection.
-    pub fn reply(&mut self) -> (u16, String) {
-        let mut text = Vec::new();
-        loop {
-            let mut line = String::new();
-            match self.reader.read_line(&mut line) {
-                Ok(0) | Err(_) => return (0, text.join("\n")),
-                Ok(_) => {}
-            }
-            let line = line.trim_end_matches(['\r', '\n']).to_string();
-            let code = line.get(..3).and_then(|c| c.parse().ok()).unwrap_or(0);
-            let last = line.as_bytes().get(3) != Some(&b'-');
-            text.push(line);
-            if last {
-                return (code, text.join("\n"));
-            }
-        }
-    }
-
-    /// Send a command line (CRLF added) and read its reply.
-    pub fn cmd(&mut self, line: &str) -> (u16, String) {
-        self.send(format!("{line}\r\n").as_bytes());
-        self.reply()
-    }
-
-    /// Whether the server has closed the connection (reads EOF within the timeout).
-    pub fn is_closed(&mut self) -> bool {
-        let mut buf = [0u8; 1];
-        matches!(self.reader.read(&mut buf), Ok(0))
     }
 }

@@ -155,7 +155,7 @@ impl Outbound {
     }
 
     /// The session can take a message: announce it, or quit when done here.
-    fn ready(&mut self, _ctx: &mut Context<Self>) {
+    fn ready(&mut self, ctx: &mut Context<Self>) {
         if self.draining || self.sent >= self.cfg.max_messages_per_connection {
             self.quit();
             return;
@@ -163,7 +163,7 @@ impl Outbound {
         self.set_phase(Phase::Idle);
         self.domain.do_send(Ready {
             conn: self.reg.id(),
-            addr: _ctx.address(),
+            addr: ctx.address(),
         });
     }
 
