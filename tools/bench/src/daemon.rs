@@ -240,7 +240,6 @@ fn drain(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn startup_lines() {
@@ -273,70 +272,5 @@ mod tests {
         // Our own process has one.
         let me = std::fs::read_to_string("/proc/self/status").unwrap();
         assert!(parse_vm_hwm(&me).unwrap() > 0);
-    }
-
-    fn fake(dir: &Path, script: &str) -> std::path::PathBuf {
-        let path = dir.join("fake-impulsed");
-        std::fs::write(&path, format!("#!/bin/sh\n{script}\n")).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        path
-    }
-
-    #[test]
-    fn starts_waits_for_ready_and_stops_a_daemon() {
-        let dir = tempfile::tempdir().unwrap();
-        let bin = fake(
-            dir.path(),
-            "echo \"loading $2\" >&2\necho 'listening on 127.0.0.1:4321' >&2\necho ready >&2\nexec sleep 30",
-        );
-        let cfg = dir.path().join("c.ron");
-        let mut d = Daemon::start(&bin, &cfg, dir.path(), Duration::from_secs(10), false).unwrap();
-        assert_eq!(d.addr, "127.0.0.1:4321".parse().unwrap());
-        assert!(d.peak_rss_kib().is_some());
-        assert!(d.tail_text().contains("c.ron"));
-        let status = d.stop(Duration::from_secs(10)).unwrap();
-        assert!(!status.success());
-    }
-
-    #[test]
-    fn reports_an_early_exit_with_its_stderr() {
-        let dir = tempfile::tempdir().unwrap();
-        let bin = fake(dir.path(), "echo 'config: bad key at 3:5' >&2\nexit 1");
-        let err = Daemon::start(
-            &bin,
-            Path::new("x"),
-            dir.path(),
-            Duration::from_secs(10),
-            false,
-        )
-        .err()
-        .unwrap()
-        .to_string();
-        assert!(
-            err.contains("exited before ready") && err.contains("bad key at 3:5"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn times_out_when_never_ready() {
-        let dir = tempfile::tempdir().unwrap();
-        let bin = fake(
-            dir.path(),
-            "echo 'listening on 127.0.0.1:1' >&2\nexec sleep 30",
-        );
-        let t = Instant::now();
-        let err = Daemon::start(
-            &bin,
-            Path::new("x"),
-            dir.path(),
-            Duration::from_millis(300),
-            false,
-        )
-        .err()
-        .unwrap()
-        .to_string();
-        assert!(err.contains("not ready"), "{err}");
-        assert!(t.elapsed() < Duration::from_secs(5));
     }
 }

@@ -1,34 +1,17 @@
-//! # Layout
-//!
-//! impulse-bench — Impulse's relay benchmark: `impulse-source` → `impulsed` →
-//! `impulse-sink`, all on loopback, reporting accepted and delivered rates, loss,
-//! duplicates and impulsed's peak memory.
+//! `impulse-bench`, the binary: argument parsing around the library's relay run
+//! ([`impulse_bench::run`]), printing its report as text or JSON; exits 1 when an accepted
+//! message was lost.
 //!
 //! ```text
 //! impulse-bench relay --impulsed PATH [--messages N] [--size S] [--sessions C]
 //!                     [--timeout 120s] [--keep] [--json]
 //! ```
-//!
-//! - `config` — the impulsed RON config for a run (listener on port 0, `*` routed to the
-//!   sink).
-//! - `daemon` — start impulsed, parse its `listening on` / `ready` stderr lines, read its
-//!   VmHWM, stop it with SIGTERM.
-//! - `relay` — one run end to end.
-//! - `report` — the arithmetic (rates, loss, duplicates) and the printed report.
-//! - `stand_in` — a trivial synchronous relay posing as impulsed (hidden `stand-in`
-//!   subcommand), so the harness can be tested end to end without the real daemon.
-//! - this file — argument parsing only.
-
-mod config;
-mod daemon;
-mod relay;
-mod report;
-mod stand_in;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use impulse_bench::RelayOptions;
 
 #[derive(Parser, Debug)]
 #[command(name = "impulse-bench", version, about = "Impulse relay benchmark")]
@@ -72,12 +55,6 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// A stand-in relay posing as impulsed, for testing this harness.
-    #[command(hide = true)]
-    StandIn {
-        #[arg(long)]
-        config: PathBuf,
-    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -94,7 +71,7 @@ fn main() -> anyhow::Result<()> {
             verbose,
             json,
         } => {
-            let report = relay::run(&relay::RelayOptions {
+            let report = impulse_bench::run(&RelayOptions {
                 impulsed,
                 messages,
                 size,
@@ -115,7 +92,6 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Cmd::StandIn { config } => stand_in::run(&config),
     }
 }
 
@@ -162,11 +138,14 @@ mod tests {
             timeout,
             keep,
             ..
-        } = cli.command
-        else {
-            panic!("not relay");
-        };
+        } = cli.command;
         assert_eq!((messages, size, sessions, keep), (20_000, 1024, 10, false));
         assert_eq!(timeout, Duration::from_secs(120));
+        // The library's defaults are the same.
+        let lib = RelayOptions::new("/x");
+        assert_eq!(
+            (lib.messages, lib.size, lib.sessions, lib.keep, lib.timeout),
+            (messages, size, sessions, keep, timeout)
+        );
     }
 }

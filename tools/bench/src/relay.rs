@@ -30,9 +30,30 @@ pub struct RelayOptions {
     pub verbose: bool,
 }
 
+impl RelayOptions {
+    /// The `impulse-bench relay` defaults (20 000 messages of 1 KiB over 10 sessions,
+    /// 100 per session, pipelined, 120 s timeout) against `impulsed`.
+    pub fn new(impulsed: impl Into<PathBuf>) -> RelayOptions {
+        RelayOptions {
+            impulsed: impulsed.into(),
+            messages: 20_000,
+            size: 1024,
+            sessions: 10,
+            per_session: 100,
+            pipelining: true,
+            timeout: Duration::from_secs(120),
+            keep: false,
+            verbose: false,
+        }
+    }
+}
+
 /// How long impulsed may take to exit after SIGTERM.
 const GRACE: Duration = Duration::from_secs(30);
 
+/// Run the relay benchmark once: sink, impulsed, source, wait for delivery, stop.
+/// Errors only when the run cannot be set up (sink bind, temp dir, impulsed start);
+/// loss and refusals are in the report.
 pub fn run(opts: &RelayOptions) -> anyhow::Result<Report> {
     let sink = Sink::start(SinkConfig {
         record_bodies: false,
