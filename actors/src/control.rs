@@ -156,7 +156,6 @@ impl Control {
             deferred: Stats::get(&st.deferred),
             bounced: Stats::get(&st.bounced),
             expired: Stats::get(&st.expired),
-            rejected: Stats::get(&st.rejected),
             messages_live: Stats::get(&st.messages_live),
             received_per_sec: self.rates.0,
             delivered_per_sec: self.rates.1,

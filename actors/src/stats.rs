@@ -15,7 +15,6 @@ pub struct Stats {
     pub deferred: AtomicU64,
     pub bounced: AtomicU64,
     pub expired: AtomicU64,
-    pub rejected: AtomicU64,
     /// Messages currently spooled and not yet finished.
     pub messages_live: AtomicU64,
 }

@@ -70,7 +70,6 @@ pub struct StatusReport {
     pub deferred: u64,
     pub bounced: u64,
     pub expired: u64,
-    pub rejected: u64,
     pub queued_active: u64,
     pub queued_delayed: u64,
     pub in_flight: u64,
