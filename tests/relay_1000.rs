@@ -53,7 +53,7 @@ fn body(n: usize) -> String {
     b.push_str(&format!("Message number {n} of the relay test.\n"));
     b.push_str(".\n");
     b.push_str(&format!(".leading dot on line three of {n}\n"));
-    b.push_str("\n");
+    b.push('\n');
     b.push_str(&format!("..two leading dots in {n}\n"));
     b.push_str("..\n");
     b.push_str("...three\n");

@@ -4,8 +4,8 @@
 //! `(code, text)`, code 0 meaning the server closed the connection; [`expect`] asserts a
 //! reply's code and hands back its text, and the `RawClient` shortcuts ([`RawClient::ok`],
 //! [`RawClient::open_data`], [`RawClient::end_data`]) cover the plain MAIL / RCPT / DATA
-//! steps many scenarios share. (The abuse scenarios use their own stricter client, which
-//! tells a hung server from a closed one.)
+//! steps many scenarios share. (The bad-input scenarios use the stricter
+//! [`super::abuse::Client`], which tells a hung server from a closed one.)
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};

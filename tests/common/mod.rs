@@ -4,14 +4,20 @@
 //! temporary directory, waits for `ready` on stderr and parses the `listening on` line;
 //! it runs `impulsectl` against the daemon's control socket and reads its message log.
 //! [`poll`] and [`wait_until`] are the one way a test waits for something: a condition
-//! polled with a deadline, never a bare sleep. The submodules hold the rest, re-exported
-//! here: [`client`] the byte-level SMTP client, [`log`] the message-log record helpers,
-//! [`relay`] the sink, source and next-hop helpers of relaying scenarios. Everything
-//! stays on loopback.
+//! polled with a deadline, never a bare sleep. The submodules hold the rest, the first
+//! three re-exported here: [`client`] the byte-level SMTP client, [`log`] the message-log
+//! record helpers, [`relay`] the sink, source and next-hop helpers of relaying scenarios;
+//! and, for one family of scenarios each, [`abuse`] the strict client and checks of the
+//! bad-input scenarios, [`ctl`] the busy daemon the `impulsectl` scenarios inspect,
+//! [`delivery`] the message sending of the delivery scenarios. Everything stays on
+//! loopback.
 
 #![allow(dead_code, unused_imports)]
 
+pub mod abuse;
 pub mod client;
+pub mod ctl;
+pub mod delivery;
 pub mod log;
 pub mod relay;
 
