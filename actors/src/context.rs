@@ -12,6 +12,7 @@ use impulse_config::Config;
 use impulse_runtime::io::IoHandle;
 use impulse_runtime::pool::Pool;
 use impulse_runtime::registry::{ActorId, Registry};
+use impulse_runtime::supervise::PanicCount;
 
 use crate::ids::IdGen;
 use crate::logger::Logger;
@@ -32,4 +33,6 @@ pub struct Shared {
     /// Registry id of the root, parent of the long-lived actors and domain containers.
     pub root_id: ActorId,
     pub started: Instant,
+    /// Handler panics caught and turned into supervised restarts.
+    pub panics: Arc<PanicCount>,
 }

@@ -157,6 +157,7 @@ impl Control {
             bounced: Stats::get(&st.bounced),
             expired: Stats::get(&st.expired),
             messages_live: Stats::get(&st.messages_live),
+            panics: self.shared.panics.get(),
             received_per_sec: self.rates.0,
             delivered_per_sec: self.rates.1,
             ..Default::default()

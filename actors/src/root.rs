@@ -102,6 +102,7 @@ pub fn boot(config: Config) -> Result<Booted, String> {
             spool: ctx.address(),
             root_id,
             started: Instant::now(),
+            panics: Arc::default(),
         });
         let router = Arc::new(Router::new(shared.clone()));
         built = Some((shared, router.clone()));

@@ -64,7 +64,9 @@ impl Router {
             name.to_string(),
             Some(self.shared.root_id),
         );
-        let addr = Domain::new(name.to_string(), self.shared.clone(), reg).start();
+        let shared = self.shared.clone();
+        let name = name.to_string();
+        let addr = Supervisor::start(move |_| Domain::new(name, shared, reg));
         if self.draining.load(Ordering::Acquire) {
             addr.do_send(Drain);
         }

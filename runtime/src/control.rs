@@ -75,6 +75,8 @@ pub struct StatusReport {
     pub in_flight: u64,
     pub messages_live: u64,
     pub domains: u64,
+    /// Handler panics caught and turned into supervised restarts.
+    pub panics: u64,
     /// Messages received per second over the last sampling window.
     pub received_per_sec: f64,
     /// Messages delivered per second over the last sampling window.

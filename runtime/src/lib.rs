@@ -12,6 +12,7 @@
 //! - [`io`] — the epoll-driven I/O actor: one `mio::Poll` thread owning every socket,
 //!   commanded through a channel plus `mio::Waker`, with per-connection read credit.
 //! - [`control`] — the typed request/response protocol spoken over the control socket.
+//! - [`supervise`] — `guard`: a panic in a handler becomes a supervised restart.
 
 pub mod alloc;
 pub mod class;
@@ -19,5 +20,6 @@ pub mod control;
 pub mod io;
 pub mod pool;
 pub mod registry;
+pub mod supervise;
 
 pub use class::ActorClass;

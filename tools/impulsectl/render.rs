@@ -121,6 +121,7 @@ pub fn response(resp: &Response) -> String {
                     ),
                 ),
                 ("domains", s.domains.to_string()),
+                ("handler panics (restarted)", s.panics.to_string()),
                 (
                     "rate received/delivered",
                     format!("{:.1}/s / {:.1}/s", s.received_per_sec, s.delivered_per_sec),

@@ -23,6 +23,7 @@ use impulse_config::DomainCfg;
 use impulse_runtime::alloc;
 use impulse_runtime::control::QueueRow;
 use impulse_runtime::registry::{ActorId, Registration};
+use impulse_runtime::supervise::guard;
 use impulse_runtime::ActorClass;
 
 use crate::context::Shared;
@@ -247,7 +248,19 @@ impl Actor for Domain {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(4096);
+        // Also runs after a supervised restart: pick the queues up where they are.
+        self.arm_timer(ctx);
+        self.dispatch(ctx);
         self.update_registry();
+    }
+}
+
+impl Supervised for Domain {
+    /// A handler panicked (see `supervise::guard`). The queues and the message actors
+    /// survive in the struct; the old context's timer did not.
+    fn restarting(&mut self, _ctx: &mut Context<Self>) {
+        self.timer = None;
+        self.reg.set_state("restarting");
     }
 }
 
@@ -255,25 +268,34 @@ impl Handler<Enqueue> for Domain {
     type Result = ();
 
     fn handle(&mut self, Enqueue(spooled): Enqueue, ctx: &mut Context<Self>) {
-        let _g = alloc::enter(ActorClass::Domain);
-        let id = spooled.meta.id;
-        let reg = Registration::new(
-            &self.shared.registry,
-            ActorClass::Message,
-            id.to_string(),
-            Some(self.reg.id()),
+        let panics = self.shared.panics.clone();
+        guard(
+            self,
+            ctx,
+            "domain container",
+            Some(&panics),
+            move |act, ctx| {
+                let _g = alloc::enter(ActorClass::Domain);
+                let id = spooled.meta.id;
+                let reg = Registration::new(
+                    &act.shared.registry,
+                    ActorClass::Message,
+                    id.to_string(),
+                    Some(act.reg.id()),
+                );
+                let msg = MessageActor::new(
+                    act.shared.clone(),
+                    reg,
+                    ctx.address(),
+                    act.cfg.clone(),
+                    spooled,
+                )
+                .start();
+                act.messages.insert(id, msg);
+                act.active.push_back(id);
+                act.dispatch(ctx);
+            },
         );
-        let msg = MessageActor::new(
-            self.shared.clone(),
-            reg,
-            ctx.address(),
-            self.cfg.clone(),
-            spooled,
-        )
-        .start();
-        self.messages.insert(id, msg);
-        self.active.push_back(id);
-        self.dispatch(ctx);
     }
 }
 
@@ -281,11 +303,20 @@ impl Handler<Ready> for Domain {
     type Result = ();
 
     fn handle(&mut self, msg: Ready, ctx: &mut Context<Self>) {
-        let _g = alloc::enter(ActorClass::Domain);
-        self.connecting.remove(&msg.conn);
-        self.idle.retain(|(id, _)| *id != msg.conn);
-        self.idle.push((msg.conn, msg.addr));
-        self.dispatch(ctx);
+        let panics = self.shared.panics.clone();
+        guard(
+            self,
+            ctx,
+            "domain container",
+            Some(&panics),
+            move |act, ctx| {
+                let _g = alloc::enter(ActorClass::Domain);
+                act.connecting.remove(&msg.conn);
+                act.idle.retain(|(id, _)| *id != msg.conn);
+                act.idle.push((msg.conn, msg.addr));
+                act.dispatch(ctx);
+            },
+        );
     }
 }
 
@@ -293,20 +324,38 @@ impl Handler<Release> for Domain {
     type Result = ();
 
     fn handle(&mut self, msg: Release, ctx: &mut Context<Self>) {
-        let _g = alloc::enter(ActorClass::Domain);
-        if self.messages.contains_key(&msg.id) {
-            self.in_flight = self.in_flight.saturating_sub(1);
-            self.active.push_front(msg.id);
-        }
-        self.dispatch(ctx);
+        let panics = self.shared.panics.clone();
+        guard(
+            self,
+            ctx,
+            "domain container",
+            Some(&panics),
+            move |act, ctx| {
+                let _g = alloc::enter(ActorClass::Domain);
+                if act.messages.contains_key(&msg.id) {
+                    act.in_flight = act.in_flight.saturating_sub(1);
+                    act.active.push_front(msg.id);
+                }
+                act.dispatch(ctx);
+            },
+        );
     }
 }
 
 impl Handler<Leaving> for Domain {
     type Result = ();
 
-    fn handle(&mut self, msg: Leaving, _ctx: &mut Context<Self>) {
-        self.idle.retain(|(id, _)| *id != msg.conn);
+    fn handle(&mut self, msg: Leaving, ctx: &mut Context<Self>) {
+        let panics = self.shared.panics.clone();
+        guard(
+            self,
+            ctx,
+            "domain container",
+            Some(&panics),
+            move |act, _| {
+                act.idle.retain(|(id, _)| *id != msg.conn);
+            },
+        );
     }
 }
 
@@ -314,26 +363,35 @@ impl Handler<ConnectionClosed> for Domain {
     type Result = ();
 
     fn handle(&mut self, msg: ConnectionClosed, ctx: &mut Context<Self>) {
-        let _g = alloc::enter(ActorClass::Domain);
-        self.connections.remove(&msg.conn);
-        self.connecting.remove(&msg.conn);
-        self.idle.retain(|(id, _)| *id != msg.conn);
-        if let Some(response) = msg.failure {
-            // The next hop is unusable now: everything waiting for it retries later,
-            // unless another connection to it is still working. Connections still being
-            // set up do not count: they would be replaced as they fail, one after the
-            // other, and the active queue would never be deferred (a connect storm).
-            let working = self
-                .connections
-                .keys()
-                .any(|id| !self.connecting.contains(id));
-            if !working {
-                self.defer_active(response.clone(), msg.peer.clone(), true);
-                let until = Instant::now() + self.cfg.retry_interval.get();
-                self.hop_down = Some((until, response, msg.peer));
-            }
-        }
-        self.dispatch(ctx);
+        let panics = self.shared.panics.clone();
+        guard(
+            self,
+            ctx,
+            "domain container",
+            Some(&panics),
+            move |act, ctx| {
+                let _g = alloc::enter(ActorClass::Domain);
+                act.connections.remove(&msg.conn);
+                act.connecting.remove(&msg.conn);
+                act.idle.retain(|(id, _)| *id != msg.conn);
+                if let Some(response) = msg.failure {
+                    // The next hop is unusable now: everything waiting for it retries later,
+                    // unless another connection to it is still working. Connections still being
+                    // set up do not count: they would be replaced as they fail, one after the
+                    // other, and the active queue would never be deferred (a connect storm).
+                    let working = act
+                        .connections
+                        .keys()
+                        .any(|id| !act.connecting.contains(id));
+                    if !working {
+                        act.defer_active(response.clone(), msg.peer.clone(), true);
+                        let until = Instant::now() + act.cfg.retry_interval.get();
+                        act.hop_down = Some((until, response, msg.peer));
+                    }
+                }
+                act.dispatch(ctx);
+            },
+        );
     }
 }
 
@@ -341,34 +399,52 @@ impl Handler<Finished> for Domain {
     type Result = ();
 
     fn handle(&mut self, msg: Finished, ctx: &mut Context<Self>) {
-        let _g = alloc::enter(ActorClass::Domain);
-        self.in_flight = self.in_flight.saturating_sub(1);
-        match msg.retry_at {
-            None => {
-                if self.messages.remove(&msg.id).is_some() {
-                    self.finished += 1;
+        let panics = self.shared.panics.clone();
+        guard(
+            self,
+            ctx,
+            "domain container",
+            Some(&panics),
+            move |act, ctx| {
+                let _g = alloc::enter(ActorClass::Domain);
+                act.in_flight = act.in_flight.saturating_sub(1);
+                match msg.retry_at {
+                    None => {
+                        if act.messages.remove(&msg.id).is_some() {
+                            act.finished += 1;
+                        }
+                    }
+                    Some(at) => {
+                        act.deferred += 1;
+                        act.delayed.insert((at, msg.id));
+                        act.arm_timer(ctx);
+                    }
                 }
-            }
-            Some(at) => {
-                self.deferred += 1;
-                self.delayed.insert((at, msg.id));
-                self.arm_timer(ctx);
-            }
-        }
-        self.update_registry();
+                act.update_registry();
+            },
+        );
     }
 }
 
 impl Handler<Drain> for Domain {
     type Result = ();
 
-    fn handle(&mut self, _: Drain, _ctx: &mut Context<Self>) {
-        self.draining = true;
-        self.idle.clear();
-        for conn in self.connections.values() {
-            conn.do_send(crate::outbound::Drain);
-        }
-        self.update_registry();
+    fn handle(&mut self, _: Drain, ctx: &mut Context<Self>) {
+        let panics = self.shared.panics.clone();
+        guard(
+            self,
+            ctx,
+            "domain container",
+            Some(&panics),
+            move |act, _| {
+                act.draining = true;
+                act.idle.clear();
+                for conn in act.connections.values() {
+                    conn.do_send(crate::outbound::Drain);
+                }
+                act.update_registry();
+            },
+        );
     }
 }
 

@@ -1,0 +1,63 @@
+//! Supervision: a panic inside a handler becomes a restart, never a silent death.
+//!
+//! actix stops an actor whose handler panics and does not restart it, even under a
+//! `Supervisor` (which restarts only on `ctx.stop()`). [`guard`] runs a handler body under
+//! `catch_unwind`; on a panic it reports the actor and the panic, counts it, and stops
+//! the context — so an actor started with `actix::Supervisor::start` is restarted with
+//! its struct (and therefore its queues) intact, behind the same `Addr`, and its
+//! `Supervised::restarting` hook can repair what the interrupted handler left.
+
+use std::any::Any;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use actix::{Actor, ActorContext, Context};
+
+/// Panics caught by [`guard`] in this process (shown by `impulsectl status`).
+#[derive(Debug, Default)]
+pub struct PanicCount(AtomicU64);
+
+impl PanicCount {
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Run `f` (a handler body) and turn a panic into `ctx.stop()`. Returns `None` after a
+/// panic; the caller answers with a neutral value.
+pub fn guard<A, R>(
+    act: &mut A,
+    ctx: &mut Context<A>,
+    who: &str,
+    panics: Option<&PanicCount>,
+    f: impl FnOnce(&mut A, &mut Context<A>) -> R,
+) -> Option<R>
+where
+    A: Actor<Context = Context<A>>,
+{
+    match panic::catch_unwind(AssertUnwindSafe(|| f(act, ctx))) {
+        Ok(r) => Some(r),
+        Err(payload) => {
+            eprintln!(
+                "impulsed: {who} panicked ({}); restarting it",
+                panic_message(payload.as_ref())
+            );
+            if let Some(p) = panics {
+                p.0.fetch_add(1, Ordering::Relaxed);
+            }
+            ctx.stop();
+            None
+        }
+    }
+}
+
+/// The text of a panic payload.
+pub fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_string()
+    }
+}
