@@ -220,6 +220,25 @@ impl Handler<ConnEvent> for Control {
                 client.answered = true;
                 self.answer(conn, request, ctx);
             }
+            ConnEvent::ReadClosed { conn } => {
+                // The client sent all it will: answer a request without its newline, or
+                // just close.
+                let Some(client) = self.clients.get_mut(&conn) else {
+                    return;
+                };
+                if client.answered {
+                    return;
+                }
+                client.answered = true;
+                let line = client.buf.trim_ascii();
+                if line.is_empty() {
+                    self.shared.io.close(conn);
+                    return;
+                }
+                let request = serde_json::from_slice::<Request>(line)
+                    .map_err(|e| format!("bad request: {e}"));
+                self.answer(conn, request, ctx);
+            }
             ConnEvent::Closed { conn, .. } => {
                 self.clients.remove(&conn);
                 self.reg.set_mailbox(self.clients.len());

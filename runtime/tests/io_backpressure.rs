@@ -94,6 +94,7 @@ async fn unconsumed_data_stops_reading_and_consuming_resumes() {
                 offset += bytes.len() as u64;
                 credit.consumed(bytes.len());
             }
+            ConnEvent::ReadClosed { conn } => io.close(conn),
             ConnEvent::Closed { reason, .. } => break reason,
             other => panic!("unexpected {other:?}"),
         }
@@ -142,6 +143,7 @@ async fn consuming_bit_by_bit_loses_nothing() {
                     credit.consumed(piece.len());
                 }
             }
+            ConnEvent::ReadClosed { conn } => io.close(conn),
             ConnEvent::Closed { reason, .. } => break reason,
             other => panic!("unexpected {other:?}"),
         }

@@ -1,4 +1,5 @@
-//! Ending things: a graceful close flushes pending output first; abort drops at once;
+//! Ending things: a graceful close flushes pending output first; a peer that shuts only
+//! its sending side still gets the answer written after `ReadClosed`; abort drops at once;
 //! commands for unknown connections are ignored; an owner that goes away gets its
 //! connection aborted; an overfull write buffer closes with an error; closing a
 //! listener stops accepting; shutdown closes everything and answers later commands.
@@ -6,7 +7,7 @@
 mod io_common;
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{Shutdown, TcpStream};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -73,6 +74,55 @@ async fn graceful_close_flushes_pending_output() {
     io.abort(conn);
     events.quiet(Duration::from_millis(100)).await;
     assert_eq!(io.stats().bytes_out, TOTAL as u64);
+    io.shutdown();
+}
+
+#[actix_rt::test]
+async fn half_closed_peer_still_gets_the_answer() {
+    let io = io::spawn(IoConfig::default()).unwrap();
+    let (mut client, conn, credit, _probe, mut events) = attached_pair(&io).await;
+    let mut writer = client.try_clone().unwrap();
+    blocking(move || {
+        writer.write_all(b"QUIT\r\n").unwrap();
+        writer.shutdown(Shutdown::Write).unwrap();
+    })
+    .await;
+    let mut got = Vec::new();
+    loop {
+        match events.conn().await {
+            ConnEvent::Data { conn: c, bytes } => {
+                assert_eq!(c, conn);
+                got.extend_from_slice(&bytes);
+                credit.consumed(bytes.len());
+            }
+            ConnEvent::ReadClosed { conn: c } => {
+                assert_eq!(c, conn);
+                break;
+            }
+            other => panic!("expected Data or ReadClosed, got {other:?}"),
+        }
+    }
+    assert_eq!(got, b"QUIT\r\n");
+    // The loop keeps the connection open until its owner closes it.
+    events.quiet(Duration::from_millis(100)).await;
+    assert_eq!(io.stats().connections, 1);
+    io.write(conn, Bytes::from_static(b"221 bye\r\n"));
+    io.close(conn);
+    let reply = blocking(move || {
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).map(|_| got)
+    })
+    .await
+    .expect("an orderly end");
+    assert_eq!(reply, b"221 bye\r\n");
+    match events.conn().await {
+        ConnEvent::Closed { conn: c, reason } => {
+            assert_eq!(c, conn);
+            assert_eq!(reason, CloseReason::PeerClosed);
+        }
+        other => panic!("expected Closed, got {other:?}"),
+    }
+    assert_eq!(io.stats().connections, 0);
     io.shutdown();
 }
 

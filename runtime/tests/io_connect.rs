@@ -44,7 +44,7 @@ async fn converse(source: Option<IpAddr>) {
         other => panic!("expected Connected, got {other:?}"),
     };
     assert_eq!(local.ip(), addr.ip());
-    let (got, reason) = events.read_to_close(conn, &credit).await;
+    let (got, reason) = events.read_to_close(&io, conn, &credit).await;
     assert_eq!(got, b"220 hello\r\npong\r\n");
     assert!(matches!(reason, CloseReason::PeerClosed), "{reason:?}");
     assert_eq!(credit.outstanding(), 0);

@@ -6,7 +6,10 @@
 //! spool to store it; the session stays paused (later pipelined commands wait) until the
 //! spool answers, and only then is `250` sent — after the fsync. While the session holds
 //! a lot of unprocessed input, the actor withholds read credit so the I/O actor stops
-//! reading the socket (backpressure reaches the client through TCP).
+//! reading the socket (backpressure reaches the client through TCP). A client that
+//! shuts its sending side (`ReadClosed`, e.g. a pipelined transaction plus `QUIT` and
+//! `shutdown(SHUT_WR)`) still gets every answer: the actor closes only once no store
+//! is in progress and the input it already has is processed.
 
 pub mod received;
 
@@ -51,6 +54,8 @@ pub struct Inbound {
     owed: usize,
     storing: bool,
     closing: bool,
+    /// The client shut its sending side: close once nothing is left to answer.
+    read_closed: bool,
     draining: bool,
     last_activity: Instant,
 }
@@ -81,6 +86,7 @@ impl Inbound {
             owed: 0,
             storing: false,
             closing: false,
+            read_closed: false,
             draining: false,
             last_activity: Instant::now(),
         }
@@ -127,6 +133,11 @@ impl Inbound {
             }
         }
         self.flush();
+        if self.read_closed && !self.storing {
+            // No more input will come: what could be answered has been.
+            self.close();
+            return;
+        }
         if self.draining && !self.storing && self.is_idle() {
             self.say_goodbye();
         }
@@ -268,6 +279,12 @@ impl Handler<ConnEvent> for Inbound {
                     self.drive(ctx);
                 } else {
                     self.settle_credit();
+                }
+            }
+            ConnEvent::ReadClosed { .. } => {
+                self.read_closed = true;
+                if !self.closing {
+                    self.drive(ctx);
                 }
             }
             ConnEvent::Closed { .. } => ctx.stop(),

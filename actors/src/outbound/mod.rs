@@ -346,6 +346,11 @@ impl Handler<ConnEvent> for Outbound {
                 }
                 self.drive(ctx);
             }
+            ConnEvent::ReadClosed { .. } => {
+                // The server shut its side: nothing more will be answered. Close; the
+                // `Closed` that follows (`PeerClosed`) finishes the connection.
+                self.close();
+            }
             ConnEvent::Closed { reason, .. } => {
                 if self.phase != Phase::Quitting {
                     self.fail(

@@ -9,7 +9,9 @@
 //! Reading happens only in `Open`, never beyond the credit window, and at most
 //! `READ_TURN_CHUNKS` chunks per loop turn (a connection with more waiting goes to the
 //! ready queue, so one fast peer cannot starve the others). A closing connection's
-//! input is read and discarded. Writing drains the queue with `write_vectored` until
+//! input is read and discarded. Read EOF (the peer shut its sending side) marks the
+//! connection read-closed: it is never read again, its owner gets `ReadClosed`, and it
+//! stays open for writing until the owner closes or aborts it. Writing drains the queue with `write_vectored` until
 //! `WouldBlock`; the next writable edge resumes it.
 
 use std::collections::VecDeque;
@@ -111,6 +113,8 @@ pub(super) enum Step {
     Idle,
     /// The turn's budget ran out with input possibly left: go on next turn.
     More,
+    /// The peer shut its sending side (read returned 0).
+    ReadClosed,
     /// The connection is over: `Some(reason)` for the owner, `None` if the owner is gone.
     End(Option<CloseReason>),
 }
@@ -127,6 +131,9 @@ pub(super) struct Conn {
     pub out_len: usize,
     /// `close` was asked: flush, then shut down; input is discarded.
     pub closing: bool,
+    /// The peer shut its sending side: not read any more; the final `Closed` says
+    /// `PeerClosed`.
+    pub read_closed: bool,
     /// Not read until the owner's `consumed` sends `Resume`.
     pub paused: bool,
     /// Listed in the loop's dirty list (output to flush after the command drain).
@@ -163,6 +170,7 @@ impl Conn {
             out: VecDeque::new(),
             out_len: 0,
             closing: false,
+            read_closed: false,
             paused: false,
             dirty: false,
             queued: false,
@@ -194,7 +202,7 @@ impl Conn {
             }
             let want = room.min(buf.len()).min(budget);
             match self.stream.read(&mut buf[..want]) {
-                Ok(0) => return Step::End(Some(CloseReason::PeerClosed)),
+                Ok(0) => return Step::ReadClosed,
                 Ok(n) => {
                     c.read(n);
                     budget = budget.saturating_sub(n);
@@ -312,6 +320,8 @@ impl EventLoop {
             return;
         };
         let step = match conn.state {
+            // Nothing more will come; repeated read-closed edges must not read again.
+            _ if conn.read_closed => Step::Idle,
             State::Open if conn.closing => {
                 match conn.discard_input(&mut self.buf, budget, &mut self.counters) {
                     Ok(true) => Step::More,
@@ -325,10 +335,14 @@ impl EventLoop {
         match step {
             Step::Idle => {}
             Step::More => self.queue_ready(token),
-            Step::End(Some(CloseReason::PeerClosed)) => {
-                // Last chance for queued output; the peer may have shut only its side.
-                let _ = conn.flush(&mut self.counters);
-                self.finish(token, Some(CloseReason::PeerClosed));
+            Step::ReadClosed => {
+                // The peer may have shut only its side: keep writing until the owner
+                // closes (it was told after all the Data).
+                conn.read_closed = true;
+                let event = ConnEvent::ReadClosed { conn: conn.id };
+                if !deliver(conn.owner.as_ref(), event) {
+                    self.finish(token, None);
+                }
             }
             Step::End(reason) => self.finish(token, reason),
         }
@@ -396,9 +410,21 @@ impl EventLoop {
     fn complete_close(&mut self, token: Token) {
         if let Some(conn) = self.conns.get_mut(&token) {
             let _ = conn.stream.shutdown(Shutdown::Write);
-            let _ = conn.discard_input(&mut self.buf, CLOSE_DRAIN_LIMIT, &mut self.counters);
+            if !conn.read_closed {
+                let _ = conn.discard_input(&mut self.buf, CLOSE_DRAIN_LIMIT, &mut self.counters);
+            }
         }
-        self.finish(token, Some(CloseReason::Local));
+        self.finish_by_owner(token);
+    }
+
+    /// End connection `token` as its owner asked: `PeerClosed` if the peer had shut its
+    /// side first, `Local` otherwise.
+    pub(super) fn finish_by_owner(&mut self, token: Token) {
+        let reason = match self.conns.get(&token) {
+            Some(conn) if conn.read_closed => CloseReason::PeerClosed,
+            _ => CloseReason::Local,
+        };
+        self.finish(token, Some(reason));
     }
 
     /// The owner consumed enough: read a paused connection again. Edge-triggered

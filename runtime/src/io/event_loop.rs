@@ -196,7 +196,7 @@ impl EventLoop {
             } => self.connect(conn, addr, source, owner, credit),
             Command::Write { conn, data } => self.queue_write(conn, data),
             Command::Close(conn) => self.close_conn(conn),
-            Command::Abort(conn) => self.finish(Token(conn as usize), Some(CloseReason::Local)),
+            Command::Abort(conn) => self.finish_by_owner(Token(conn as usize)),
             Command::Resume(conn) => self.resume(conn),
             Command::Shutdown => self.running = false,
         }

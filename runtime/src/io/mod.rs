@@ -12,7 +12,9 @@
 //!
 //! Contract, per connection: an accepted connection is not read until it is
 //! [`IoHandle::attach`]ed; an outbound one gets `Connected` or `ConnectFailed` first;
-//! from then on `Data` arrives in order and `Closed` comes exactly once, last.
+//! from then on `Data` arrives in order, `ReadClosed` at most once after the last
+//! `Data` (the peer shut its sending side; the connection stays writable until the
+//! owner closes or aborts it), and `Closed` comes exactly once, last.
 //! Connection and listener ids are unique for the life of the process and carry the
 //! index of their loop in the top 8 bits ([`loop_index_of`]), so several loops
 //! (one per core, `SO_REUSEPORT`) can coexist later without changing this interface.
@@ -82,6 +84,13 @@ pub enum ConnEvent {
     Connected { conn: ConnId, local: SocketAddr },
     /// An outbound connection could not be established; `Closed` follows.
     ConnectFailed { conn: ConnId, error: String },
+    /// The peer shut its sending side (read returned 0, e.g. a half-close with
+    /// `shutdown(SHUT_WR)`): no more `Data` will come, but the connection stays open for
+    /// writing. The owner MUST call [`IoHandle::close`] (or [`IoHandle::abort`]) once it
+    /// has written what it wants to; the loop does not close it on its own (unless a
+    /// write fails: `Closed { reason: Error }`). The final `Closed` then says
+    /// `PeerClosed`.
+    ReadClosed { conn: ConnId },
     /// The connection is gone. Sent exactly once per attached or connected connection,
     /// and always the last event for it.
     Closed { conn: ConnId, reason: CloseReason },
@@ -90,13 +99,13 @@ pub enum ConnEvent {
 /// Why a connection closed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CloseReason {
-    /// The peer closed its side (read returned 0). The connection ends there: output
-    /// already queued gets one last non-blocking write, later writes are ignored.
+    /// The peer shut its side first (`ReadClosed` was delivered), and the owner then
+    /// closed or aborted the connection.
     PeerClosed,
     /// A socket error, a refused connect, or a write buffer overflow.
     Error(String),
-    /// The owner asked for it ([`IoHandle::close`], [`IoHandle::abort`]), or the loop
-    /// shut down.
+    /// The owner asked for it ([`IoHandle::close`], [`IoHandle::abort`]) while the peer
+    /// was still sending, or the loop shut down.
     Local,
 }
 

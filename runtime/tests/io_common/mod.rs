@@ -150,8 +150,14 @@ impl Events {
         }
     }
 
-    /// Collect `Data` for `conn` (consuming it) until `Closed`; the bytes and the reason.
-    pub async fn read_to_close(&mut self, conn: ConnId, credit: &Credit) -> (Vec<u8>, CloseReason) {
+    /// Collect `Data` for `conn` (consuming it) until `Closed`, closing the connection
+    /// when the peer shuts its side (`ReadClosed`); the bytes and the reason.
+    pub async fn read_to_close(
+        &mut self,
+        io: &IoHandle,
+        conn: ConnId,
+        credit: &Credit,
+    ) -> (Vec<u8>, CloseReason) {
         let mut got = Vec::new();
         loop {
             match self.conn().await {
@@ -159,6 +165,10 @@ impl Events {
                     assert_eq!(c, conn);
                     got.extend_from_slice(&bytes);
                     credit.consumed(bytes.len());
+                }
+                ConnEvent::ReadClosed { conn: c } => {
+                    assert_eq!(c, conn);
+                    io.close(conn);
                 }
                 ConnEvent::Closed { conn: c, reason } => {
                     assert_eq!(c, conn);
@@ -170,7 +180,8 @@ impl Events {
     }
 }
 
-/// Echoes every byte back to its sender and reports each `Closed` to the test.
+/// Echoes every byte back to its sender, closes a connection once its peer has shut its
+/// side (after the echo of everything before it), and reports each `Closed` to the test.
 pub struct Echo {
     io: IoHandle,
     credits: HashMap<ConnId, Credit>,
@@ -199,6 +210,10 @@ impl Handler<ConnEvent> for Echo {
                 if let Some(credit) = self.credits.get(&conn) {
                     credit.consumed(n);
                 }
+            }
+            ConnEvent::ReadClosed { conn } => {
+                assert!(self.credits.contains_key(&conn), "ReadClosed for {conn}");
+                self.io.close(conn);
             }
             ConnEvent::Closed { conn, reason } => {
                 assert!(
