@@ -210,7 +210,9 @@ fn unreachable_next_hop_defers_and_keeps_the_message() {
     let closed = ClosedPort::new();
     let dead = closed.addr;
     let tmp = tempfile::tempdir().unwrap();
-    let mut d = Daemon::start(tmp.path(), &config(tmp.path(), Some(dead), ""));
+    // A short retry interval: the deferral's retry time is kept across the restart below.
+    let retry = r#"domains: { "*": (retry_interval: "2s", max_retry_interval: "2s") },"#;
+    let mut d = Daemon::start(tmp.path(), &config(tmp.path(), Some(dead), retry));
 
     let mid = send(d.smtp, &["user@example.com"], "nobody home\r\n");
     let records = d.wait_for_log(LOG_WAIT, "a TransientFailure", |r| {
@@ -229,7 +231,7 @@ fn unreachable_next_hop_defers_and_keeps_the_message() {
     assert!(of_type(&records, "Bounce", None).is_empty());
     assert!(of_type(&records, "Delivery", None).is_empty());
 
-    // Still queued: delayed (the default retry interval is long).
+    // Still queued: delayed until its retry time.
     poll(
         Duration::from_secs(30),
         "the message in the delayed queue",
@@ -243,7 +245,7 @@ fn unreachable_next_hop_defers_and_keeps_the_message() {
     // Not dropped: after a restart with a reachable next hop it is delivered.
     d.kill9();
     let sink = Sink::start(SinkConfig::default()).unwrap();
-    let d2 = Daemon::start(tmp.path(), &config(tmp.path(), Some(sink.addr()), ""));
+    let d2 = Daemon::start(tmp.path(), &config(tmp.path(), Some(sink.addr()), retry));
     assert!(
         sink.wait_for(1, Duration::from_secs(60)),
         "the queued message was not delivered after the restart; stderr:\n{}",

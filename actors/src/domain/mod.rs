@@ -16,7 +16,7 @@ pub mod messages;
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use impulse_config::DomainCfg;
@@ -27,7 +27,7 @@ use impulse_runtime::supervise::guard;
 use impulse_runtime::ActorClass;
 
 use crate::context::Shared;
-use crate::ids::MessageId;
+use crate::ids::{now_ms, MessageId};
 use crate::logger::LoggedResponse;
 use crate::message::{Defer, MessageActor, Wake};
 use crate::outbound::{Assign, Outbound};
@@ -283,16 +283,29 @@ impl Handler<Enqueue> for Domain {
                     id.to_string(),
                     Some(act.reg.id()),
                 );
+                // A message deferred before a restart waits for its noted retry time.
+                let wait = spooled
+                    .retry
+                    .map(|r| r.retry_at.saturating_sub(now_ms()))
+                    .filter(|ms| *ms > 0);
                 let msg = MessageActor::new(
                     act.shared.clone(),
                     reg,
                     ctx.address(),
                     act.cfg.clone(),
                     spooled,
+                    wait.is_some(),
                 )
                 .start();
                 act.messages.insert(id, msg);
-                act.active.push_back(id);
+                match wait {
+                    Some(ms) => {
+                        act.delayed
+                            .insert((Instant::now() + Duration::from_millis(ms), id));
+                        act.arm_timer(ctx);
+                    }
+                    None => act.active.push_back(id),
+                }
                 act.dispatch(ctx);
             },
         );

@@ -25,7 +25,8 @@ use crate::domain::messages::Finished;
 use crate::domain::{backoff, Domain};
 use crate::ids::now_ms;
 use crate::logger::{Log, LogRecord, LoggedResponse, RecordType};
-use crate::spool::{Remove, Spooled};
+use crate::spool::record::RetryState;
+use crate::spool::{NoteRetry, Remove, Spooled};
 use crate::stats::Stats;
 pub use messages::*;
 use state::MsgState;
@@ -64,7 +65,9 @@ impl MessageActor {
         domain: Addr<Domain>,
         cfg: DomainCfg,
         spooled: Spooled,
+        delayed: bool,
     ) -> MessageActor {
+        let attempts = spooled.retry.map_or(0, |r| r.attempts);
         let rcpts = spooled
             .meta
             .recipients
@@ -78,8 +81,12 @@ impl MessageActor {
             cfg,
             spooled,
             rcpts,
-            attempts: 0,
-            state: MsgState::Queued,
+            attempts,
+            state: if delayed {
+                MsgState::Delayed
+            } else {
+                MsgState::Queued
+            },
             last_response: None,
         }
     }
@@ -192,6 +199,14 @@ impl MessageActor {
                 self.cfg.max_retry_interval.get(),
             );
             self.move_to(MsgState::Delayed);
+            self.shared.spool.do_send(NoteRetry {
+                id: self.spooled.meta.id,
+                loc: self.spooled.loc,
+                state: RetryState {
+                    attempts: self.attempts,
+                    retry_at: now_ms() + delay.as_millis() as u64,
+                },
+            });
             self.domain.do_send(Finished {
                 id: self.spooled.meta.id,
                 retry_at: Some(Instant::now() + delay),

@@ -3,18 +3,19 @@
 //! reading a record back, deleting an empty segment, and the start-up recovery scan.
 //!
 //! Layout of the spool directory: `{seq:016x}.seg` (message records, see
-//! [`super::record`]) and `{seq:016x}.done` (entries for records whose final outcome was
-//! logged). Both files of a segment are created together and the directory is fsynced
+//! [`super::record`]), `{seq:016x}.done` (entries for records whose final outcome was
+//! logged) and `{seq:016x}.retry` (attempt counts and retry times of deferred records).
+//! The files of a segment are created together and the directory is fsynced
 //! before the first record is acknowledged, so their names survive a crash.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::record::{self, DecodeError, MessageMeta};
+use super::record::{self, DecodeError, MessageMeta, RetryState};
 use crate::ids::MessageId;
 
 /// Where a record lives: segment number, byte offset and total record length.
@@ -25,12 +26,13 @@ pub struct Location {
     pub len: u32,
 }
 
-/// An open segment: its record file and its `.done` file.
+/// An open segment: its record, `.done` and `.retry` files.
 #[derive(Debug, Clone)]
 pub struct Segment {
     pub seq: u64,
     pub records: Arc<File>,
     pub done: Arc<File>,
+    pub retry: Arc<File>,
 }
 
 /// A message found live by the recovery scan.
@@ -39,6 +41,8 @@ pub struct Recovered {
     pub meta: MessageMeta,
     pub loc: Location,
     pub size: u64,
+    /// Its last recorded retry state, if it was ever deferred.
+    pub retry: Option<RetryState>,
 }
 
 /// What the recovery scan found.
@@ -62,6 +66,20 @@ pub fn done_path(dir: &Path, seq: u64) -> PathBuf {
     dir.join(format!("{seq:016x}.done"))
 }
 
+pub fn retry_path(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(format!("{seq:016x}.retry"))
+}
+
+/// Open (creating if needed) the three files of segment `seq`.
+fn open_segment(dir: &Path, seq: u64) -> io::Result<Segment> {
+    Ok(Segment {
+        seq,
+        records: Arc::new(open_append(&segment_path(dir, seq))?),
+        done: Arc::new(open_append(&done_path(dir, seq))?),
+        retry: Arc::new(open_append(&retry_path(dir, seq))?),
+    })
+}
+
 fn open_append(path: &Path) -> io::Result<File> {
     OpenOptions::new()
         .create(true)
@@ -77,14 +95,9 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 
 /// Create segment `seq` (both files) and make their names durable.
 pub fn create_segment(dir: &Path, seq: u64) -> io::Result<Segment> {
-    let records = open_append(&segment_path(dir, seq))?;
-    let done = open_append(&done_path(dir, seq))?;
+    let segment = open_segment(dir, seq)?;
     sync_dir(dir)?;
-    Ok(Segment {
-        seq,
-        records: Arc::new(records),
-        done: Arc::new(done),
-    })
+    Ok(segment)
 }
 
 /// Append `buf` to a file opened for append and make it durable.
@@ -107,13 +120,22 @@ pub fn read_record(file: &File, loc: Location) -> io::Result<(MessageMeta, Vec<u
     }
 }
 
-/// Remove both files of a segment whose every message is done.
+/// Remove the files of a segment whose every message is done.
 pub fn delete_segment(dir: &Path, seq: u64) -> io::Result<()> {
     fs::remove_file(segment_path(dir, seq))?;
-    match fs::remove_file(done_path(dir, seq)) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
+    for path in [done_path(dir, seq), retry_path(dir, seq)] {
+        match fs::remove_file(path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
     }
+    Ok(())
+}
+
+/// Append `buf` (retry entries) without waiting for the disk.
+pub fn append(file: &File, buf: &[u8]) -> io::Result<()> {
+    let mut f = file;
+    f.write_all(buf)
 }
 
 /// Scan the spool directory: every live message, every segment still needed, the next
@@ -139,6 +161,11 @@ pub fn recover(dir: &Path) -> io::Result<Recovery> {
             Err(e) if e.kind() == io::ErrorKind::NotFound => HashSet::new(),
             Err(e) => return Err(e),
         };
+        let retries: HashMap<MessageId, RetryState> = match fs::read(retry_path(dir, seq)) {
+            Ok(buf) => record::decode_retry(&buf).into_iter().collect(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => HashMap::new(),
+            Err(e) => return Err(e),
+        };
         let mut offset = 0usize;
         let mut live = 0usize;
         while offset < data.len() {
@@ -147,6 +174,7 @@ pub fn recover(dir: &Path) -> io::Result<Recovery> {
                     if !done.contains(&meta.id) {
                         live += 1;
                         out.messages.push(Recovered {
+                            retry: retries.get(&meta.id).copied(),
                             size: body.len() as u64,
                             meta,
                             loc: Location {
@@ -174,16 +202,7 @@ pub fn recover(dir: &Path) -> io::Result<Recovery> {
             delete_segment(dir, seq)?;
             out.removed_segments += 1;
         } else {
-            let records = open_append(&segment_path(dir, seq))?;
-            let done = open_append(&done_path(dir, seq))?;
-            out.segments.push((
-                Segment {
-                    seq,
-                    records: Arc::new(records),
-                    done: Arc::new(done),
-                },
-                live,
-            ));
+            out.segments.push((open_segment(dir, seq)?, live));
         }
     }
     Ok(out)
@@ -232,6 +251,32 @@ mod tests {
     }
 
     #[test]
+    fn recovery_takes_the_last_retry_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let seg = create_segment(dir.path(), 0).unwrap();
+        let mut buf = Vec::new();
+        encode_message(&meta(1), b"x\r\n", &mut buf);
+        encode_message(&meta(2), b"y\r\n", &mut buf);
+        append_durably(&seg.records, &buf).unwrap();
+        let mut retry = Vec::new();
+        for (attempts, at) in [(1, 100), (2, 300)] {
+            let state = RetryState {
+                attempts,
+                retry_at: at,
+            };
+            record::encode_retry(MessageId(1), state, &mut retry);
+        }
+        append(&seg.retry, &retry).unwrap();
+        let r = recover(dir.path()).unwrap();
+        let got: Vec<_> = r.messages.iter().map(|m| (m.meta.id.0, m.retry)).collect();
+        let want = RetryState {
+            attempts: 2,
+            retry_at: 300,
+        };
+        assert_eq!(got, vec![(1, Some(want)), (2, None)]);
+    }
+
+    #[test]
     fn fully_done_segments_are_deleted() {
         let dir = tempfile::tempdir().unwrap();
         let seg = create_segment(dir.path(), 5).unwrap();
@@ -246,5 +291,6 @@ mod tests {
         assert_eq!(r.removed_segments, 1);
         assert_eq!(r.next_seq, 6);
         assert!(!segment_path(dir.path(), 5).exists());
+        assert!(!retry_path(dir.path(), 5).exists());
     }
 }

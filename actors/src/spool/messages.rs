@@ -4,7 +4,7 @@ use actix::Message;
 use bytes::Bytes;
 
 use super::files::Location;
-use super::record::MessageMeta;
+use super::record::{MessageMeta, RetryState};
 use crate::ids::MessageId;
 
 /// Why the spool could not do what was asked.
@@ -35,6 +35,18 @@ pub struct Spooled {
     pub loc: Location,
     /// Bytes of message data.
     pub size: u64,
+    /// Attempts made and next retry time, for a message deferred before a restart.
+    pub retry: Option<RetryState>,
+}
+
+/// A message was deferred: remember its attempts and retry time in the spool (no fsync:
+/// losing the note costs only the retry timing after a crash).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct NoteRetry {
+    pub id: MessageId,
+    pub loc: Location,
+    pub state: RetryState,
 }
 
 /// Write messages durably (one fsync for the whole batch and its neighbours); answers

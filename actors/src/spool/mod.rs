@@ -79,6 +79,9 @@ pub struct Spool {
     flush_waiters: Vec<oneshot::Sender<()>>,
     reads: Vec<PendingRead>,
     reading: bool,
+    /// Retry notes waiting for the next append, per segment.
+    notes: HashMap<u64, Vec<u8>>,
+    noting: bool,
 }
 
 impl Spool {
@@ -108,6 +111,8 @@ impl Spool {
             flush_waiters: Vec::new(),
             reads: Vec::new(),
             reading: false,
+            notes: HashMap::new(),
+            noting: false,
         }
     }
 
@@ -283,6 +288,31 @@ impl Spool {
         }));
     }
 
+    /// Append the retry notes gathered so far, one pool job at a time, without a sync.
+    fn kick_notes(&mut self, ctx: &mut Context<Self>) {
+        if self.noting || self.notes.is_empty() {
+            return;
+        }
+        let mut batch = Vec::new();
+        for (seq, buf) in self.notes.drain() {
+            if let Some(seg) = self.segments.get(&seq) {
+                batch.push((seg.segment.retry.clone(), buf));
+            }
+        }
+        self.noting = true;
+        let job = self.pool.run(move || {
+            for (file, buf) in batch {
+                if let Err(e) = files::append(&file, &buf) {
+                    eprintln!("spool: cannot note retry state: {e}");
+                }
+            }
+        });
+        ctx.spawn(job.into_actor(self).map(|_, act, ctx| {
+            act.noting = false;
+            act.kick_notes(ctx);
+        }));
+    }
+
     /// Delete a segment that is no longer written and holds no live message.
     fn maybe_delete(&mut self, seq: u64) {
         let is_current = self.current.as_ref().is_some_and(|(s, _)| s.seq == seq);
@@ -328,6 +358,7 @@ impl Spool {
                 meta: m.meta,
                 loc: m.loc,
                 size: m.size,
+                retry: m.retry,
             });
         }
         self.ready = true;
@@ -374,6 +405,7 @@ fn write_batch(
                 },
                 size: m.data.len() as u64,
                 meta: m.meta,
+                retry: None,
             });
         }
         stored.push(out);
@@ -462,6 +494,17 @@ impl Handler<ReadData> for Spool {
         });
         self.kick_read(ctx);
         Box::pin(async move { rx.await.unwrap_or(Err(SpoolError::Unavailable)) })
+    }
+}
+
+impl Handler<NoteRetry> for Spool {
+    type Result = ();
+
+    fn handle(&mut self, msg: NoteRetry, ctx: &mut Context<Self>) {
+        let _g = alloc::enter(ActorClass::Spool);
+        let buf = self.notes.entry(msg.loc.segment).or_default();
+        record::encode_retry(msg.id, msg.state, buf);
+        self.kick_notes(ctx);
     }
 }
 

@@ -6,7 +6,10 @@
 //! written before the fsync that would have acknowledged it) is detected and ignored.
 //! A message payload holds the envelope and the full message data; the separate `.done`
 //! file of a segment holds 12-byte entries `id u64 LE | crc32(id) u32 LE`, one per message
-//! whose final outcome was logged.
+//! whose final outcome was logged. The `.retry` file holds 24-byte entries
+//! `id u64 LE | attempts u32 LE | retry_at_ms u64 LE | crc32 u32 LE`, appended without an
+//! fsync after each deferral: the last intact entry of a message tells a restarted
+//! daemon its attempt count and when to try again (losing one costs only timing).
 
 use crate::ids::MessageId;
 
@@ -15,6 +18,8 @@ const MAGIC: &[u8; 4] = b"IMPR";
 pub const HEADER_LEN: usize = 16;
 /// Bytes per `.done` entry.
 pub const DONE_LEN: usize = 12;
+/// Bytes per `.retry` entry.
+pub const RETRY_LEN: usize = 24;
 const KIND_MESSAGE: u8 = 1;
 
 /// Everything the spool keeps about a message besides its data.
@@ -132,6 +137,47 @@ pub fn decode_done(buf: &[u8]) -> Vec<MessageId> {
         .collect()
 }
 
+/// Retry state of a deferred message: attempts made and when the next is due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryState {
+    pub attempts: u32,
+    /// Milliseconds since the epoch.
+    pub retry_at: u64,
+}
+
+/// One `.retry` entry.
+pub fn encode_retry(id: MessageId, state: RetryState, out: &mut Vec<u8>) {
+    let start = out.len();
+    out.extend_from_slice(&id.0.to_le_bytes());
+    out.extend_from_slice(&state.attempts.to_le_bytes());
+    out.extend_from_slice(&state.retry_at.to_le_bytes());
+    let crc = crc32fast::hash(&out[start..]);
+    out.extend_from_slice(&crc.to_le_bytes());
+}
+
+/// Every intact `.retry` entry, in file order; torn or corrupt entries are skipped.
+pub fn decode_retry(buf: &[u8]) -> Vec<(MessageId, RetryState)> {
+    buf.chunks_exact(RETRY_LEN)
+        .filter_map(|e| {
+            let crc = u32::from_le_bytes([e[20], e[21], e[22], e[23]]);
+            if crc32fast::hash(&e[..20]) != crc {
+                return None;
+            }
+            let mut id = [0u8; 8];
+            id.copy_from_slice(&e[..8]);
+            let mut at = [0u8; 8];
+            at.copy_from_slice(&e[12..20]);
+            Some((
+                MessageId(u64::from_le_bytes(id)),
+                RetryState {
+                    attempts: u32::from_le_bytes([e[8], e[9], e[10], e[11]]),
+                    retry_at: u64::from_le_bytes(at),
+                },
+            ))
+        })
+        .collect()
+}
+
 fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(&(s.len() as u32).to_le_bytes());
     out.extend_from_slice(s.as_bytes());
@@ -214,6 +260,24 @@ mod tests {
             bad[i] ^= 0x40;
             assert!(decode_message(&bad).is_err(), "flip at {i}");
         }
+    }
+
+    #[test]
+    fn retry_entries_round_trip_and_skip_corrupt() {
+        let a = RetryState {
+            attempts: 3,
+            retry_at: 1_700_000_000_123,
+        };
+        let mut buf = Vec::new();
+        encode_retry(MessageId(7), a, &mut buf);
+        encode_retry(MessageId(8), a, &mut buf);
+        buf[RETRY_LEN + 9] ^= 1;
+        encode_retry(MessageId(9), a, &mut buf);
+        buf.extend_from_slice(&[0; 5]);
+        assert_eq!(
+            decode_retry(&buf),
+            vec![(MessageId(7), a), (MessageId(9), a)]
+        );
     }
 
     #[test]
