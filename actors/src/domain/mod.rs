@@ -189,6 +189,15 @@ impl Domain {
         self.update_registry();
     }
 
+    /// Run a handler body under `supervise::guard` with allocations counted as the
+    /// domain class: a panic restarts the container (see `Supervised for Domain`)
+    /// instead of leaving it dead.
+    fn guarded(&mut self, ctx: &mut Context<Self>, f: impl FnOnce(&mut Self, &mut Context<Self>)) {
+        let _g = alloc::enter(ActorClass::Domain);
+        let panics = self.shared.panics.clone();
+        guard(self, ctx, "domain container", Some(&panics), f);
+    }
+
     /// Defer every message in the active queue (next hop unusable).
     fn defer_active(&mut self, response: LoggedResponse, peer: String, attempted: bool) {
         for id in self.active.drain(..) {
@@ -268,47 +277,39 @@ impl Handler<Enqueue> for Domain {
     type Result = ();
 
     fn handle(&mut self, Enqueue(spooled): Enqueue, ctx: &mut Context<Self>) {
-        let panics = self.shared.panics.clone();
-        guard(
-            self,
-            ctx,
-            "domain container",
-            Some(&panics),
-            move |act, ctx| {
-                let _g = alloc::enter(ActorClass::Domain);
-                let id = spooled.meta.id;
-                let reg = Registration::new(
-                    &act.shared.registry,
-                    ActorClass::Message,
-                    id.to_string(),
-                    Some(act.reg.id()),
-                );
-                // A message deferred before a restart waits for its noted retry time.
-                let wait = spooled
-                    .retry
-                    .map(|r| r.retry_at.saturating_sub(now_ms()))
-                    .filter(|ms| *ms > 0);
-                let msg = MessageActor::new(
-                    act.shared.clone(),
-                    reg,
-                    ctx.address(),
-                    act.cfg.clone(),
-                    spooled,
-                    wait.is_some(),
-                )
-                .start();
-                act.messages.insert(id, msg);
-                match wait {
-                    Some(ms) => {
-                        act.delayed
-                            .insert((Instant::now() + Duration::from_millis(ms), id));
-                        act.arm_timer(ctx);
-                    }
-                    None => act.active.push_back(id),
+        self.guarded(ctx, move |act, ctx| {
+            let id = spooled.meta.id;
+            let reg = Registration::new(
+                &act.shared.registry,
+                ActorClass::Message,
+                id.to_string(),
+                Some(act.reg.id()),
+            );
+            // A message deferred before a restart waits for its noted retry time.
+            let wait = spooled
+                .retry
+                .map(|r| r.retry_at.saturating_sub(now_ms()))
+                .filter(|ms| *ms > 0);
+            let msg = MessageActor::new(
+                act.shared.clone(),
+                reg,
+                ctx.address(),
+                act.cfg.clone(),
+                spooled,
+                wait.is_some(),
+            )
+            .start();
+            act.messages.insert(id, msg);
+            match wait {
+                Some(ms) => {
+                    act.delayed
+                        .insert((Instant::now() + Duration::from_millis(ms), id));
+                    act.arm_timer(ctx);
                 }
-                act.dispatch(ctx);
-            },
-        );
+                None => act.active.push_back(id),
+            }
+            act.dispatch(ctx);
+        });
     }
 }
 
@@ -316,20 +317,12 @@ impl Handler<Ready> for Domain {
     type Result = ();
 
     fn handle(&mut self, msg: Ready, ctx: &mut Context<Self>) {
-        let panics = self.shared.panics.clone();
-        guard(
-            self,
-            ctx,
-            "domain container",
-            Some(&panics),
-            move |act, ctx| {
-                let _g = alloc::enter(ActorClass::Domain);
-                act.connecting.remove(&msg.conn);
-                act.idle.retain(|(id, _)| *id != msg.conn);
-                act.idle.push((msg.conn, msg.addr));
-                act.dispatch(ctx);
-            },
-        );
+        self.guarded(ctx, move |act, ctx| {
+            act.connecting.remove(&msg.conn);
+            act.idle.retain(|(id, _)| *id != msg.conn);
+            act.idle.push((msg.conn, msg.addr));
+            act.dispatch(ctx);
+        });
     }
 }
 
@@ -337,21 +330,13 @@ impl Handler<Release> for Domain {
     type Result = ();
 
     fn handle(&mut self, msg: Release, ctx: &mut Context<Self>) {
-        let panics = self.shared.panics.clone();
-        guard(
-            self,
-            ctx,
-            "domain container",
-            Some(&panics),
-            move |act, ctx| {
-                let _g = alloc::enter(ActorClass::Domain);
-                if act.messages.contains_key(&msg.id) {
-                    act.in_flight = act.in_flight.saturating_sub(1);
-                    act.active.push_front(msg.id);
-                }
-                act.dispatch(ctx);
-            },
-        );
+        self.guarded(ctx, move |act, ctx| {
+            if act.messages.contains_key(&msg.id) {
+                act.in_flight = act.in_flight.saturating_sub(1);
+                act.active.push_front(msg.id);
+            }
+            act.dispatch(ctx);
+        });
     }
 }
 
@@ -359,16 +344,9 @@ impl Handler<Leaving> for Domain {
     type Result = ();
 
     fn handle(&mut self, msg: Leaving, ctx: &mut Context<Self>) {
-        let panics = self.shared.panics.clone();
-        guard(
-            self,
-            ctx,
-            "domain container",
-            Some(&panics),
-            move |act, _| {
-                act.idle.retain(|(id, _)| *id != msg.conn);
-            },
-        );
+        self.guarded(ctx, move |act, _| {
+            act.idle.retain(|(id, _)| *id != msg.conn);
+        });
     }
 }
 
@@ -376,35 +354,27 @@ impl Handler<ConnectionClosed> for Domain {
     type Result = ();
 
     fn handle(&mut self, msg: ConnectionClosed, ctx: &mut Context<Self>) {
-        let panics = self.shared.panics.clone();
-        guard(
-            self,
-            ctx,
-            "domain container",
-            Some(&panics),
-            move |act, ctx| {
-                let _g = alloc::enter(ActorClass::Domain);
-                act.connections.remove(&msg.conn);
-                act.connecting.remove(&msg.conn);
-                act.idle.retain(|(id, _)| *id != msg.conn);
-                if let Some(response) = msg.failure {
-                    // The next hop is unusable now: everything waiting for it retries later,
-                    // unless another connection to it is still working. Connections still being
-                    // set up do not count: they would be replaced as they fail, one after the
-                    // other, and the active queue would never be deferred (a connect storm).
-                    let working = act
-                        .connections
-                        .keys()
-                        .any(|id| !act.connecting.contains(id));
-                    if !working {
-                        act.defer_active(response.clone(), msg.peer.clone(), true);
-                        let until = Instant::now() + act.cfg.retry_interval.get();
-                        act.hop_down = Some((until, response, msg.peer));
-                    }
+        self.guarded(ctx, move |act, ctx| {
+            act.connections.remove(&msg.conn);
+            act.connecting.remove(&msg.conn);
+            act.idle.retain(|(id, _)| *id != msg.conn);
+            if let Some(response) = msg.failure {
+                // The next hop is unusable now: everything waiting for it retries later,
+                // unless another connection to it is still working. Connections still being
+                // set up do not count: they would be replaced as they fail, one after the
+                // other, and the active queue would never be deferred (a connect storm).
+                let working = act
+                    .connections
+                    .keys()
+                    .any(|id| !act.connecting.contains(id));
+                if !working {
+                    act.defer_active(response.clone(), msg.peer.clone(), true);
+                    let until = Instant::now() + act.cfg.retry_interval.get();
+                    act.hop_down = Some((until, response, msg.peer));
                 }
-                act.dispatch(ctx);
-            },
-        );
+            }
+            act.dispatch(ctx);
+        });
     }
 }
 
@@ -412,30 +382,22 @@ impl Handler<Finished> for Domain {
     type Result = ();
 
     fn handle(&mut self, msg: Finished, ctx: &mut Context<Self>) {
-        let panics = self.shared.panics.clone();
-        guard(
-            self,
-            ctx,
-            "domain container",
-            Some(&panics),
-            move |act, ctx| {
-                let _g = alloc::enter(ActorClass::Domain);
-                act.in_flight = act.in_flight.saturating_sub(1);
-                match msg.retry_at {
-                    None => {
-                        if act.messages.remove(&msg.id).is_some() {
-                            act.finished += 1;
-                        }
-                    }
-                    Some(at) => {
-                        act.deferred += 1;
-                        act.delayed.insert((at, msg.id));
-                        act.arm_timer(ctx);
+        self.guarded(ctx, move |act, ctx| {
+            act.in_flight = act.in_flight.saturating_sub(1);
+            match msg.retry_at {
+                None => {
+                    if act.messages.remove(&msg.id).is_some() {
+                        act.finished += 1;
                     }
                 }
-                act.update_registry();
-            },
-        );
+                Some(at) => {
+                    act.deferred += 1;
+                    act.delayed.insert((at, msg.id));
+                    act.arm_timer(ctx);
+                }
+            }
+            act.update_registry();
+        });
     }
 }
 
@@ -443,21 +405,14 @@ impl Handler<Drain> for Domain {
     type Result = ();
 
     fn handle(&mut self, _: Drain, ctx: &mut Context<Self>) {
-        let panics = self.shared.panics.clone();
-        guard(
-            self,
-            ctx,
-            "domain container",
-            Some(&panics),
-            move |act, _| {
-                act.draining = true;
-                act.idle.clear();
-                for conn in act.connections.values() {
-                    conn.do_send(crate::outbound::Drain);
-                }
-                act.update_registry();
-            },
-        );
+        self.guarded(ctx, move |act, _| {
+            act.draining = true;
+            act.idle.clear();
+            for conn in act.connections.values() {
+                conn.do_send(crate::outbound::Drain);
+            }
+            act.update_registry();
+        });
     }
 }
 
