@@ -195,14 +195,16 @@ impl Inbound {
                 data: Bytes::from(full),
             });
         }
+        let at = crate::logger::record::timestamp_now();
         let records: Vec<LogRecord> = messages
             .iter()
             .flat_map(|m| {
                 let size = m.data.len() as u64;
+                let at = &at;
                 m.meta.recipients.iter().map(move |r| LogRecord {
                     kind: RecordType::Reception,
                     id: m.meta.id.to_string(),
-                    timestamp: crate::logger::record::timestamp_now(),
+                    timestamp: at.clone(),
                     sender: m.meta.sender.clone(),
                     recipient: r.clone(),
                     domain: m.meta.domain.clone(),
