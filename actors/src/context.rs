@@ -14,8 +14,10 @@ use impulse_runtime::pool::Pool;
 use impulse_runtime::registry::{ActorId, Registry};
 use impulse_runtime::supervise::PanicCount;
 
+use crate::arbiters::Arbiters;
 use crate::ids::IdGen;
 use crate::logger::Logger;
+use crate::spool::health::SpoolHealth;
 use crate::spool::Spool;
 use crate::stats::Stats;
 
@@ -30,6 +32,10 @@ pub struct Shared {
     pub ids: Arc<IdGen>,
     pub logger: Addr<Logger>,
     pub spool: Addr<Spool>,
+    /// The spool's health, read without asking the spool (MAIL FROM, `status`).
+    pub spool_health: Arc<SpoolHealth>,
+    /// The actix arbiters actors are placed on.
+    pub arbiters: Arc<Arbiters>,
     /// Registry id of the root, parent of the long-lived actors and domain containers.
     pub root_id: ActorId,
     pub started: Instant,

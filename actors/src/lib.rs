@@ -14,8 +14,13 @@
 //! - [`outbound`] — the SMTP client session actor delivering to a next hop.
 //! - [`logger`] — the JSON-lines message log.
 //! - [`control`] — the `impulsectl` control-socket server.
+//! - [`queued`] — the compact record a message is while no actor works on it.
+//! - [`arbiters`] — the event-loop threads and which actor runs on which.
+//! - [`batch`] — group commit, the one batching mechanism (spool and logger).
 //! - [`context`], [`stats`], [`ids`] — what is shared: context, counters, message ids.
 
+pub mod arbiters;
+pub mod batch;
 pub mod context;
 pub mod control;
 pub mod domain;
@@ -25,6 +30,7 @@ pub mod listener;
 pub mod logger;
 pub mod message;
 pub mod outbound;
+pub mod queued;
 pub mod root;
 pub mod router;
 pub mod spool;

@@ -16,6 +16,7 @@ use impulse_runtime::ActorClass;
 
 use crate::context::Shared;
 use crate::inbound::{self, Inbound};
+use crate::router::Router;
 
 /// The I/O actor bound the socket: remember its id (to close it on shutdown).
 #[derive(Message)]
@@ -33,6 +34,7 @@ pub struct Drain;
 /// One listening address.
 pub struct Listener {
     shared: Arc<Shared>,
+    router: Arc<Router>,
     reg: Registration,
     /// Name in the greeting, EHLO reply and `Received:` header of its sessions.
     hostname: String,
@@ -42,9 +44,15 @@ pub struct Listener {
 }
 
 impl Listener {
-    pub fn new(shared: Arc<Shared>, reg: Registration, hostname: String) -> Listener {
+    pub fn new(
+        shared: Arc<Shared>,
+        router: Arc<Router>,
+        reg: Registration,
+        hostname: String,
+    ) -> Listener {
         Listener {
             shared,
+            router,
             reg,
             hostname,
             id: None,
@@ -91,14 +99,15 @@ impl Handler<Accepted> for Listener {
         );
         let session = {
             let _g = alloc::enter(ActorClass::Inbound);
-            Inbound::new(
+            let inbound = Inbound::new(
                 self.shared.clone(),
+                self.router.clone(),
                 reg,
                 msg.conn,
                 peer,
                 self.hostname.clone(),
-            )
-            .start()
+            );
+            Inbound::start_in_arbiter(self.shared.arbiters.next(), move |_| inbound)
         };
         if self.draining {
             // Accepted just before the listening socket closed: finish it at once.

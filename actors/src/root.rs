@@ -1,8 +1,9 @@
 //! The root: boots the actor system in order and supervises it for the process's life.
 //!
-//! Boot order: registry → I/O actor → blocking pool → logger → spool (which recovers
-//! the spool on the pool and requeues every live message) → control socket → listeners.
-//! Then `listening on ADDR` per listener and `ready` go to stderr. The root actor then
+//! Boot order: registry → I/O actor → blocking pool → actor arbiters → logger → spool →
+//! control socket → listeners. Then `listening on ADDR` per listener and `ready` go to
+//! stderr, while the root asks the spool to recover and hands every live message it
+//! answers with to the router (the spool only stores and answers). The root actor then
 //! samples allocator peaks, watches the actors whose loss would stop mail (spool,
 //! logger) and runs the graceful shutdown: stop accepting, let sessions finish (up to
 //! `shutdown_grace`), flush the spool and the log, stop the I/O thread, stop the system.
@@ -20,14 +21,20 @@ use impulse_runtime::registry::{Registration, Registry};
 use impulse_runtime::{alloc, ActorClass};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
+use crate::arbiters;
 use crate::context::Shared;
 use crate::control::{Control, Shutdown};
 use crate::ids::IdGen;
 use crate::listener::{self, Bound, Listener};
 use crate::logger::{Log, Logger};
+use crate::queued::QueuedMessage;
 use crate::router::Router;
-use crate::spool::{Flush, Spool};
+use crate::spool::health::SpoolHealth;
+use crate::spool::{Flush, Recover, Spool, SpoolSettings};
 use crate::stats::Stats;
+
+/// Recovered messages are handed to their domain in batches of this many.
+const RECOVERY_BATCH: usize = 10_000;
 
 /// What `boot` hands back: the root's address and the bound listener addresses.
 pub struct Booted {
@@ -88,36 +95,36 @@ pub fn boot(config: Config) -> Result<Booted, String> {
 
     let stats = Arc::new(Stats::default());
     let ids = Arc::new(IdGen::new());
-    let mut built: Option<(Arc<Shared>, Arc<Router>)> = None;
-    let spool_reg = Registration::new(&registry, ActorClass::Spool, "spool", Some(root_id));
-    let _spool = Spool::create(|ctx| {
-        let shared = Arc::new(Shared {
-            config: config.clone(),
-            registry: registry.clone(),
-            io: io.clone(),
-            pool: pool.clone(),
-            stats: stats.clone(),
-            ids: ids.clone(),
-            logger: logger.clone(),
-            spool: ctx.address(),
-            root_id,
-            started: Instant::now(),
-            panics: Arc::default(),
-        });
-        let router = Arc::new(Router::new(shared.clone()));
-        built = Some((shared, router.clone()));
-        Spool::new(
-            data_dir.join("spool"),
-            pool.clone(),
-            spool_reg,
-            router,
-            stats.clone(),
-            ids.clone(),
-        )
+    let spool_health = Arc::new(SpoolHealth::default());
+    let spool = Spool::new(
+        SpoolSettings {
+            dir: data_dir.join("spool"),
+            segment_size: config.spool.segment_size,
+            min_free: config.spool.min_free,
+        },
+        pool.clone(),
+        Registration::new(&registry, ActorClass::Spool, "spool", Some(root_id)),
+        stats.clone(),
+        spool_health.clone(),
+    )
+    .start();
+    let arbiters = arbiters::start(config.pools.arbiters);
+    let shared = Arc::new(Shared {
+        config: config.clone(),
+        registry: registry.clone(),
+        io: io.clone(),
+        pool: pool.clone(),
+        stats: stats.clone(),
+        ids: ids.clone(),
+        logger: logger.clone(),
+        spool,
+        spool_health,
+        arbiters,
+        root_id,
+        started: Instant::now(),
+        panics: Arc::default(),
     });
-    let Some((shared, router)) = built else {
-        return Err("spool did not start".into());
-    };
+    let router = Arc::new(Router::new(shared.clone()));
 
     // Take over SIGTERM and SIGINT now, before `ready`: until a stream exists, their
     // default action would kill the process without a graceful stop.
@@ -157,8 +164,13 @@ pub fn boot(config: Config) -> Result<Booted, String> {
                 l.address.to_string(),
                 Some(root_id),
             );
-            let actor =
-                Listener::new(shared.clone(), reg, config.greeting_name(l).to_string()).start();
+            let actor = Listener::new(
+                shared.clone(),
+                router.clone(),
+                reg,
+                config.greeting_name(l).to_string(),
+            )
+            .start();
             match io.listen_tcp(l.address, actor.clone().recipient()) {
                 Ok((id, local)) => {
                     actor.do_send(Bound { id, local });
@@ -197,11 +209,54 @@ impl Root {
         &self.shared.io
     }
 
+    /// Ask the spool for every live message and hand them to their domain containers.
+    fn recover(&mut self, ctx: &mut Context<Self>) {
+        let fut = self.shared.spool.send(Recover);
+        ctx.spawn(fut.into_actor(self).map(|res, act, _| {
+            let by_domain = match res {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => {
+                    eprintln!("impulsed: spool recovery failed: {e}");
+                    return System::current().stop_with_code(1);
+                }
+                Err(e) => {
+                    eprintln!("impulsed: spool recovery failed: {e}");
+                    return System::current().stop_with_code(1);
+                }
+            };
+            let _g = alloc::enter(ActorClass::Message);
+            for (domain, list) in by_domain {
+                let mut batch = Vec::with_capacity(list.len().min(RECOVERY_BATCH));
+                for r in list {
+                    act.shared.ids.observe(r.id);
+                    batch.push(QueuedMessage {
+                        id: r.id,
+                        received_at: r.received_at,
+                        size: r.size,
+                        attempts: r.retry.map_or(0, |s| s.attempts),
+                        retry_at: r.retry.map_or(0, |s| s.retry_at),
+                        envelope: r.envelope,
+                        done: r.done,
+                        reg: None,
+                    });
+                    if batch.len() == RECOVERY_BATCH {
+                        act.router.enqueue_many(&domain, std::mem::take(&mut batch));
+                    }
+                }
+                if !batch.is_empty() {
+                    act.router.enqueue_many(&domain, batch);
+                }
+            }
+        }));
+    }
+
     /// Stop once inbound sessions and outbound connections are gone (or the grace
     /// period ran out) and the spool and the log are flushed.
     fn wait_and_stop(&mut self, deadline: Instant, ctx: &mut Context<Self>) {
         let counts = self.shared.registry.count_by_class();
-        let busy = counts[ActorClass::Inbound as usize] + counts[ActorClass::Outbound as usize];
+        let busy = counts[ActorClass::Inbound as usize]
+            + counts[ActorClass::Outbound as usize]
+            + Stats::get(&self.shared.stats.messages_working) as usize;
         if busy > 0 && Instant::now() < deadline {
             ctx.run_later(Duration::from_millis(50), move |act, ctx| {
                 act.wait_and_stop(deadline, ctx)
@@ -211,14 +266,24 @@ impl Root {
         let spool = self.shared.spool.clone();
         let logger = self.shared.logger.clone();
         let io = self.io().clone();
+        // Bounded: a spool or log that cannot write (disk full) does not hold the exit;
+        // what it could not mark is simply recovered and retried after the restart.
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_secs(1));
         let fut = async move {
-            let _ = spool.send(Flush).await;
-            let _ = logger
-                .send(Log {
-                    records: Vec::new(),
-                    durable: true,
-                })
-                .await;
+            let flush = async {
+                let _ = logger
+                    .send(Log {
+                        records: Vec::new(),
+                        durable: true,
+                    })
+                    .await;
+                let _ = spool.send(Flush).await;
+            };
+            if actix_rt::time::timeout(left, flush).await.is_err() {
+                eprintln!("impulsed: spool or log not flushed within the grace period");
+            }
             io.shutdown();
             // `shutdown` returns at once; the process must not exit before the loop has
             // written what was queued before it (e.g. the answer to `impulsectl
@@ -240,6 +305,7 @@ impl Actor for Root {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.reg.set_state("running");
+        self.recover(ctx);
         ctx.run_interval(Duration::from_millis(100), |_, _| alloc::sample_peaks());
         ctx.run_interval(Duration::from_secs(1), |act, _| {
             if !act.shared.spool.connected() || !act.shared.logger.connected() {

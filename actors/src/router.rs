@@ -1,8 +1,9 @@
 //! The router: finds (or starts) the domain container for a destination domain.
 //!
-//! The spool hands every durably stored message here; the router keeps one domain
-//! container actor per domain in a DashMap and forwards the message to it. A container
-//! that died is replaced on the next message for its domain.
+//! Whoever had a message stored (the inbound session after its `Store`, the root after
+//! spool recovery) hands it here; the router keeps one domain container actor per domain
+//! in a DashMap and forwards the message to it. A container that died is replaced on the
+//! next message for its domain.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -13,8 +14,8 @@ use impulse_runtime::registry::Registration;
 use impulse_runtime::ActorClass;
 
 use crate::context::Shared;
-use crate::domain::{Domain, Drain, Enqueue};
-use crate::spool::Spooled;
+use crate::domain::{Domain, Drain, Enqueue, EnqueueMany};
+use crate::queued::QueuedMessage;
 
 /// Domain name → its container.
 pub struct Router {
@@ -34,9 +35,13 @@ impl Router {
     }
 
     /// Hand a spooled message to its domain container.
-    pub fn enqueue(&self, msg: Spooled) {
-        let domain = self.domain(&msg.meta.domain);
-        domain.do_send(Enqueue(msg));
+    pub fn enqueue(&self, domain: &str, msg: QueuedMessage) {
+        self.domain(domain).do_send(Enqueue(msg));
+    }
+
+    /// Hand many spooled messages of one domain to its container.
+    pub fn enqueue_many(&self, domain: &str, list: Vec<QueuedMessage>) {
+        self.domain(domain).do_send(EnqueueMany(list));
     }
 
     /// The container for `name`, started if there is none (or it died).
@@ -66,7 +71,8 @@ impl Router {
         );
         let shared = self.shared.clone();
         let name = name.to_string();
-        let addr = Supervisor::start(move |_| Domain::new(name, shared, reg));
+        let arbiter = self.shared.arbiters.for_key(&name);
+        let addr = Supervisor::start_in_arbiter(arbiter, move |_| Domain::new(name, shared, reg));
         if self.draining.load(Ordering::Acquire) {
             addr.do_send(Drain);
         }

@@ -17,6 +17,8 @@ pub struct Stats {
     pub expired: AtomicU64,
     /// Messages currently spooled and not yet finished.
     pub messages_live: AtomicU64,
+    /// Message actors alive (messages being worked on; the rest are queued records).
+    pub messages_working: AtomicU64,
 }
 
 impl Stats {

@@ -56,6 +56,21 @@ pub fn pool_blocking() -> usize {
     4
 }
 
+/// `pools.arbiters`: 0, one actix arbiter per core.
+pub fn pool_arbiters() -> usize {
+    0
+}
+
+/// `spool.min_free`: 64 MiB.
+pub fn spool_min_free() -> u64 {
+    64 * 1024 * 1024
+}
+
+/// `spool.segment_size`: 64 MiB.
+pub fn spool_segment_size() -> u64 {
+    64 * 1024 * 1024
+}
+
 /// `smtp.max_message_size`: 25 MiB.
 pub fn max_message_size() -> u64 {
     25 * 1024 * 1024

@@ -38,7 +38,7 @@ pub use domain::{resolve_domains, DomainCfg, PartialDomainCfg, TlsMode};
 pub use error::{ConfigError, Diagnostic, Position};
 pub use schema::{
     AuthCfg, BindingCfg, Config, DeliveryCfg, DkimCfg, DnsCfg, HttpCfg, ListenerCfg, PoolsCfg,
-    RelayCfg, SmtpCfg,
+    RelayCfg, SmtpCfg, SpoolCfg,
 };
 pub use units::{Cidr, Duration, HostPort, Rate};
 

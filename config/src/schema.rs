@@ -47,6 +47,8 @@ pub struct Config {
     pub http: Option<HttpCfg>,
     /// Sizes of the worker pools.
     pub pools: PoolsCfg,
+    /// The durable message store.
+    pub spool: SpoolCfg,
     /// Inbound SMTP session limits.
     pub smtp: SmtpCfg,
     /// How long a graceful stop may take before in-flight work is abandoned (and deferred).
@@ -68,6 +70,7 @@ impl Default for Config {
             dkim: BTreeMap::new(),
             http: None,
             pools: PoolsCfg::default(),
+            spool: SpoolCfg::default(),
             smtp: SmtpCfg::default(),
             shutdown_grace: defaults::shutdown_grace(),
         }
@@ -202,12 +205,35 @@ impl Default for HttpCfg {
 pub struct PoolsCfg {
     /// Threads of the sync arbiter running blocking work (spool I/O, DNS, hashing).
     pub blocking: usize,
+    /// Actix arbiters (event-loop threads) running the actors; 0 = one per core.
+    pub arbiters: usize,
 }
 
 impl Default for PoolsCfg {
     fn default() -> Self {
         PoolsCfg {
             blocking: defaults::pool_blocking(),
+            arbiters: defaults::pool_arbiters(),
+        }
+    }
+}
+
+/// The durable message store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SpoolCfg {
+    /// Below this many free bytes on the spool's file system, new transactions get
+    /// `452 4.3.1` at MAIL FROM (delivery and logging go on).
+    pub min_free: u64,
+    /// A segment file is closed for writing once it grows past this many bytes.
+    pub segment_size: u64,
+}
+
+impl Default for SpoolCfg {
+    fn default() -> Self {
+        SpoolCfg {
+            min_free: defaults::spool_min_free(),
+            segment_size: defaults::spool_segment_size(),
         }
     }
 }

@@ -44,11 +44,11 @@ const INTERFACE_EXAMPLE: &str = r#"(
 )"#;
 
 fn load(text: &str) -> Config {
-    Config::from_ron(text, "t.ron").unwrap_or_else(|e| panic!("{e}"))
+    Config::from_ron_all_keys(text, "t.ron").unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn errors(text: &str) -> Vec<String> {
-    match Config::from_ron(text, "t.ron") {
+    match Config::from_ron_all_keys(text, "t.ron") {
         Ok(_) => panic!("expected errors for {text}"),
         Err(e) => e.to_string().lines().map(str::to_owned).collect(),
     }
@@ -56,6 +56,31 @@ fn errors(text: &str) -> Vec<String> {
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
+}
+
+#[test]
+fn keys_of_unbuilt_features_are_refused_with_their_positions() {
+    let lines = match Config::from_ron(INTERFACE_EXAMPLE, "t.ron") {
+        Ok(_) => panic!("the daemon must refuse keys it cannot honour yet"),
+        Err(e) => e.to_string(),
+    };
+    for (line, what) in [
+        (6, "tls_cert"),
+        (9, "users"),
+        (15, "servers"),
+        (21, "throttle"),
+        (28, "bindings"),
+        (31, "dkim"),
+        (34, "http"),
+    ] {
+        assert!(
+            lines.lines().any(
+                |l| l.starts_with(&format!("t.ron:{line}:")) && l.contains("not supported yet")
+            ),
+            "{what} at line {line} not refused:\n{lines}"
+        );
+    }
+    assert!(Config::from_ron("(routes: {\"*\": \"127.0.0.1:1\"})", "t.ron").is_ok());
 }
 
 #[test]

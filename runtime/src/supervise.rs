@@ -51,6 +51,58 @@ where
     }
 }
 
+/// Run `f` and report a panic instead of unwinding: for actors that are retired rather
+/// than restarted (a message or connection hands back what it held and stops). Returns
+/// `None` after a panic, which was printed and counted.
+pub fn contain<R>(who: &str, panics: Option<&PanicCount>, f: impl FnOnce() -> R) -> Option<R> {
+    match panic::catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => Some(r),
+        Err(payload) => {
+            eprintln!(
+                "impulsed: {who} panicked ({}); retiring it",
+                panic_message(payload.as_ref())
+            );
+            if let Some(p) = panics {
+                p.0.fetch_add(1, Ordering::Relaxed);
+            }
+            None
+        }
+    }
+}
+
+/// Test-only fault injection: in debug builds, a handler that calls `fault_point(name)`
+/// panics once per process when the `IMPULSE_FAULT` environment variable lists `name`
+/// (comma-separated). Compiled out of release builds.
+#[cfg(debug_assertions)]
+pub fn fault_point(name: &str) {
+    use std::sync::{Mutex, OnceLock};
+    static WANTED: OnceLock<Vec<String>> = OnceLock::new();
+    static FIRED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let wanted = WANTED.get_or_init(|| {
+        std::env::var("IMPULSE_FAULT")
+            .unwrap_or_default()
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    });
+    if !wanted.iter().any(|w| w == name) {
+        return;
+    }
+    let mut fired = FIRED.lock().unwrap_or_else(|e| e.into_inner());
+    if fired.iter().any(|f| f == name) {
+        return;
+    }
+    fired.push(name.to_string());
+    drop(fired);
+    panic!("injected fault in {name}");
+}
+
+/// Release builds: no fault injection.
+#[cfg(not(debug_assertions))]
+#[inline(always)]
+pub fn fault_point(_name: &str) {}
+
 /// The text of a panic payload.
 pub fn panic_message(payload: &(dyn Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {

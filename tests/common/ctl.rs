@@ -125,7 +125,7 @@ fn settled(actors: &[Value], s: &Scenario) -> bool {
     inbound == s.client_addrs
         && children_of(actors, fast, "message").is_empty()
         && slow_msgs.len() == SLOW
-        && slow_msgs.iter().all(|m| m["state"] == "delayed")
+        && slow_msgs.iter().all(|m| m["state"] == "hibernating")
         && children_of(actors, held, "message").len() == HELD
         && children_of(actors, held, "outbound").len() == 1
 }

@@ -1,7 +1,5 @@
 //! Messages a domain container answers.
 
-use std::time::Instant;
-
 use actix::{Addr, Message};
 use impulse_runtime::control::QueueRow;
 use impulse_runtime::registry::ActorId;
@@ -9,12 +7,17 @@ use impulse_runtime::registry::ActorId;
 use crate::ids::MessageId;
 use crate::logger::LoggedResponse;
 use crate::outbound::Outbound;
-use crate::spool::Spooled;
+use crate::queued::QueuedMessage;
 
-/// A message is durably spooled for this domain: start its actor and queue it.
+/// A message is durably spooled for this domain: queue it (as a record, no actor).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Enqueue(pub Spooled);
+pub struct Enqueue(pub QueuedMessage);
+
+/// Many messages for this domain at once (spool recovery).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct EnqueueMany(pub Vec<QueuedMessage>);
 
 /// An outbound connection is idle and can take a message.
 #[derive(Message)]
@@ -22,13 +25,6 @@ pub struct Enqueue(pub Spooled);
 pub struct Ready {
     pub conn: ActorId,
     pub addr: Addr<Outbound>,
-}
-
-/// An outbound connection could not start an assigned message: queue it again.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Release {
-    pub id: MessageId,
 }
 
 /// An idle outbound connection is quitting: assign it nothing more.
@@ -48,13 +44,14 @@ pub struct ConnectionClosed {
     pub peer: String,
 }
 
-/// A message's attempt is settled: `retry_at` for the delayed queue, `None` when the
-/// message is finished and gone.
+/// A message actor is done: its record comes back for the delayed queue (or, with
+/// `requeue`, for the front of the active queue), or `None` when the message is gone.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Finished {
     pub id: MessageId,
-    pub retry_at: Option<Instant>,
+    pub msg: Option<QueuedMessage>,
+    pub requeue: bool,
 }
 
 /// The container's row for `impulsectl queues`.

@@ -1,11 +1,14 @@
 //! The domain container: one actor per destination domain.
 //!
 //! It owns the domain's active queue (messages ready now) and delayed queue (messages
-//! waiting for their retry time), its outbound connections (at most `max_connections`,
-//! each reused for up to `max_messages_per_connection` messages) and the message actors
-//! of its messages. The scheduler moves message ids, never bodies: an idle connection
-//! says [`Ready`](messages::Ready) and is assigned the next id; the message actor reports
-//! [`Finished`](messages::Finished) with a retry time or none.
+//! waiting for their retry time), both holding compact [`QueuedMessage`] records — no
+//! actor, no body — and its outbound connections (at most `max_connections`, each
+//! reused for up to `max_messages_per_connection` messages). When an idle connection
+//! says [`Ready`](messages::Ready), the next record is woken into a [`MessageActor`]
+//! (on this container's arbiter) and assigned; the actor reports
+//! [`Finished`](messages::Finished) with the record back (it hibernates in the delayed
+//! queue) or without (the message is gone). While the next hop is down, messages that
+//! come due are deferred in place, without waking them.
 //!
 //! Next hops come from the static `routes`; a domain without one defers its messages
 //! with a clear reason (MX lookup comes later) — nothing is dropped.
@@ -13,7 +16,7 @@
 pub mod backoff;
 pub mod messages;
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,9 +31,13 @@ use impulse_runtime::ActorClass;
 
 use crate::context::Shared;
 use crate::ids::{now_ms, MessageId};
-use crate::logger::LoggedResponse;
-use crate::message::{Defer, MessageActor, Wake};
+use crate::logger::{Log, LoggedResponse};
+use crate::message::settle::{settle, Verdict};
+use crate::message::{Apply, MessageActor};
 use crate::outbound::{Assign, Outbound};
+use crate::queued::QueuedMessage;
+use crate::spool::journal::RetryState;
+use crate::spool::NoteRetry;
 use crate::stats::Stats;
 pub use messages::*;
 
@@ -44,25 +51,28 @@ enum NextHop {
 
 /// One destination domain.
 pub struct Domain {
-    name: String,
+    name: Arc<str>,
     shared: Arc<Shared>,
     reg: Registration,
     cfg: DomainCfg,
     hop: NextHop,
-    messages: HashMap<MessageId, Addr<MessageActor>>,
-    active: VecDeque<MessageId>,
-    delayed: BTreeSet<(Instant, MessageId)>,
-    in_flight: usize,
+    active: VecDeque<QueuedMessage>,
+    /// By (next attempt in ms since the epoch, id).
+    delayed: BTreeMap<(u64, MessageId), QueuedMessage>,
+    /// Messages woken into actors (assigned to a connection, or settling).
+    in_flight: HashMap<MessageId, Addr<MessageActor>>,
     connections: HashMap<ActorId, Addr<Outbound>>,
     /// Connections that have not been ready yet.
     connecting: HashSet<ActorId>,
     idle: Vec<(ActorId, Addr<Outbound>)>,
-    timer: Option<(Instant, SpawnHandle)>,
+    timer: Option<(u64, SpawnHandle)>,
     /// After a connection failure: no new attempt before this time; messages that
     /// become active meanwhile are deferred with the failure's response.
     hop_down: Option<(Instant, LoggedResponse, String)>,
     /// Shutting down: open nothing, assign nothing, let connections quit.
     draining: bool,
+    /// This container's own address (set when started), handed to its message actors.
+    self_addr: Option<Addr<Domain>>,
     finished: u64,
     deferred: u64,
 }
@@ -80,21 +90,21 @@ impl Domain {
             )),
         };
         Domain {
-            name,
+            name: name.into(),
             shared,
             reg,
             cfg,
             hop,
-            messages: HashMap::new(),
             active: VecDeque::new(),
-            delayed: BTreeSet::new(),
-            in_flight: 0,
+            delayed: BTreeMap::new(),
+            in_flight: HashMap::new(),
             connections: HashMap::new(),
             connecting: HashSet::new(),
             idle: Vec::new(),
             timer: None,
             hop_down: None,
             draining: false,
+            self_addr: None,
             finished: 0,
             deferred: 0,
         }
@@ -152,16 +162,12 @@ impl Domain {
             if !out.connected() {
                 continue;
             }
-            let Some(id) = self.active.pop_front() else {
+            let Some(msg) = self.active.pop_front() else {
                 break;
             };
-            if let Some(msg) = self.messages.get(&id) {
-                self.in_flight += 1;
-                out.do_send(Assign {
-                    id,
-                    msg: msg.clone(),
-                });
-            }
+            let id = msg.id;
+            let actor = self.wake(msg);
+            out.do_send(Assign { id, msg: actor });
         }
         // Each connection still being set up will take one message when it is ready.
         while self.active.len() > self.connecting.len()
@@ -198,23 +204,90 @@ impl Domain {
         guard(self, ctx, "domain container", Some(&panics), f);
     }
 
-    /// Defer every message in the active queue (next hop unusable).
+    /// Start the actor of a queued message (on this arbiter) and count it in flight.
+    fn wake(&mut self, msg: QueuedMessage) -> Addr<MessageActor> {
+        let _g = alloc::enter(ActorClass::Message);
+        let id = msg.id;
+        let actor = MessageActor::new(
+            self.shared.clone(),
+            self.self_addr.clone().expect("started"),
+            self.name.clone(),
+            self.cfg.clone(),
+            msg,
+        )
+        .start();
+        self.in_flight.insert(id, actor.clone());
+        actor
+    }
+
+    /// Defer every message in the active queue (next hop unusable), in place: each
+    /// pending recipient gets a TransientFailure record and the record goes back to the
+    /// delayed queue. Only a message that expires with it is woken, to finish.
     fn defer_active(&mut self, response: LoggedResponse, peer: String, attempted: bool) {
-        for id in self.active.drain(..) {
-            if let Some(msg) = self.messages.get(&id) {
-                self.in_flight += 1;
-                msg.do_send(Defer {
-                    response: response.clone(),
-                    peer: peer.clone(),
-                    attempted,
-                });
+        let now = now_ms();
+        let mut records = Vec::new();
+        for mut msg in std::mem::take(&mut self.active) {
+            msg.attempts += attempted as u32;
+            let results = msg
+                .pending()
+                .map(|(i, _)| (i, Verdict::Transient, response.clone()))
+                .collect();
+            let s = settle(&msg, &self.name, &self.cfg, results, &peer, now);
+            if s.finished {
+                let actor = self.wake(msg);
+                actor.do_send(Apply(s));
+                continue;
             }
+            Stats::add(&self.shared.stats.deferred, s.counts[2]);
+            records.extend(s.records);
+            msg.retry_at = s.retry_at;
+            self.shared.spool.do_send(NoteRetry {
+                id: msg.id,
+                state: RetryState {
+                    attempts: msg.attempts,
+                    retry_at: msg.retry_at,
+                },
+            });
+            self.deferred += 1;
+            self.hibernate(msg);
+        }
+        if !records.is_empty() {
+            self.shared.logger.do_send(Log {
+                records,
+                durable: false,
+            });
+        }
+    }
+
+    /// Put a record in the delayed queue.
+    fn hibernate(&mut self, msg: QueuedMessage) {
+        let _g = alloc::enter(ActorClass::Message);
+        msg.set_state("hibernating");
+        self.delayed.insert((msg.retry_at, msg.id), msg);
+    }
+
+    /// Queue a record: active if due, delayed otherwise.
+    fn queue(&mut self, mut msg: QueuedMessage) {
+        let _g = alloc::enter(ActorClass::Message);
+        if msg.reg.is_none() {
+            msg.reg = Some(Registration::new(
+                &self.shared.registry,
+                ActorClass::Message,
+                msg.id.to_string(),
+                Some(self.reg.id()),
+            ));
+        }
+        if msg.retry_at > now_ms() {
+            self.hibernate(msg);
+        } else {
+            msg.set_state("queued");
+            self.active.push_back(msg);
         }
     }
 
     /// Arm the timer for the earliest delayed message.
     fn arm_timer(&mut self, ctx: &mut Context<Self>) {
-        let Some(&(due, _)) = self.delayed.first() else {
+        let Some((&(due, _), _)) = self.delayed.first_key_value() else {
             if let Some((_, h)) = self.timer.take() {
                 ctx.cancel_future(h);
             }
@@ -226,7 +299,7 @@ impl Domain {
             }
             ctx.cancel_future(h);
         }
-        let wait = due.saturating_duration_since(Instant::now());
+        let wait = Duration::from_millis(due.saturating_sub(now_ms()));
         let handle = ctx.run_later(wait, |act, ctx| {
             let _g = alloc::enter(ActorClass::Domain);
             act.timer = None;
@@ -238,16 +311,14 @@ impl Domain {
     }
 
     fn promote_due(&mut self) {
-        let now = Instant::now();
-        while let Some(&(due, id)) = self.delayed.first() {
-            if due > now {
+        let now = now_ms();
+        while let Some(entry) = self.delayed.first_entry() {
+            if entry.key().0 > now {
                 break;
             }
-            self.delayed.pop_first();
-            if let Some(msg) = self.messages.get(&id) {
-                msg.do_send(Wake);
-                self.active.push_back(id);
-            }
+            let msg = entry.remove();
+            msg.set_state("queued");
+            self.active.push_back(msg);
         }
     }
 }
@@ -257,6 +328,8 @@ impl Actor for Domain {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(4096);
+        self.self_addr = Some(ctx.address());
+        self.reg.placed();
         // Also runs after a supervised restart: pick the queues up where they are.
         self.arm_timer(ctx);
         self.dispatch(ctx);
@@ -276,38 +349,24 @@ impl Supervised for Domain {
 impl Handler<Enqueue> for Domain {
     type Result = ();
 
-    fn handle(&mut self, Enqueue(spooled): Enqueue, ctx: &mut Context<Self>) {
+    fn handle(&mut self, Enqueue(msg): Enqueue, ctx: &mut Context<Self>) {
         self.guarded(ctx, move |act, ctx| {
-            let id = spooled.meta.id;
-            let reg = Registration::new(
-                &act.shared.registry,
-                ActorClass::Message,
-                id.to_string(),
-                Some(act.reg.id()),
-            );
-            // A message deferred before a restart waits for its noted retry time.
-            let wait = spooled
-                .retry
-                .map(|r| r.retry_at.saturating_sub(now_ms()))
-                .filter(|ms| *ms > 0);
-            let msg = MessageActor::new(
-                act.shared.clone(),
-                reg,
-                ctx.address(),
-                act.cfg.clone(),
-                spooled,
-                wait.is_some(),
-            )
-            .start();
-            act.messages.insert(id, msg);
-            match wait {
-                Some(ms) => {
-                    act.delayed
-                        .insert((Instant::now() + Duration::from_millis(ms), id));
-                    act.arm_timer(ctx);
-                }
-                None => act.active.push_back(id),
+            act.queue(msg);
+            act.arm_timer(ctx);
+            act.dispatch(ctx);
+        });
+    }
+}
+
+impl Handler<EnqueueMany> for Domain {
+    type Result = ();
+
+    fn handle(&mut self, EnqueueMany(list): EnqueueMany, ctx: &mut Context<Self>) {
+        self.guarded(ctx, move |act, ctx| {
+            for msg in list {
+                act.queue(msg);
             }
+            act.arm_timer(ctx);
             act.dispatch(ctx);
         });
     }
@@ -321,20 +380,6 @@ impl Handler<Ready> for Domain {
             act.connecting.remove(&msg.conn);
             act.idle.retain(|(id, _)| *id != msg.conn);
             act.idle.push((msg.conn, msg.addr));
-            act.dispatch(ctx);
-        });
-    }
-}
-
-impl Handler<Release> for Domain {
-    type Result = ();
-
-    fn handle(&mut self, msg: Release, ctx: &mut Context<Self>) {
-        self.guarded(ctx, move |act, ctx| {
-            if act.messages.contains_key(&msg.id) {
-                act.in_flight = act.in_flight.saturating_sub(1);
-                act.active.push_front(msg.id);
-            }
             act.dispatch(ctx);
         });
     }
@@ -383,16 +428,17 @@ impl Handler<Finished> for Domain {
 
     fn handle(&mut self, msg: Finished, ctx: &mut Context<Self>) {
         self.guarded(ctx, move |act, ctx| {
-            act.in_flight = act.in_flight.saturating_sub(1);
-            match msg.retry_at {
-                None => {
-                    if act.messages.remove(&msg.id).is_some() {
-                        act.finished += 1;
-                    }
+            act.in_flight.remove(&msg.id);
+            match msg.msg {
+                None => act.finished += 1,
+                Some(m) if msg.requeue => {
+                    m.set_state("queued");
+                    act.active.push_front(m);
+                    act.dispatch(ctx);
                 }
-                Some(at) => {
+                Some(m) => {
                     act.deferred += 1;
-                    act.delayed.insert((at, msg.id));
+                    act.hibernate(m);
                     act.arm_timer(ctx);
                 }
             }
@@ -420,19 +466,19 @@ impl Handler<QueueInfo> for Domain {
     type Result = MessageResult<QueueInfo>;
 
     fn handle(&mut self, _: QueueInfo, _ctx: &mut Context<Self>) -> Self::Result {
-        let now = Instant::now();
+        let now = now_ms();
         MessageResult(QueueRow {
-            domain: self.name.clone(),
+            domain: self.name.to_string(),
             active: self.active.len(),
             delayed: self.delayed.len(),
-            in_flight: self.in_flight,
+            in_flight: self.in_flight.len(),
             connections: self.connections.len(),
             max_connections: self.cfg.max_connections,
             state: self.state_name().to_string(),
             next_retry_secs: self
                 .delayed
-                .first()
-                .map(|(due, _)| due.saturating_duration_since(now).as_secs()),
+                .first_key_value()
+                .map(|((due, _), _)| due.saturating_sub(now) / 1000),
             finished: self.finished,
             deferred: self.deferred,
         })

@@ -4,7 +4,9 @@
 //! [`Session`] and writes back what it answers. When the session completes a message,
 //! the actor splits it by recipient domain, prepends the `Received:` header and asks the
 //! spool to store it; the session stays paused (later pipelined commands wait) until the
-//! spool answers, and only then is `250` sent — after the fsync. While the session holds
+//! spool answers, and only then — after the fsync — does it hand the stored messages to
+//! the router and send `250`. While the spool is unhealthy (disk full, I/O errors), new
+//! transactions get `452 4.3.1` at MAIL FROM. While the session holds
 //! a lot of unprocessed input, the actor withholds read credit so the I/O actor stops
 //! reading the socket (backpressure reaches the client through TCP). A client that
 //! shuts its sending side (`ReadClosed`, e.g. a pipelined transaction plus `QUIT` and
@@ -30,9 +32,14 @@ use impulse_smtp::{domain_of, Envelope};
 use crate::context::Shared;
 use crate::ids::now_ms;
 use crate::logger::{Log, LogRecord, LoggedResponse, RecordType};
+use crate::queued::{PackedEnvelope, QueuedMessage, RcptSet};
+use crate::router::Router;
 use crate::spool::record::MessageMeta;
 use crate::spool::{NewMessage, Store};
 use crate::stats::Stats;
+
+/// The text of `452 4.3.1` while the spool cannot take mail.
+const NO_STORAGE: &str = "Insufficient system storage, try again later";
 
 /// Unprocessed input above which the actor stops granting read credit.
 const INPUT_HIGH_WATER: usize = 1024 * 1024;
@@ -45,6 +52,7 @@ pub struct Drain;
 /// One SMTP client connection.
 pub struct Inbound {
     shared: Arc<Shared>,
+    router: Arc<Router>,
     reg: Registration,
     conn: ConnId,
     credit: Option<Credit>,
@@ -63,6 +71,7 @@ pub struct Inbound {
 impl Inbound {
     pub fn new(
         shared: Arc<Shared>,
+        router: Arc<Router>,
         reg: Registration,
         conn: ConnId,
         peer: SocketAddr,
@@ -78,6 +87,7 @@ impl Inbound {
         };
         Inbound {
             shared,
+            router,
             reg,
             conn,
             credit: None,
@@ -115,6 +125,12 @@ impl Inbound {
             }
             self.owed = 0;
         }
+    }
+
+    /// Tell the session whether new transactions can be stored now.
+    fn check_storage(&mut self) {
+        let refuse = (!self.shared.spool_health.is_healthy()).then_some(NO_STORAGE);
+        self.session.refuse_mail(refuse);
     }
 
     /// Act on the session's events until it has none or waits for the spool.
@@ -170,6 +186,7 @@ impl Inbound {
         }
         let now = now_ms();
         let mut messages = Vec::with_capacity(by_domain.len());
+        let mut queued = Vec::with_capacity(by_domain.len());
         let peer = self.peer.ip().to_string();
         for (domain, recipients) in by_domain {
             let id = self.shared.ids.next();
@@ -183,6 +200,20 @@ impl Inbound {
             let mut full = Vec::with_capacity(header.len() + data.len());
             full.extend_from_slice(header.as_bytes());
             full.extend_from_slice(&data);
+            let record = QueuedMessage {
+                id,
+                received_at: now,
+                size: full.len() as u64,
+                attempts: 0,
+                retry_at: 0,
+                envelope: PackedEnvelope::new(
+                    &envelope.sender,
+                    recipients.iter().map(String::as_str),
+                ),
+                done: RcptSet::empty(recipients.len()),
+                reg: None,
+            };
+            queued.push((domain.clone(), record));
             messages.push(NewMessage {
                 meta: MessageMeta {
                     id,
@@ -224,6 +255,9 @@ impl Inbound {
             let outcome = match res {
                 Ok(Ok(ids)) => {
                     Stats::add(&act.shared.stats.received, count);
+                    for (domain, record) in queued {
+                        act.router.enqueue(&domain, record);
+                    }
                     act.shared.logger.do_send(Log {
                         records,
                         durable: false,
@@ -234,6 +268,7 @@ impl Inbound {
                 Ok(Err(e)) => MessageOutcome::TempFail(format!("cannot store the message: {e}")),
                 Err(_) => MessageOutcome::TempFail("spool unavailable".into()),
             };
+            act.check_storage();
             act.session.message_done(outcome);
             act.drive(ctx);
         }));
@@ -245,6 +280,7 @@ impl Actor for Inbound {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         let _g = alloc::enter(ActorClass::Inbound);
+        self.reg.placed();
         self.credit = Some(self.shared.io.attach(self.conn, ctx.address().recipient()));
         Stats::add(&self.shared.stats.connections_in, 1);
         self.session.greeting();
@@ -277,6 +313,7 @@ impl Handler<ConnEvent> for Inbound {
                 self.last_activity = Instant::now();
                 self.owed += bytes.len();
                 if !self.closing {
+                    self.check_storage();
                     self.session.ingest(&bytes);
                     self.drive(ctx);
                 } else {

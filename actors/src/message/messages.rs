@@ -1,20 +1,19 @@
-//! Messages a message actor answers.
+//! Messages a message actor answers, and what it tells its domain container.
 
 use actix::Message;
 use impulse_smtp::client::RcptResult;
 use impulse_smtp::Envelope;
 
+use super::settle::Settlement;
 use crate::ids::MessageId;
 use crate::logger::LoggedResponse;
-use crate::spool::files::Location;
 
 /// What an outbound connection needs to send the message now.
 #[derive(Debug, Clone)]
 pub struct TxInfo {
     pub id: MessageId,
-    /// Only the recipients still pending.
+    /// Only the recipients still pending, in envelope order.
     pub envelope: Envelope,
-    pub loc: Location,
     pub size: u64,
 }
 
@@ -23,7 +22,7 @@ pub struct TxInfo {
 #[rtype(result = "Option<TxInfo>")]
 pub struct Begin;
 
-/// The attempt's per-recipient results.
+/// The attempt's per-recipient results, in the order of [`TxInfo::envelope`].
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Outcome {
@@ -42,3 +41,14 @@ pub struct Defer {
     /// Whether this counts as a delivery attempt.
     pub attempted: bool,
 }
+
+/// The connection it was assigned to could not take it: back to the queue, unchanged.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Requeue;
+
+/// Carry out a settlement the domain container already made (a message deferred
+/// without a connection whose deferral finished it: expiry).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Apply(pub Settlement);

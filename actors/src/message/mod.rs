@@ -1,93 +1,77 @@
-//! The message actor: one per live spooled message, driving its lifecycle.
+//! The message actor: one per message being worked on, from dispatch to the end of one
+//! delivery attempt (see [`state`] for the legal moves).
 //!
-//! It holds the envelope and the per-recipient state — never the body, which stays in
-//! the spool and is read back by the outbound connection that sends it. On each attempt's
-//! outcome it writes the log records, decides delivered / bounced / expired / retry
-//! (see [`state`] for the legal transitions), removes itself from the spool once the
-//! final records are durable, and tells its domain container what to do next.
+//! Its domain container wakes it from a compact [`QueuedMessage`] when a connection
+//! takes the message. It holds the envelope and the per-recipient state — never the
+//! body, which stays in the spool and is read by the outbound connection that sends it.
+//! When the attempt ends it [`settle`]s: log records first; then, for recipients that
+//! became final, the log is made durable *before* the spool marks them (so a final
+//! recipient is never attempted again, and never marked without its record); a message
+//! with every recipient final leaves the spool (`Remove`) and the actor stops; one with
+//! recipients pending goes back to its domain's delayed queue as a record (it
+//! hibernates) and the actor stops.
+//!
+//! Promises to neighbours: the domain gets exactly one [`Finished`] per dispatch, with
+//! the record back unless the message is gone; a panic in a handler is contained and
+//! the record goes back to the active queue unchanged.
 
 pub mod messages;
+pub mod settle;
 pub mod state;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use impulse_config::DomainCfg;
 use impulse_runtime::alloc;
-use impulse_runtime::registry::Registration;
+use impulse_runtime::supervise::{contain, fault_point};
 use impulse_runtime::ActorClass;
 use impulse_smtp::client::RcptResult;
 use impulse_smtp::Envelope;
 
 use crate::context::Shared;
 use crate::domain::messages::Finished;
-use crate::domain::{backoff, Domain};
+use crate::domain::Domain;
 use crate::ids::now_ms;
-use crate::logger::{Log, LogRecord, LoggedResponse, RecordType};
-use crate::spool::record::RetryState;
-use crate::spool::{NoteRetry, Remove, Spooled};
+use crate::logger::{Log, LoggedResponse};
+use crate::queued::QueuedMessage;
+use crate::spool::journal::RetryState;
+use crate::spool::{MarkRecipients, NoteRetry, Remove};
 use crate::stats::Stats;
 pub use messages::*;
+use settle::{settle, Settlement, Verdict};
 use state::MsgState;
 
-/// How one recipient's attempt ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Verdict {
-    Delivered,
-    Transient,
-    Permanent,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Rcpt {
-    Pending,
-    Done,
-}
-
-/// One live message.
+/// One message being worked on.
 pub struct MessageActor {
     shared: Arc<Shared>,
-    reg: Registration,
     domain: Addr<Domain>,
+    domain_name: Arc<str>,
     cfg: DomainCfg,
-    spooled: Spooled,
-    rcpts: Vec<(String, Rcpt)>,
-    attempts: u32,
+    /// `None` once handed back (or after a contained panic).
+    msg: Option<QueuedMessage>,
     state: MsgState,
-    last_response: Option<LoggedResponse>,
+    /// Indices of the recipients sent in the current attempt, in envelope order.
+    sent: Vec<usize>,
 }
 
 impl MessageActor {
     pub fn new(
         shared: Arc<Shared>,
-        reg: Registration,
         domain: Addr<Domain>,
+        domain_name: Arc<str>,
         cfg: DomainCfg,
-        spooled: Spooled,
-        delayed: bool,
+        msg: QueuedMessage,
     ) -> MessageActor {
-        let attempts = spooled.retry.map_or(0, |r| r.attempts);
-        let rcpts = spooled
-            .meta
-            .recipients
-            .iter()
-            .map(|r| (r.clone(), Rcpt::Pending))
-            .collect();
+        Stats::add(&shared.stats.messages_working, 1);
         MessageActor {
             shared,
-            reg,
             domain,
+            domain_name,
             cfg,
-            spooled,
-            rcpts,
-            attempts,
-            state: if delayed {
-                MsgState::Delayed
-            } else {
-                MsgState::Queued
-            },
-            last_response: None,
+            msg: Some(msg),
+            state: MsgState::Queued,
+            sent: Vec::new(),
         }
     }
 
@@ -99,135 +83,124 @@ impl MessageActor {
             next
         );
         self.state = next;
-        self.reg.set_state(next.name());
-    }
-
-    fn record(
-        &self,
-        kind: RecordType,
-        recipient: &str,
-        response: &LoggedResponse,
-        peer: &str,
-    ) -> LogRecord {
-        LogRecord {
-            kind,
-            id: self.spooled.meta.id.to_string(),
-            timestamp: crate::logger::record::timestamp_now(),
-            sender: self.spooled.meta.sender.clone(),
-            recipient: recipient.to_string(),
-            domain: self.spooled.meta.domain.clone(),
-            size: self.spooled.size,
-            attempts: self.attempts,
-            response: response.clone(),
-            peer: peer.to_string(),
+        if let Some(m) = &self.msg {
+            m.set_state(next.name());
         }
     }
 
-    fn age(&self) -> Duration {
-        Duration::from_millis(now_ms().saturating_sub(self.spooled.meta.received_at))
+    /// Hand the record back to the domain and stop.
+    fn hand_back(&mut self, requeue: bool, ctx: &mut Context<Self>) {
+        if let Some(msg) = self.msg.take() {
+            msg.set_state(if requeue { "queued" } else { "hibernating" });
+            self.domain.do_send(Finished {
+                id: msg.id,
+                msg: Some(msg),
+                requeue,
+            });
+        }
+        ctx.stop();
     }
 
-    /// Apply per-recipient results, log them and decide what comes next.
-    fn settle(
+    /// Run a handler body with panics contained: after a panic the record goes back to
+    /// the active queue unchanged and the actor stops.
+    fn guarded(&mut self, ctx: &mut Context<Self>, f: impl FnOnce(&mut Self, &mut Context<Self>)) {
+        let _g = alloc::enter(ActorClass::Message);
+        let panics = self.shared.panics.clone();
+        let done = contain("message", Some(&panics), || {
+            fault_point("message");
+            f(self, ctx)
+        });
+        if done.is_none() {
+            self.hand_back(true, ctx);
+        }
+    }
+
+    /// Settle the attempt's results (by recipient index).
+    fn settle_results(
         &mut self,
-        results: Vec<(String, Verdict, LoggedResponse)>,
+        results: Vec<(usize, Verdict, LoggedResponse)>,
         peer: &str,
         ctx: &mut Context<Self>,
     ) {
-        let mut records = Vec::new();
-        let mut final_records = false;
-        for (addr, verdict, response) in results {
-            let Some(slot) = self
-                .rcpts
-                .iter_mut()
-                .find(|(a, s)| *a == addr && *s == Rcpt::Pending)
-            else {
-                continue;
-            };
-            let kind = match verdict {
-                Verdict::Delivered => RecordType::Delivery,
-                Verdict::Permanent => RecordType::Bounce,
-                Verdict::Transient => RecordType::TransientFailure,
-            };
-            if verdict != Verdict::Transient {
-                slot.1 = Rcpt::Done;
-                final_records = true;
-            }
-            match kind {
-                RecordType::Delivery => Stats::add(&self.shared.stats.delivered, 1),
-                RecordType::Bounce => Stats::add(&self.shared.stats.bounced, 1),
-                _ => Stats::add(&self.shared.stats.deferred, 1),
-            }
-            records.push(self.record(kind, &addr, &response, peer));
-            self.last_response = Some(response);
-        }
-        let pending: Vec<String> = self.pending().map(str::to_string).collect();
-        if !pending.is_empty() && backoff::expired(self.age(), self.cfg.message_expiration.get()) {
-            let response = LoggedResponse::new(
-                550,
-                Some("5.4.7".into()),
-                format!(
-                    "message expired after {} in queue; last response: {}",
-                    humantime::format_duration(Duration::from_secs(self.age().as_secs())),
-                    self.last_response
-                        .as_ref()
-                        .map(|r| r.text.as_str())
-                        .unwrap_or("none")
-                ),
-            );
-            for addr in &pending {
-                records.push(self.record(RecordType::Expiration, addr, &response, peer));
-                Stats::add(&self.shared.stats.expired, 1);
-            }
-            for r in &mut self.rcpts {
-                r.1 = Rcpt::Done;
-            }
-            final_records = true;
-        }
-        if self.pending().next().is_none() {
-            self.finish(records, ctx);
-        } else {
-            if !records.is_empty() {
-                self.shared.logger.do_send(Log {
-                    records,
-                    durable: final_records,
-                });
-            }
-            let delay = backoff::retry_delay(
-                self.attempts.max(1),
-                self.cfg.retry_interval.get(),
-                self.cfg.max_retry_interval.get(),
-            );
-            self.move_to(MsgState::Delayed);
-            self.shared.spool.do_send(NoteRetry {
-                id: self.spooled.meta.id,
-                loc: self.spooled.loc,
-                state: RetryState {
-                    attempts: self.attempts,
-                    retry_at: now_ms() + delay.as_millis() as u64,
-                },
-            });
-            self.domain.do_send(Finished {
-                id: self.spooled.meta.id,
-                retry_at: Some(Instant::now() + delay),
-            });
-        }
+        let Some(msg) = &self.msg else { return };
+        let s = settle(msg, &self.domain_name, &self.cfg, results, peer, now_ms());
+        self.apply(s, ctx);
     }
 
-    fn pending(&self) -> impl Iterator<Item = &str> {
-        self.rcpts
-            .iter()
-            .filter(|(_, s)| *s == Rcpt::Pending)
-            .map(|(a, _)| a.as_str())
-    }
-
-    /// Every recipient is final: log durably, leave the spool, tell the domain, stop.
-    fn finish(&mut self, records: Vec<LogRecord>, ctx: &mut Context<Self>) {
-        self.move_to(MsgState::Finishing);
+    /// Carry out a settlement: log, mark, then finish or hibernate.
+    fn apply(&mut self, s: Settlement, ctx: &mut Context<Self>) {
+        let Some(msg) = self.msg.as_mut() else { return };
+        let stats = &self.shared.stats;
+        for (counter, n) in [
+            &stats.delivered,
+            &stats.bounced,
+            &stats.deferred,
+            &stats.expired,
+        ]
+        .into_iter()
+        .zip(s.counts)
+        {
+            Stats::add(counter, n);
+        }
+        for &i in &s.newly_final {
+            msg.done.insert(i);
+        }
+        let id = msg.id;
         let logger = self.shared.logger.clone();
         let spool = self.shared.spool.clone();
-        let id = self.spooled.meta.id;
-        let loc = self.spooled.loc;
+        if s.finished {
+            self.move_to(MsgState::Finishing);
+            let records = s.records;
+            let fut = async move {
+                // The log is durable before the message leaves the spool; both retry
+                // until they succeed, so neither answer is an error but shutdown.
+                let _ = logger
+                    .send(Log {
+                        records,
+                        durable: true,
+                    })
+                    .await;
+                spool.send(Remove { id }).await
+            };
+            ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
+                let _g = alloc::enter(ActorClass::Message);
+                match res {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => eprintln!("message {id}: cannot leave the spool: {e}"),
+                    Err(e) => eprintln!("message {id}: spool gone: {e}"),
+                }
+                act.msg = None;
+                act.domain.do_send(Finished {
+                    id,
+                    msg: None,
+                    requeue: false,
+                });
+                ctx.stop();
+            }));
+            return;
+        }
+        msg.retry_at = s.retry_at;
+        let note = NoteRetry {
+            id,
+            state: RetryState {
+                attempts: msg.attempts,
+                retry_at: s.retry_at,
+            },
+        };
+        if s.newly_final.is_empty() {
+            if !s.records.is_empty() {
+                logger.do_send(Log {
+                    records: s.records,
+                    durable: false,
+                });
+            }
+            spool.do_send(note);
+            self.hand_back(false, ctx);
+            return;
+        }
+        self.move_to(MsgState::Settling);
+        let indices: Vec<u16> = s.newly_final.iter().map(|&i| i as u16).collect();
+        let records = s.records;
         let fut = async move {
             let _ = logger
                 .send(Log {
@@ -235,17 +208,15 @@ impl MessageActor {
                     durable: true,
                 })
                 .await;
-            spool.send(Remove { id, loc }).await
+            let marked = spool.send(MarkRecipients { id, indices }).await;
+            spool.do_send(note);
+            marked
         };
         ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
-            let _g = alloc::enter(ActorClass::Message);
-            match res {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => eprintln!("message {id}: cannot leave the spool: {e}"),
-                Err(e) => eprintln!("message {id}: spool gone: {e}"),
+            if !matches!(res, Ok(Ok(()))) {
+                eprintln!("message {id}: final recipients not marked in the spool: {res:?}");
             }
-            act.domain.do_send(Finished { id, retry_at: None });
-            ctx.stop();
+            act.hand_back(false, ctx);
         }));
     }
 }
@@ -254,32 +225,53 @@ impl Actor for MessageActor {
     type Context = Context<Self>;
 
     fn started(&mut self, _ctx: &mut Context<Self>) {
-        self.reg.set_state(self.state.name());
+        if let Some(m) = &self.msg {
+            m.set_state(self.state.name());
+        }
+    }
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        Stats::sub(&self.shared.stats.messages_working, 1);
+        // Stopped without handing back (the system is going down): the domain must
+        // still hear of it so its in-flight count stays right.
+        if let Some(msg) = self.msg.take() {
+            self.domain.do_send(Finished {
+                id: msg.id,
+                msg: Some(msg),
+                requeue: true,
+            });
+        }
     }
 }
 
 impl Handler<Begin> for MessageActor {
     type Result = Option<TxInfo>;
 
-    fn handle(&mut self, _: Begin, _ctx: &mut Context<Self>) -> Option<TxInfo> {
-        let _g = alloc::enter(ActorClass::Message);
-        if self.state != MsgState::Queued {
-            return None;
-        }
-        self.move_to(MsgState::InFlight);
-        self.attempts += 1;
-        let envelope = Envelope {
-            sender: self.spooled.meta.sender.clone(),
-            recipients: self.pending().map(str::to_string).collect(),
-            body_8bit: false,
-            declared_size: None,
-        };
-        Some(TxInfo {
-            id: self.spooled.meta.id,
-            envelope,
-            loc: self.spooled.loc,
-            size: self.spooled.size,
-        })
+    fn handle(&mut self, _: Begin, ctx: &mut Context<Self>) -> Option<TxInfo> {
+        let mut out = None;
+        self.guarded(ctx, |act, _| {
+            if act.state != MsgState::Queued {
+                return;
+            }
+            let Some(msg) = act.msg.as_mut() else { return };
+            msg.attempts += 1;
+            let (sent, recipients): (Vec<usize>, Vec<String>) =
+                msg.pending().map(|(i, r)| (i, r.to_string())).unzip();
+            let info = TxInfo {
+                id: msg.id,
+                envelope: Envelope {
+                    sender: msg.envelope.sender().to_string(),
+                    recipients,
+                    body_8bit: false,
+                    declared_size: None,
+                },
+                size: msg.size,
+            };
+            act.sent = sent;
+            act.move_to(MsgState::InFlight);
+            out = Some(info);
+        });
+        out
     }
 }
 
@@ -287,60 +279,66 @@ impl Handler<Outcome> for MessageActor {
     type Result = ();
 
     fn handle(&mut self, msg: Outcome, ctx: &mut Context<Self>) {
-        let _g = alloc::enter(ActorClass::Message);
-        if self.state != MsgState::InFlight {
-            return;
-        }
-        let results = msg
-            .results
-            .into_iter()
-            .map(|(addr, r)| match r {
-                RcptResult::Delivered(r) => {
-                    (addr, Verdict::Delivered, LoggedResponse::from_reply(&r))
-                }
-                RcptResult::Transient(r) => {
-                    (addr, Verdict::Transient, LoggedResponse::from_reply(&r))
-                }
-                RcptResult::Permanent(r) => {
-                    (addr, Verdict::Permanent, LoggedResponse::from_reply(&r))
-                }
-            })
-            .collect();
-        self.settle(results, &msg.peer, ctx);
+        self.guarded(ctx, move |act, ctx| {
+            if act.state != MsgState::InFlight {
+                return;
+            }
+            let results = msg
+                .results
+                .into_iter()
+                .zip(act.sent.iter().copied())
+                .map(|((_, r), i)| match r {
+                    RcptResult::Delivered(r) => {
+                        (i, Verdict::Delivered, LoggedResponse::from_reply(&r))
+                    }
+                    RcptResult::Transient(r) => {
+                        (i, Verdict::Transient, LoggedResponse::from_reply(&r))
+                    }
+                    RcptResult::Permanent(r) => {
+                        (i, Verdict::Permanent, LoggedResponse::from_reply(&r))
+                    }
+                })
+                .collect();
+            act.settle_results(results, &msg.peer, ctx);
+        });
     }
 }
 
 impl Handler<Defer> for MessageActor {
     type Result = ();
 
-    fn handle(&mut self, msg: Defer, ctx: &mut Context<Self>) {
-        let _g = alloc::enter(ActorClass::Message);
-        if !matches!(self.state, MsgState::Queued | MsgState::InFlight) {
-            return;
-        }
-        if self.state == MsgState::Queued && msg.attempted {
-            self.attempts += 1;
-        }
-        let results = self
-            .pending()
-            .map(|a| (a.to_string(), Verdict::Transient, msg.response.clone()))
-            .collect();
-        self.state = MsgState::InFlight;
-        self.settle(results, &msg.peer, ctx);
+    fn handle(&mut self, d: Defer, ctx: &mut Context<Self>) {
+        self.guarded(ctx, move |act, ctx| {
+            if !matches!(act.state, MsgState::Queued | MsgState::InFlight) {
+                return;
+            }
+            let Some(msg) = act.msg.as_mut() else { return };
+            if act.state == MsgState::Queued && d.attempted {
+                msg.attempts += 1;
+            }
+            let results = msg
+                .pending()
+                .map(|(i, _)| (i, Verdict::Transient, d.response.clone()))
+                .collect();
+            act.settle_results(results, &d.peer, ctx);
+        });
     }
 }
 
-impl Handler<Wake> for MessageActor {
+impl Handler<Requeue> for MessageActor {
     type Result = ();
 
-    fn handle(&mut self, _: Wake, _ctx: &mut Context<Self>) {
-        if self.state == MsgState::Delayed {
-            self.move_to(MsgState::Queued);
+    fn handle(&mut self, _: Requeue, ctx: &mut Context<Self>) {
+        if self.state == MsgState::Queued {
+            self.hand_back(true, ctx);
         }
     }
 }
 
-/// The domain moved the message from its delayed queue back to the active queue.
-#[derive(actix::Message)]
-#[rtype(result = "()")]
-pub struct Wake;
+impl Handler<Apply> for MessageActor {
+    type Result = ();
+
+    fn handle(&mut self, Apply(s): Apply, ctx: &mut Context<Self>) {
+        self.guarded(ctx, move |act, ctx| act.apply(s, ctx));
+    }
+}

@@ -1,22 +1,29 @@
 //! The lifecycle of a message, written down in one place.
 //!
 //! ```text
-//! Queued ──Begin──▶ InFlight ──all final──▶ Finishing ──logged + removed──▶ (gone)
-//!   ▲                 │
-//!   └──── Delayed ◀───┘ some recipient failed transiently (retry later)
+//!  (record in the active queue) ──dispatch──▶ Queued ──Begin──▶ InFlight
+//!        ▲                                     │ Requeue           │ Outcome / Defer
+//!        └─────────────────────────────────────┘                   ▼
+//!  (record in the delayed queue: hibernating) ◀──some pending── Settling
+//!                                                                  │ all final
+//!                                                                  ▼
+//!                                                    Finishing ──logged + removed──▶ (gone)
 //! ```
-//! `Finishing` covers delivered, bounced and expired: the final records are being
-//! written durably and the spool mark made; only then does the actor stop.
+//! A message is an actor only from dispatch to the end of its attempt; in between it is
+//! a compact [`QueuedMessage`](crate::queued::QueuedMessage) in its domain's queues
+//! (registry state `queued` or `hibernating`). `Settling` waits for the final records of
+//! this attempt to be logged and marked durably before the record goes back to the
+//! delayed queue; `Finishing` covers delivered, bounced and expired.
 
-/// Where a message is in its lifecycle.
+/// Where a message actor is in its lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MsgState {
-    /// In its domain's active queue, waiting for a connection.
+    /// Assigned to a connection, not yet taken.
     Queued,
     /// Taken by an outbound connection.
     InFlight,
-    /// Waiting for its retry time in the domain's delayed queue.
-    Delayed,
+    /// Some recipients pending: logging and marking this attempt's final ones.
+    Settling,
     /// Final outcome reached; logging and leaving the spool.
     Finishing,
 }
@@ -26,7 +33,7 @@ impl MsgState {
         match self {
             MsgState::Queued => "queued",
             MsgState::InFlight => "in-flight",
-            MsgState::Delayed => "delayed",
+            MsgState::Settling => "settling",
             MsgState::Finishing => "finishing",
         }
     }
@@ -37,12 +44,10 @@ impl MsgState {
         matches!(
             (self, next),
             (Queued, InFlight)
-                | (Queued, Delayed)
+                | (Queued, Settling)
                 | (Queued, Finishing)
-                | (InFlight, Delayed)
+                | (InFlight, Settling)
                 | (InFlight, Finishing)
-                | (Delayed, Queued)
-                | (Delayed, Finishing)
         )
     }
 }
@@ -54,10 +59,10 @@ mod tests {
     #[test]
     fn transitions_table() {
         assert!(Queued.can_move_to(InFlight));
-        assert!(InFlight.can_move_to(Delayed));
-        assert!(Delayed.can_move_to(Queued));
+        assert!(InFlight.can_move_to(Settling));
+        assert!(InFlight.can_move_to(Finishing));
         assert!(!Finishing.can_move_to(Queued));
         assert!(!InFlight.can_move_to(Queued));
-        assert!(!Delayed.can_move_to(InFlight));
+        assert!(!Settling.can_move_to(InFlight));
     }
 }

@@ -23,10 +23,10 @@ use impulse_runtime::ActorClass;
 use impulse_smtp::client::{ClientEvent, ClientSession, OutboundTx};
 
 use crate::context::Shared;
-use crate::domain::{ConnectionClosed, Domain, Leaving, Ready, Release};
+use crate::domain::{ConnectionClosed, Domain, Leaving, Ready};
 use crate::ids::MessageId;
 use crate::logger::LoggedResponse;
-use crate::message::{Begin, Defer, MessageActor, Outcome};
+use crate::message::{Begin, Defer, MessageActor, Outcome, Requeue};
 use crate::spool::ReadData;
 use crate::stats::Stats;
 pub use messages::*;
@@ -248,7 +248,7 @@ impl Outbound {
             let Ok(Some(tx)) = msg.send(Begin).await else {
                 return Ok(None);
             };
-            let data = spool.send(ReadData { loc: tx.loc }).await;
+            let data = spool.send(ReadData { id: tx.id }).await;
             match data {
                 Ok(Ok(body)) => Ok(Some((tx, body))),
                 Ok(Err(e)) => Err(e.to_string()),
@@ -371,7 +371,7 @@ impl Handler<Assign> for Outbound {
     fn handle(&mut self, msg: Assign, ctx: &mut Context<Self>) {
         let _g = alloc::enter(ActorClass::Outbound);
         if self.phase != Phase::Idle || self.finished {
-            self.domain.do_send(Release { id: msg.id });
+            msg.msg.do_send(Requeue);
             return;
         }
         self.start(msg.id, msg.msg, ctx);

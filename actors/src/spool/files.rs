@@ -1,22 +1,21 @@
 //! Blocking spool file operations. Everything here runs on a sync-pool thread, never on
-//! an event loop: appending a batch with one `fdatasync`, appending `.done` entries,
-//! reading a record back, deleting an empty segment, and the start-up recovery scan.
+//! an event loop.
 //!
 //! Layout of the spool directory: `{seq:016x}.seg` (message records, see
-//! [`super::record`]), `{seq:016x}.done` (entries for records whose final outcome was
-//! logged) and `{seq:016x}.retry` (attempt counts and retry times of deferred records).
-//! The files of a segment are created together and the directory is fsynced
-//! before the first record is acknowledged, so their names survive a crash.
+//! [`super::record`]), `{seq:016x}.jnl` (its journal, see [`super::journal`]) and
+//! `quarantine/` (bytes recovery could not verify, kept for a person to look at). The
+//! files of a segment are created together and the directory is fsynced before the
+//! first record is acknowledged, so their names survive a crash.
+//!
+//! Appends are all-or-nothing as far as later readers can tell: an append that fails
+//! (ENOSPC, EIO) truncates the file back to where it started, so a failed store leaves
+//! nothing behind that recovery could mistake for an acknowledged record.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-use super::record::{self, DecodeError, MessageMeta, RetryState};
-use crate::ids::MessageId;
 
 /// Where a record lives: segment number, byte offset and total record length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -26,57 +25,32 @@ pub struct Location {
     pub len: u32,
 }
 
-/// An open segment: its record, `.done` and `.retry` files.
+/// An open segment: its record file and its journal.
 #[derive(Debug, Clone)]
 pub struct Segment {
     pub seq: u64,
     pub records: Arc<File>,
-    pub done: Arc<File>,
-    pub retry: Arc<File>,
-}
-
-/// A message found live by the recovery scan.
-#[derive(Debug, Clone)]
-pub struct Recovered {
-    pub meta: MessageMeta,
-    pub loc: Location,
-    pub size: u64,
-    /// Its last recorded retry state, if it was ever deferred.
-    pub retry: Option<RetryState>,
-}
-
-/// What the recovery scan found.
-#[derive(Debug, Default)]
-pub struct Recovery {
-    pub messages: Vec<Recovered>,
-    /// Every segment that still holds live messages, with its live count.
-    pub segments: Vec<(Segment, usize)>,
-    pub next_seq: u64,
-    /// Segments removed because nothing in them was live any more.
-    pub removed_segments: usize,
-    /// Torn or corrupt tails cut off (unacknowledged writes of a crash).
-    pub truncated_tails: usize,
+    pub journal: Arc<File>,
 }
 
 pub fn segment_path(dir: &Path, seq: u64) -> PathBuf {
     dir.join(format!("{seq:016x}.seg"))
 }
 
-pub fn done_path(dir: &Path, seq: u64) -> PathBuf {
-    dir.join(format!("{seq:016x}.done"))
+pub fn journal_path(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(format!("{seq:016x}.jnl"))
 }
 
-pub fn retry_path(dir: &Path, seq: u64) -> PathBuf {
-    dir.join(format!("{seq:016x}.retry"))
+pub fn quarantine_dir(dir: &Path) -> PathBuf {
+    dir.join("quarantine")
 }
 
-/// Open (creating if needed) the three files of segment `seq`.
-fn open_segment(dir: &Path, seq: u64) -> io::Result<Segment> {
+/// Open (creating if needed) the two files of segment `seq`.
+pub fn open_segment(dir: &Path, seq: u64) -> io::Result<Segment> {
     Ok(Segment {
         seq,
         records: Arc::new(open_append(&segment_path(dir, seq))?),
-        done: Arc::new(open_append(&done_path(dir, seq))?),
-        retry: Arc::new(open_append(&retry_path(dir, seq))?),
+        journal: Arc::new(open_append(&journal_path(dir, seq))?),
     })
 }
 
@@ -93,37 +67,38 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Create segment `seq` (both files) and make their names durable.
+/// Create segment `seq` and make its names durable; on failure nothing is left behind.
 pub fn create_segment(dir: &Path, seq: u64) -> io::Result<Segment> {
-    let segment = open_segment(dir, seq)?;
-    sync_dir(dir)?;
-    Ok(segment)
+    let made = open_segment(dir, seq).and_then(|s| sync_dir(dir).map(|_| s));
+    if made.is_err() {
+        let _ = delete_segment(dir, seq);
+    }
+    made
 }
 
-/// Append `buf` to a file opened for append and make it durable.
-pub fn append_durably(file: &File, buf: &[u8]) -> io::Result<()> {
+/// Append `buf` at `len` (the file's length before) and, with `sync`, make it durable.
+/// On failure the file is cut back to `len`.
+pub fn append_at(file: &File, len: u64, buf: &[u8], sync: bool) -> io::Result<()> {
     let mut f = file;
-    f.write_all(buf)?;
-    f.sync_data()
+    let res = f
+        .write_all(buf)
+        .and_then(|_| if sync { f.sync_data() } else { Ok(()) });
+    if res.is_err() {
+        let _ = file.set_len(len);
+    }
+    res
 }
 
-/// Read one record back: its metadata and data.
-pub fn read_record(file: &File, loc: Location) -> io::Result<(MessageMeta, Vec<u8>)> {
+/// Read `loc.len` bytes at `loc.offset`.
+pub fn read_at(file: &File, loc: Location) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; loc.len as usize];
     file.read_exact_at(&mut buf, loc.offset)?;
-    match record::decode_message(&buf) {
-        Ok((meta, data, _)) => Ok((meta, data.to_vec())),
-        Err(e) => Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("spool record {loc:?}: {e:?}"),
-        )),
-    }
+    Ok(buf)
 }
 
-/// Remove the files of a segment whose every message is done.
+/// Remove the files of a segment.
 pub fn delete_segment(dir: &Path, seq: u64) -> io::Result<()> {
-    fs::remove_file(segment_path(dir, seq))?;
-    for path in [done_path(dir, seq), retry_path(dir, seq)] {
+    for path in [segment_path(dir, seq), journal_path(dir, seq)] {
         match fs::remove_file(path) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
             _ => {}
@@ -132,165 +107,91 @@ pub fn delete_segment(dir: &Path, seq: u64) -> io::Result<()> {
     Ok(())
 }
 
-/// Append `buf` (retry entries) without waiting for the disk.
-pub fn append(file: &File, buf: &[u8]) -> io::Result<()> {
-    let mut f = file;
-    f.write_all(buf)
+/// Keep `bytes` (a damaged stretch of segment `seq` at `offset`) in the quarantine
+/// directory; returns its path. An existing copy (from an earlier start) is kept.
+pub fn quarantine(dir: &Path, seq: u64, offset: u64, bytes: &[u8]) -> io::Result<PathBuf> {
+    let qdir = quarantine_dir(dir);
+    fs::create_dir_all(&qdir)?;
+    let path = qdir.join(format!("{seq:016x}-{offset:012x}.bad"));
+    if !path.exists() {
+        let mut f = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)?;
+        f.write_all(bytes)?;
+        f.sync_data()?;
+        sync_dir(&qdir)?;
+    }
+    Ok(path)
 }
 
-/// Scan the spool directory: every live message, every segment still needed, the next
-/// segment number. Torn tails are truncated; fully done segments are deleted.
-pub fn recover(dir: &Path) -> io::Result<Recovery> {
-    fs::create_dir_all(dir)?;
-    let mut seqs = BTreeMap::new();
-    for entry in fs::read_dir(dir)? {
-        let name = entry?.file_name();
-        let name = name.to_string_lossy();
-        if let Some(hex) = name.strip_suffix(".seg") {
-            if let Ok(seq) = u64::from_str_radix(hex, 16) {
-                seqs.insert(seq, ());
-            }
-        }
+/// Bytes available to unprivileged writers on the file system holding `dir`.
+pub fn free_bytes(dir: &Path) -> io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid C string and `st` a valid out-pointer.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return Err(io::Error::last_os_error());
     }
-    let mut out = Recovery::default();
-    for &seq in seqs.keys() {
-        out.next_seq = out.next_seq.max(seq + 1);
-        let data = fs::read(segment_path(dir, seq))?;
-        let done: HashSet<MessageId> = match fs::read(done_path(dir, seq)) {
-            Ok(buf) => record::decode_done(&buf).into_iter().collect(),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => HashSet::new(),
-            Err(e) => return Err(e),
-        };
-        let retries: HashMap<MessageId, RetryState> = match fs::read(retry_path(dir, seq)) {
-            Ok(buf) => record::decode_retry(&buf).into_iter().collect(),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => HashMap::new(),
-            Err(e) => return Err(e),
-        };
-        let mut offset = 0usize;
-        let mut live = 0usize;
-        while offset < data.len() {
-            match record::decode_message(&data[offset..]) {
-                Ok((meta, body, len)) => {
-                    if !done.contains(&meta.id) {
-                        live += 1;
-                        out.messages.push(Recovered {
-                            retry: retries.get(&meta.id).copied(),
-                            size: body.len() as u64,
-                            meta,
-                            loc: Location {
-                                segment: seq,
-                                offset: offset as u64,
-                                len: len as u32,
-                            },
-                        });
-                    }
-                    offset += len;
-                }
-                Err(DecodeError::Truncated) | Err(DecodeError::Corrupt(_)) => {
-                    // Only an unacknowledged batch can be torn: cut it off.
-                    let f = OpenOptions::new()
-                        .write(true)
-                        .open(segment_path(dir, seq))?;
-                    f.set_len(offset as u64)?;
-                    f.sync_all()?;
-                    out.truncated_tails += 1;
-                    break;
-                }
-            }
-        }
-        if live == 0 {
-            delete_segment(dir, seq)?;
-            out.removed_segments += 1;
-        } else {
-            out.segments.push((open_segment(dir, seq)?, live));
-        }
-    }
-    Ok(out)
+    Ok(st.f_bavail as u64 * st.f_frsize as u64)
+}
+
+/// Write, sync and remove a small file: does the spool's file system take writes?
+pub fn probe(dir: &Path) -> io::Result<()> {
+    let path = dir.join(".probe");
+    let res = (|| {
+        let mut f = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)?;
+        f.write_all(&[0u8; 4096])?;
+        f.sync_data()
+    })();
+    let _ = fs::remove_file(&path);
+    res
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spool::record::encode_message;
 
-    fn meta(id: u64) -> MessageMeta {
-        MessageMeta {
-            id: MessageId(id),
-            received_at: 1,
-            sender: "s@a.example".into(),
-            domain: "b.example".into(),
-            recipients: vec!["r@b.example".into()],
-            peer: "127.0.0.1:1".into(),
-        }
+    #[test]
+    fn failed_append_leaves_the_file_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let seg = create_segment(dir.path(), 3).unwrap();
+        append_at(&seg.records, 0, b"abc", true).unwrap();
+        // A read-only handle makes the write fail; the length must not change.
+        let ro = File::open(segment_path(dir.path(), 3)).unwrap();
+        assert!(append_at(&ro, 3, b"defg", true).is_err());
+        assert_eq!(fs::read(segment_path(dir.path(), 3)).unwrap(), b"abc");
+        let got = read_at(
+            &seg.records,
+            Location {
+                segment: 3,
+                offset: 1,
+                len: 2,
+            },
+        )
+        .unwrap();
+        assert_eq!(got, b"bc");
+        delete_segment(dir.path(), 3).unwrap();
+        assert!(!journal_path(dir.path(), 3).exists());
+        assert!(free_bytes(dir.path()).unwrap() > 0);
+        probe(dir.path()).unwrap();
     }
 
     #[test]
-    fn recovery_finds_live_skips_done_cuts_torn_tail() {
+    fn quarantine_keeps_the_first_copy() {
         let dir = tempfile::tempdir().unwrap();
-        let seg = create_segment(dir.path(), 0).unwrap();
-        let mut buf = Vec::new();
-        for id in 1..=3 {
-            encode_message(&meta(id), b"data\r\n", &mut buf);
-        }
-        let mut torn = Vec::new();
-        encode_message(&meta(4), b"torn\r\n", &mut torn);
-        buf.extend_from_slice(&torn[..torn.len() - 3]);
-        append_durably(&seg.records, &buf).unwrap();
-        let mut done = Vec::new();
-        record::encode_done(MessageId(2), &mut done);
-        append_durably(&seg.done, &done).unwrap();
-
-        let r = recover(dir.path()).unwrap();
-        let ids: Vec<u64> = r.messages.iter().map(|m| m.meta.id.0).collect();
-        assert_eq!(ids, vec![1, 3]);
-        assert_eq!(r.truncated_tails, 1);
-        assert_eq!(r.next_seq, 1);
-        let (m, data) = read_record(&r.segments[0].0.records, r.messages[1].loc).unwrap();
-        assert_eq!(m.id, MessageId(3));
-        assert_eq!(data, b"data\r\n");
-    }
-
-    #[test]
-    fn recovery_takes_the_last_retry_entry() {
-        let dir = tempfile::tempdir().unwrap();
-        let seg = create_segment(dir.path(), 0).unwrap();
-        let mut buf = Vec::new();
-        encode_message(&meta(1), b"x\r\n", &mut buf);
-        encode_message(&meta(2), b"y\r\n", &mut buf);
-        append_durably(&seg.records, &buf).unwrap();
-        let mut retry = Vec::new();
-        for (attempts, at) in [(1, 100), (2, 300)] {
-            let state = RetryState {
-                attempts,
-                retry_at: at,
-            };
-            record::encode_retry(MessageId(1), state, &mut retry);
-        }
-        append(&seg.retry, &retry).unwrap();
-        let r = recover(dir.path()).unwrap();
-        let got: Vec<_> = r.messages.iter().map(|m| (m.meta.id.0, m.retry)).collect();
-        let want = RetryState {
-            attempts: 2,
-            retry_at: 300,
-        };
-        assert_eq!(got, vec![(1, Some(want)), (2, None)]);
-    }
-
-    #[test]
-    fn fully_done_segments_are_deleted() {
-        let dir = tempfile::tempdir().unwrap();
-        let seg = create_segment(dir.path(), 5).unwrap();
-        let mut buf = Vec::new();
-        encode_message(&meta(1), b"x\r\n", &mut buf);
-        append_durably(&seg.records, &buf).unwrap();
-        let mut done = Vec::new();
-        record::encode_done(MessageId(1), &mut done);
-        append_durably(&seg.done, &done).unwrap();
-        let r = recover(dir.path()).unwrap();
-        assert!(r.messages.is_empty());
-        assert_eq!(r.removed_segments, 1);
-        assert_eq!(r.next_seq, 6);
-        assert!(!segment_path(dir.path(), 5).exists());
-        assert!(!retry_path(dir.path(), 5).exists());
+        let p = quarantine(dir.path(), 1, 40, b"bad").unwrap();
+        let q = quarantine(dir.path(), 1, 40, b"other").unwrap();
+        assert_eq!(p, q);
+        assert_eq!(fs::read(p).unwrap(), b"bad");
     }
 }

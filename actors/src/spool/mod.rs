@@ -1,23 +1,45 @@
 //! The spool actor: the durable message store.
 //!
-//! Messages are appended to segment files in batches: while one batch is being written
-//! and fsynced on the pool, new `Store` requests queue up, and the next batch takes them
-//! all at once — one `fdatasync` for many messages (group commit). Only after the fsync
-//! does the spool hand each message to its domain container (through the [`Router`]) and
-//! answer the inbound session, which then sends 250. `Remove` marks messages done in the
-//! segment's `.done` file, batched the same way; a segment whose every message is done
-//! (and that is no longer being written) is deleted. On start the spool scans the
-//! directory on the pool and requeues every live message.
+//! It owns the segment files and an index from message id to record location; callers
+//! name messages by id only. It stores and answers, and never decides what happens to a
+//! message next (see [`messages`]).
 //!
-//! Files: [`record`] (format), [`files`] (blocking operations), [`messages`].
+//! # Group commit
+//! Everything that must reach the disk — new records (`Store`), done and
+//! recipient marks (`Remove`, `MarkRecipients`), retry notes — accumulates in one pending
+//! [`Round`] while the previous round is being written on the pool; the next round takes
+//! it all, with one `fdatasync` per file touched ([`commit`]). A `Store` is answered
+//! after its round is durable, and only then does the inbound session send 250.
+//!
+//! # Honest failures
+//! A store whose write fails is answered with the error (the session says 451) and its
+//! bytes are cut off again. A mark whose write fails is kept and retried (a message
+//! never leaves the spool on a failed write). Any failed write, or free space below
+//! `spool.min_free`, makes the spool unhealthy ([`health`]): new transactions are
+//! refused at MAIL FROM while delivery and marking go on; a probe every second turns it
+//! healthy again once writes succeed with room to spare.
+//!
+//! # Compaction
+//! A closed segment whose live records fill less than a quarter of it is compacted: its
+//! live records are copied forward with their journal state in a round of their own,
+//! the index is pointed at the copies, and the old segment is deleted. Disk use and
+//! recovery time follow live data, not history.
+//!
+//! Files: [`record`] and [`journal`] (formats), [`files`] and [`commit`] (blocking
+//! operations), [`recover`] (the start-up scan), [`health`], [`messages`].
 
+pub mod commit;
 pub mod files;
+pub mod health;
+pub mod journal;
 pub mod messages;
 pub mod record;
+pub mod recover;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use bytes::Bytes;
@@ -27,301 +49,437 @@ use impulse_runtime::registry::Registration;
 use impulse_runtime::ActorClass;
 use tokio::sync::oneshot;
 
-use crate::ids::{IdGen, MessageId};
-use crate::router::Router;
+use crate::batch::{Batcher, Pending};
+use crate::ids::MessageId;
 use crate::stats::Stats;
+use commit::{CommitJob, CommitOutcome, Compaction, JournalAppend, Written};
 use files::{Location, Segment};
+use health::SpoolHealth;
+use journal::{Entry, RetryState};
 pub use messages::*;
 
-/// A segment is closed for writing once it grows past this.
-const SEGMENT_LIMIT: u64 = 64 * 1024 * 1024;
-/// Largest batch written with one fsync.
-const BATCH_BYTES: usize = 8 * 1024 * 1024;
+/// How long a failed write waits before it is tried again.
+const RETRY_BACKOFF: Duration = Duration::from_secs(1);
+/// A closed segment is compacted once its live bytes are below 1/`COMPACT_RATIO` of it…
+const COMPACT_RATIO: u64 = 4;
+
+/// Settings of the spool, from `spool` in the config.
+#[derive(Debug, Clone)]
+pub struct SpoolSettings {
+    pub dir: PathBuf,
+    /// A segment is closed for writing once it grows past this.
+    pub segment_size: u64,
+    /// Below this much free space the spool refuses new mail.
+    pub min_free: u64,
+}
+
+type Reply<T> = oneshot::Sender<Result<T, SpoolError>>;
 
 struct PendingStore {
     messages: Vec<NewMessage>,
-    reply: oneshot::Sender<Result<Vec<MessageId>, SpoolError>>,
+    reply: Reply<Vec<MessageId>>,
 }
 
-struct PendingDone {
+enum Mark {
+    Done,
+    Rcpts(Vec<u16>),
+    Retry(RetryState),
+}
+
+struct PendingMark {
     id: MessageId,
-    loc: Location,
-    reply: oneshot::Sender<Result<(), SpoolError>>,
+    mark: Mark,
+    reply: Option<Reply<()>>,
+}
+
+/// Work waiting for the next group commit.
+#[derive(Default)]
+struct Round {
+    stores: Vec<PendingStore>,
+    marks: Vec<PendingMark>,
+    /// A segment to compact (a round of its own).
+    compact: Option<u64>,
+}
+
+impl Pending for Round {
+    fn is_empty(&self) -> bool {
+        self.stores.is_empty() && self.marks.is_empty() && self.compact.is_none()
+    }
+    fn append(&mut self, later: Self) {
+        self.stores.extend(later.stores);
+        self.marks.extend(later.marks);
+        self.compact = self.compact.or(later.compact);
+    }
 }
 
 struct PendingRead {
     file: Arc<std::fs::File>,
     loc: Location,
-    reply: oneshot::Sender<Result<Bytes, SpoolError>>,
+    reply: Reply<Bytes>,
 }
 
 struct SegState {
     segment: Segment,
+    size: u64,
+    journal_len: u64,
     live: usize,
+    live_bytes: u64,
 }
 
 /// The durable message store.
 pub struct Spool {
-    dir: PathBuf,
+    settings: SpoolSettings,
     pool: Pool,
     reg: Registration,
-    router: Arc<Router>,
     stats: Arc<Stats>,
-    ids: Arc<IdGen>,
+    health: Arc<SpoolHealth>,
     ready: bool,
-    current: Option<(Segment, u64)>,
+    current: Option<u64>,
     next_seq: u64,
     segments: HashMap<u64, SegState>,
-    pending: VecDeque<PendingStore>,
-    writing: bool,
-    done_queue: Vec<PendingDone>,
-    marking: bool,
+    index: HashMap<MessageId, Location>,
+    round: Batcher<Round>,
+    reads: Batcher<Vec<PendingRead>>,
     flush_waiters: Vec<oneshot::Sender<()>>,
-    reads: Vec<PendingRead>,
-    reading: bool,
-    /// Retry notes waiting for the next append, per segment.
-    notes: HashMap<u64, Vec<u8>>,
-    noting: bool,
+    /// A write failed: the spool stays unhealthy until one succeeds.
+    write_failed: bool,
+    probing: bool,
+    retry_timer: bool,
 }
 
 impl Spool {
     pub fn new(
-        dir: PathBuf,
+        settings: SpoolSettings,
         pool: Pool,
         reg: Registration,
-        router: Arc<Router>,
         stats: Arc<Stats>,
-        ids: Arc<IdGen>,
+        health: Arc<SpoolHealth>,
     ) -> Spool {
         Spool {
-            dir,
+            settings,
             pool,
             reg,
-            router,
             stats,
-            ids,
+            health,
             ready: false,
             current: None,
             next_seq: 0,
             segments: HashMap::new(),
-            pending: VecDeque::new(),
-            writing: false,
-            done_queue: Vec::new(),
-            marking: false,
+            index: HashMap::new(),
+            round: Batcher::default(),
+            reads: Batcher::default(),
             flush_waiters: Vec::new(),
-            reads: Vec::new(),
-            reading: false,
-            notes: HashMap::new(),
-            noting: false,
+            write_failed: false,
+            probing: false,
+            retry_timer: false,
         }
     }
 
     fn update_state(&self) {
-        let state = match (self.ready, self.writing || self.marking) {
-            (false, _) => "recovering",
-            (true, true) => "writing",
-            (true, false) => "idle",
+        let state = match (self.ready, self.round.is_busy(), self.health.is_healthy()) {
+            (false, _, _) => "recovering",
+            (true, _, false) => "unhealthy",
+            (true, true, true) => "writing",
+            (true, false, true) => "idle",
         };
         self.reg.set_state(state);
-        self.reg
-            .set_mailbox(self.pending.len() + self.done_queue.len());
+        let p = self.round.peek();
+        self.reg.set_mailbox(p.stores.len() + p.marks.len());
+        self.stats.messages_live.store(
+            self.index.len() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
-    /// Start the next write batch if none is in flight.
-    fn kick_write(&mut self, ctx: &mut Context<Self>) {
-        if !self.ready || self.writing || self.pending.is_empty() {
+    /// Start the next group commit if none is in flight.
+    fn kick(&mut self, ctx: &mut Context<Self>) {
+        if !self.ready {
             return;
         }
-        let mut batch = Vec::new();
-        let mut bytes = 0;
-        while let Some(p) = self.pending.front() {
-            let size: usize = p.messages.iter().map(|m| m.data.len() + 256).sum();
-            if !batch.is_empty() && bytes + size > BATCH_BYTES {
-                break;
+        let now = Instant::now();
+        if let Some(at) = self.round.backoff_until() {
+            if now < at && !self.retry_timer {
+                self.retry_timer = true;
+                ctx.run_later(at - now, |act, ctx| {
+                    act.retry_timer = false;
+                    act.kick(ctx);
+                });
             }
-            bytes += size;
-            batch.extend(self.pending.pop_front());
         }
-        self.writing = true;
-        let dir = self.dir.clone();
-        let current = self.current.clone();
-        let next_seq = self.next_seq;
-        let records: Vec<Vec<NewMessage>> = batch
-            .iter_mut()
-            .map(|p| std::mem::take(&mut p.messages))
-            .collect();
-        let job = self
-            .pool
-            .run(move || write_batch(&dir, current, next_seq, records));
-        ctx.spawn(job.into_actor(self).map(move |res, act, ctx| {
+        let Some(mut round) = self.round.start(now) else {
+            self.check_flushed();
+            return;
+        };
+        let job = self.build_job(&mut round);
+        let fut = self.pool.run(move || commit::commit(job));
+        ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
             let _g = alloc::enter(ActorClass::Spool);
-            act.writing = false;
-            let res = match res {
-                Ok(r) => r.map_err(|e| SpoolError::Io(e.to_string())),
-                Err(e) => Err(SpoolError::Io(e.to_string())),
-            };
             match res {
-                Ok(written) => act.batch_written(written, batch),
+                Ok(outcome) => act.committed(round, outcome, ctx),
                 Err(e) => {
-                    eprintln!("spool: batch write failed: {e}");
-                    // The segment's tail is unknown now: continue in a fresh one.
-                    act.current = None;
-                    act.next_seq += 1;
-                    for p in batch {
-                        let _ = p.reply.send(Err(e.clone()));
+                    // The job panicked: nothing is known to be durable. Stores are
+                    // refused (their data went with the job); marks are tried again.
+                    eprintln!("spool: commit job failed: {e}");
+                    let err = SpoolError::Corrupt(format!("commit job failed: {e}"));
+                    for p in std::mem::take(&mut round.stores) {
+                        let _ = p.reply.send(Err(err.clone()));
                     }
+                    round.compact = None;
+                    act.round.fail(round, Instant::now(), RETRY_BACKOFF);
                 }
             }
-            act.kick_write(ctx);
-            act.check_flushed();
+            act.kick(ctx);
+            act.maybe_compact(ctx);
             act.update_state();
         }));
         self.update_state();
     }
 
-    fn batch_written(&mut self, written: Written, batch: Vec<PendingStore>) {
-        let seq = written.segment.seq;
-        if written.created {
+    fn build_job(&self, round: &mut Round) -> CommitJob {
+        let current = self.current.and_then(|seq| {
+            self.segments
+                .get(&seq)
+                .map(|s| (s.segment.clone(), s.size, s.journal_len))
+        });
+        let mut journals: HashMap<u64, JournalAppend> = HashMap::new();
+        for m in &round.marks {
+            let Some(seg) = self
+                .index
+                .get(&m.id)
+                .and_then(|l| self.segments.get(&l.segment))
+            else {
+                continue;
+            };
+            let j = journals
+                .entry(seg.segment.seq)
+                .or_insert_with(|| JournalAppend {
+                    seq: seg.segment.seq,
+                    file: seg.segment.journal.clone(),
+                    len: seg.journal_len,
+                    buf: Vec::new(),
+                    sync: false,
+                });
+            let entry = match &m.mark {
+                Mark::Done => Entry::Done(m.id),
+                Mark::Rcpts(idx) => Entry::Rcpts(m.id, idx.clone()),
+                Mark::Retry(s) => Entry::Retry(m.id, *s),
+            };
+            j.sync |= !matches!(m.mark, Mark::Retry(_));
+            journal::encode(&entry, &mut j.buf);
+        }
+        // A compaction reads the old journal: it runs in a round of its own, so no mark
+        // written to that journal in the same round can be missed by the copy.
+        let alone = round.marks.is_empty() && round.stores.is_empty();
+        let compaction = round.compact.filter(|_| alone).and_then(|seq| {
+            let seg = self.segments.get(&seq)?;
+            let live = self
+                .index
+                .iter()
+                .filter(|(_, l)| l.segment == seq)
+                .map(|(id, l)| (*id, *l))
+                .collect();
+            Some(Compaction {
+                source: seg.segment.clone(),
+                live,
+            })
+        });
+        CommitJob {
+            dir: self.settings.dir.clone(),
+            current,
+            next_seq: self.next_seq,
+            segment_limit: self.settings.segment_size,
+            stores: round
+                .stores
+                .iter_mut()
+                .map(|p| std::mem::take(&mut p.messages))
+                .collect(),
+            compaction,
+            journals: journals.into_values().collect(),
+        }
+    }
+
+    /// Apply what a commit did: answer, update the index, retry what failed.
+    fn committed(&mut self, round: Round, outcome: CommitOutcome, _ctx: &mut Context<Self>) {
+        let mut failure: Option<SpoolError> = None;
+        let Round {
+            stores,
+            marks,
+            compact,
+        } = round;
+        match outcome.records {
+            Some(Ok(written)) => self.records_written(written, stores, compact),
+            Some(Err(e)) => {
+                let err = SpoolError::io("write", &e);
+                eprintln!("spool: {err}");
+                for p in stores {
+                    let _ = p.reply.send(Err(err.clone()));
+                }
+                failure = Some(err);
+            }
+            None => {}
+        }
+        let mut failed_segments = Vec::new();
+        for (seq, res) in outcome.journals {
+            match res {
+                Ok(len) => {
+                    if let Some(s) = self.segments.get_mut(&seq) {
+                        s.journal_len = len;
+                    }
+                }
+                Err(e) => {
+                    let err = SpoolError::io("journal append", &e);
+                    eprintln!("spool: {err} (segment {seq:016x}); will retry");
+                    failed_segments.push(seq);
+                    failure = Some(err);
+                }
+            }
+        }
+        let mut retry = Vec::new();
+        for m in marks {
+            let seg = self.index.get(&m.id).map(|l| l.segment);
+            match seg {
+                None => {
+                    if let Some(r) = m.reply {
+                        let _ = r.send(Err(SpoolError::NotFound));
+                    }
+                }
+                Some(seq) if failed_segments.contains(&seq) => retry.push(m),
+                Some(_) => self.mark_durable(m),
+            }
+        }
+        self.write_failed = failure.is_some();
+        let now = Instant::now();
+        if retry.is_empty() {
+            self.round.done();
+        } else {
+            let again = Round {
+                marks: retry,
+                ..Round::default()
+            };
+            self.round.fail(again, now, RETRY_BACKOFF);
+        }
+        self.judge_health(failure.map(|e| e.to_string()), outcome.free.ok());
+    }
+
+    fn records_written(&mut self, w: Written, stores: Vec<PendingStore>, compact: Option<u64>) {
+        let seq = w.segment.seq;
+        if w.created {
             self.next_seq = seq + 1;
-            let old = self.current.take();
+            let old = self.current.replace(seq);
             self.segments.insert(
                 seq,
                 SegState {
-                    segment: written.segment.clone(),
+                    segment: w.segment.clone(),
+                    size: 0,
+                    journal_len: 0,
                     live: 0,
+                    live_bytes: 0,
                 },
             );
-            if let Some((old, _)) = old {
-                self.maybe_delete(old.seq);
+            if let Some(old) = old {
+                self.maybe_delete(old);
             }
         }
-        self.current = Some((written.segment, written.size));
-        for (p, stored) in batch.into_iter().zip(written.stored) {
-            let ids = stored.iter().map(|s| s.meta.id).collect();
-            for s in stored {
-                if let Some(seg) = self.segments.get_mut(&s.loc.segment) {
-                    seg.live += 1;
-                }
-                Stats::add(&self.stats.messages_live, 1);
-                self.router.enqueue(s);
+        if let Some(s) = self.segments.get_mut(&seq) {
+            s.size = w.size;
+            s.journal_len = w.journal_len;
+        }
+        for (p, stored) in stores.into_iter().zip(w.stored) {
+            let ids = stored.iter().map(|(id, _)| *id).collect();
+            for (id, loc) in stored {
+                self.add_live(id, loc);
             }
             let _ = p.reply.send(Ok(ids));
         }
+        for (id, loc) in w.copied {
+            self.forget(id);
+            self.add_live(id, loc);
+        }
+        for id in w.unreadable {
+            eprintln!("spool: message {id} no longer verifies; left in its segment");
+        }
+        if let Some(old) = compact {
+            self.maybe_delete(old);
+        }
     }
 
-    /// Start the next done-marking batch if none is in flight.
-    fn kick_done(&mut self, ctx: &mut Context<Self>) {
-        if !self.ready || self.marking || self.done_queue.is_empty() {
-            return;
+    fn add_live(&mut self, id: MessageId, loc: Location) {
+        let _g = alloc::enter(ActorClass::Message);
+        if let Some(s) = self.segments.get_mut(&loc.segment) {
+            s.live += 1;
+            s.live_bytes += loc.len as u64;
         }
-        let batch = std::mem::take(&mut self.done_queue);
-        let mut per_segment: HashMap<u64, (Arc<std::fs::File>, Vec<u8>)> = HashMap::new();
-        let mut missing = Vec::new();
-        for (i, d) in batch.iter().enumerate() {
-            match self.segments.get(&d.loc.segment) {
-                Some(seg) => {
-                    let entry = per_segment
-                        .entry(d.loc.segment)
-                        .or_insert_with(|| (seg.segment.done.clone(), Vec::new()));
-                    record::encode_done(d.id, &mut entry.1);
-                }
-                None => missing.push(i),
-            }
-        }
-        if !missing.is_empty() {
-            eprintln!("spool: {} done marks for unknown segments", missing.len());
-        }
-        self.marking = true;
-        let job = self.pool.run(move || -> std::io::Result<()> {
-            for (_, (file, buf)) in per_segment {
-                files::append_durably(&file, &buf)?;
-            }
-            Ok(())
-        });
-        ctx.spawn(job.into_actor(self).map(move |res, act, ctx| {
-            let _g = alloc::enter(ActorClass::Spool);
-            act.marking = false;
-            let res = match res {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(SpoolError::Io(e.to_string())),
-                Err(e) => Err(SpoolError::Io(e.to_string())),
-            };
-            for d in batch {
-                if res.is_ok() {
-                    Stats::sub(&act.stats.messages_live, 1);
-                    if let Some(seg) = act.segments.get_mut(&d.loc.segment) {
-                        seg.live = seg.live.saturating_sub(1);
-                    }
-                    act.maybe_delete(d.loc.segment);
-                }
-                let _ = d.reply.send(res.clone());
-            }
-            act.kick_done(ctx);
-            act.check_flushed();
-            act.update_state();
-        }));
-        self.update_state();
+        self.index.insert(id, loc);
     }
 
-    /// Start the next read batch if none is in flight: one pool job reads every message
-    /// asked for meanwhile (page-cache reads are short; the job hand-off is the cost).
-    fn kick_read(&mut self, ctx: &mut Context<Self>) {
-        if self.reading || self.reads.is_empty() {
+    /// Drop `id` from the index and its segment's live count.
+    fn forget(&mut self, id: MessageId) -> Option<u64> {
+        let loc = self.index.remove(&id)?;
+        if let Some(s) = self.segments.get_mut(&loc.segment) {
+            s.live = s.live.saturating_sub(1);
+            s.live_bytes = s.live_bytes.saturating_sub(loc.len as u64);
+        }
+        Some(loc.segment)
+    }
+
+    fn mark_durable(&mut self, m: PendingMark) {
+        if matches!(m.mark, Mark::Done) {
+            if let Some(seq) = self.forget(m.id) {
+                self.maybe_delete(seq);
+            }
+        }
+        if let Some(r) = m.reply {
+            let _ = r.send(Ok(()));
+        }
+    }
+
+    fn judge_health(&mut self, failure: Option<String>, free: Option<u64>) {
+        let low = free.filter(|f| *f < self.settings.min_free);
+        match (failure, low) {
+            (Some(e), _) => self.health.set_unhealthy(e),
+            (None, Some(f)) => self.health.set_unhealthy(format!(
+                "only {f} bytes free in {} (spool.min_free is {})",
+                self.settings.dir.display(),
+                self.settings.min_free
+            )),
+            (None, None) if !self.write_failed => self.health.set_healthy(),
+            (None, None) => {}
+        }
+    }
+
+    /// While unhealthy and idle: check whether writes work again.
+    fn probe(&mut self, ctx: &mut Context<Self>) {
+        if self.probing || self.health.is_healthy() || !self.round.is_idle() {
             return;
         }
-        self.reading = true;
-        let batch = std::mem::take(&mut self.reads);
+        self.probing = true;
+        let dir = self.settings.dir.clone();
         let job = self.pool.run(move || {
-            for r in batch {
-                let res = files::read_record(&r.file, r.loc)
-                    .map(|(_, data)| Bytes::from(data))
-                    .map_err(|e| SpoolError::Io(e.to_string()));
-                let _ = r.reply.send(res);
-            }
+            let free = files::free_bytes(&dir);
+            (files::probe(&dir), free)
         });
         ctx.spawn(job.into_actor(self).map(|res, act, ctx| {
-            if let Err(e) = res {
-                eprintln!("spool: read job failed: {e}");
+            act.probing = false;
+            if let Ok((written, free)) = res {
+                let failure = written
+                    .err()
+                    .map(|e| SpoolError::io("probe", &e).to_string());
+                act.write_failed = failure.is_some();
+                act.judge_health(failure, free.ok());
             }
-            act.reading = false;
-            act.kick_read(ctx);
-        }));
-    }
-
-    /// Append the retry notes gathered so far, one pool job at a time, without a sync.
-    fn kick_notes(&mut self, ctx: &mut Context<Self>) {
-        if self.noting || self.notes.is_empty() {
-            return;
-        }
-        let mut batch = Vec::new();
-        for (seq, buf) in self.notes.drain() {
-            if let Some(seg) = self.segments.get(&seq) {
-                batch.push((seg.segment.retry.clone(), buf));
-            }
-        }
-        self.noting = true;
-        let job = self.pool.run(move || {
-            for (file, buf) in batch {
-                if let Err(e) = files::append(&file, &buf) {
-                    eprintln!("spool: cannot note retry state: {e}");
-                }
-            }
-        });
-        ctx.spawn(job.into_actor(self).map(|_, act, ctx| {
-            act.noting = false;
-            act.kick_notes(ctx);
+            act.update_state();
+            act.kick(ctx);
         }));
     }
 
     /// Delete a segment that is no longer written and holds no live message.
     fn maybe_delete(&mut self, seq: u64) {
-        let is_current = self.current.as_ref().is_some_and(|(s, _)| s.seq == seq);
         let empty = self.segments.get(&seq).is_some_and(|s| s.live == 0);
-        if is_current || !empty {
+        if self.current == Some(seq) || !empty {
             return;
         }
         self.segments.remove(&seq);
-        let dir = self.dir.clone();
+        let dir = self.settings.dir.clone();
         self.pool.spawn(move || {
             if let Err(e) = files::delete_segment(&dir, seq) {
                 eprintln!("spool: cannot delete segment {seq:016x}: {e}");
@@ -329,8 +487,30 @@ impl Spool {
         });
     }
 
+    /// Queue the compaction of the emptiest closed segment that is mostly dead.
+    fn maybe_compact(&mut self, ctx: &mut Context<Self>) {
+        if !self.ready || !self.round.is_idle() || !self.health.is_healthy() {
+            return;
+        }
+        let candidate = self
+            .segments
+            .iter()
+            .filter(|(seq, s)| {
+                Some(**seq) != self.current
+                    && s.live > 0
+                    && s.live_bytes * COMPACT_RATIO < s.size
+                    && s.size - s.live_bytes >= self.settings.segment_size / 2
+            })
+            .min_by_key(|(_, s)| s.live_bytes)
+            .map(|(seq, _)| *seq);
+        if let Some(seq) = candidate {
+            self.round.pending().compact = Some(seq);
+            self.kick(ctx);
+        }
+    }
+
     fn check_flushed(&mut self) {
-        if self.writing || self.marking || !self.pending.is_empty() || !self.done_queue.is_empty() {
+        if !self.round.is_idle() {
             return;
         }
         for w in self.flush_waiters.drain(..) {
@@ -338,85 +518,36 @@ impl Spool {
         }
     }
 
-    fn recovered(&mut self, r: files::Recovery, ctx: &mut Context<Self>) {
-        self.next_seq = r.next_seq;
-        for (segment, live) in r.segments {
-            self.segments
-                .insert(segment.seq, SegState { segment, live });
-        }
-        eprintln!(
-            "spool: recovered {} messages from {} segments ({} removed, {} torn tails cut)",
-            r.messages.len(),
-            self.segments.len(),
-            r.removed_segments,
-            r.truncated_tails
-        );
-        for m in r.messages {
-            self.ids.observe(m.meta.id);
-            Stats::add(&self.stats.messages_live, 1);
-            self.router.enqueue(Spooled {
-                meta: m.meta,
-                loc: m.loc,
-                size: m.size,
-                retry: m.retry,
-            });
-        }
-        self.ready = true;
-        self.kick_write(ctx);
-        self.kick_done(ctx);
-        self.update_state();
+    fn kick_read(&mut self, ctx: &mut Context<Self>) {
+        let Some(batch) = self.reads.start(Instant::now()) else {
+            return;
+        };
+        let job = self.pool.run(move || {
+            for r in batch {
+                let res = files::read_at(&r.file, r.loc)
+                    .map_err(|e| SpoolError::io("read", &e))
+                    .and_then(|buf| match record::decode_view(&buf) {
+                        Ok((v, _)) => Ok(Bytes::copy_from_slice(v.data)),
+                        Err(e) => Err(SpoolError::Corrupt(format!("{:?}: {e:?}", r.loc))),
+                    });
+                let _ = r.reply.send(res);
+            }
+        });
+        ctx.spawn(job.into_actor(self).map(|res, act, ctx| {
+            if let Err(e) = res {
+                eprintln!("spool: read job failed: {e}");
+            }
+            act.reads.done();
+            act.kick_read(ctx);
+        }));
     }
-}
 
-/// What one write batch produced.
-struct Written {
-    segment: Segment,
-    created: bool,
-    size: u64,
-    /// Per pending `Store`, its spooled messages.
-    stored: Vec<Vec<Spooled>>,
-}
-
-/// Runs on the pool: append every message of the batch to the current segment (or a new
-/// one) with a single write and a single `fdatasync`.
-fn write_batch(
-    dir: &std::path::Path,
-    current: Option<(Segment, u64)>,
-    next_seq: u64,
-    batch: Vec<Vec<NewMessage>>,
-) -> std::io::Result<Written> {
-    let (segment, start, created) = match current {
-        Some((seg, size)) if size < SEGMENT_LIMIT => (seg, size, false),
-        _ => (files::create_segment(dir, next_seq)?, 0, true),
-    };
-    let total: usize = batch.iter().flatten().map(|m| m.data.len() + 512).sum();
-    let mut buf = Vec::with_capacity(total);
-    let mut stored = Vec::with_capacity(batch.len());
-    for group in batch {
-        let mut out = Vec::with_capacity(group.len());
-        for m in group {
-            let offset = buf.len();
-            record::encode_message(&m.meta, &m.data, &mut buf);
-            out.push(Spooled {
-                loc: Location {
-                    segment: segment.seq,
-                    offset: start + offset as u64,
-                    len: (buf.len() - offset) as u32,
-                },
-                size: m.data.len() as u64,
-                meta: m.meta,
-                retry: None,
-            });
-        }
-        stored.push(out);
+    fn push_mark(&mut self, id: MessageId, mark: Mark, reply: Option<Reply<()>>) {
+        self.round
+            .pending()
+            .marks
+            .push(PendingMark { id, mark, reply });
     }
-    files::append_durably(&segment.records, &buf)?;
-    Ok(Written {
-        size: start + buf.len() as u64,
-        segment,
-        created,
-        stored,
-    })
 }
 
 impl Actor for Spool {
@@ -424,27 +555,81 @@ impl Actor for Spool {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         let _g = alloc::enter(ActorClass::Spool);
-        ctx.set_mailbox_capacity(1024);
+        ctx.set_mailbox_capacity(4096);
         self.update_state();
-        let dir = self.dir.clone();
-        let job = self.pool.run(move || files::recover(&dir));
-        ctx.spawn(job.into_actor(self).map(|res, act, ctx| {
-            let _g = alloc::enter(ActorClass::Spool);
-            match res {
-                Ok(Ok(r)) => act.recovered(r, ctx),
-                Ok(Err(e)) => fatal(&format!(
-                    "spool recovery failed in {}: {e}",
-                    act.dir.display()
-                )),
-                Err(e) => fatal(&format!("spool recovery failed: {e}")),
-            }
-        }));
+        ctx.run_interval(Duration::from_secs(1), |act, ctx| {
+            act.probe(ctx);
+            act.maybe_compact(ctx);
+        });
     }
 }
 
-fn fatal(reason: &str) {
-    eprintln!("impulsed: {reason}");
-    System::current().stop_with_code(1);
+fn reply_future<T: Send + 'static>(
+    rx: oneshot::Receiver<Result<T, SpoolError>>,
+) -> ResponseFuture<Result<T, SpoolError>> {
+    Box::pin(async move { rx.await.unwrap_or(Err(SpoolError::Unavailable)) })
+}
+
+impl Handler<Recover> for Spool {
+    type Result =
+        ResponseActFuture<Self, Result<Vec<(String, Vec<recover::Recovered>)>, SpoolError>>;
+
+    fn handle(&mut self, _: Recover, _ctx: &mut Context<Self>) -> Self::Result {
+        let dir = self.settings.dir.clone();
+        let job = self.pool.run(move || recover::recover(&dir));
+        Box::pin(job.into_actor(self).map(|res, act, ctx| {
+            let _g = alloc::enter(ActorClass::Spool);
+            let r = match res {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => return Err(SpoolError::io("recovery", &e)),
+                Err(e) => return Err(SpoolError::Corrupt(e.to_string())),
+            };
+            act.next_seq = r.next_seq;
+            for info in r.segments {
+                act.segments.insert(
+                    info.segment.seq,
+                    SegState {
+                        segment: info.segment,
+                        size: info.size,
+                        journal_len: info.journal_len,
+                        live: 0,
+                        live_bytes: 0,
+                    },
+                );
+            }
+            act.index.reserve(r.by_domain.iter().map(|(_, v)| v.len()).sum());
+            for (_, list) in &r.by_domain {
+                for m in list {
+                    act.add_live(m.id, m.loc);
+                }
+            }
+            for d in &r.damaged {
+                eprintln!(
+                    "spool: damaged record in segment {:016x} at offset {} ({} bytes); {}",
+                    d.segment,
+                    d.offset,
+                    d.len,
+                    match &d.quarantined {
+                        Some(p) => format!("kept in {}", p.display()),
+                        None => "could not be copied to quarantine".to_string(),
+                    }
+                );
+            }
+            act.health.add_quarantined(r.damaged.len() as u64);
+            eprintln!(
+                "spool: recovered {} messages from {} segments ({} removed, {} damaged records quarantined, {} journal bytes skipped)",
+                act.index.len(),
+                act.segments.len(),
+                r.removed_segments,
+                r.damaged.len(),
+                r.journal_skipped
+            );
+            act.ready = true;
+            act.kick(ctx);
+            act.update_state();
+            Ok(r.by_domain)
+        }))
+    }
 }
 
 impl Handler<Store> for Spool {
@@ -453,12 +638,12 @@ impl Handler<Store> for Spool {
     fn handle(&mut self, msg: Store, ctx: &mut Context<Self>) -> Self::Result {
         let _g = alloc::enter(ActorClass::Spool);
         let (reply, rx) = oneshot::channel();
-        self.pending.push_back(PendingStore {
+        self.round.pending().stores.push(PendingStore {
             messages: msg.messages,
             reply,
         });
-        self.kick_write(ctx);
-        Box::pin(async move { rx.await.unwrap_or(Err(SpoolError::Unavailable)) })
+        self.kick(ctx);
+        reply_future(rx)
     }
 }
 
@@ -468,32 +653,21 @@ impl Handler<Remove> for Spool {
     fn handle(&mut self, msg: Remove, ctx: &mut Context<Self>) -> Self::Result {
         let _g = alloc::enter(ActorClass::Spool);
         let (reply, rx) = oneshot::channel();
-        self.done_queue.push(PendingDone {
-            id: msg.id,
-            loc: msg.loc,
-            reply,
-        });
-        self.kick_done(ctx);
-        Box::pin(async move { rx.await.unwrap_or(Err(SpoolError::Unavailable)) })
+        self.push_mark(msg.id, Mark::Done, Some(reply));
+        self.kick(ctx);
+        reply_future(rx)
     }
 }
 
-impl Handler<ReadData> for Spool {
-    type Result = ResponseFuture<Result<Bytes, SpoolError>>;
+impl Handler<MarkRecipients> for Spool {
+    type Result = ResponseFuture<Result<(), SpoolError>>;
 
-    fn handle(&mut self, msg: ReadData, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: MarkRecipients, ctx: &mut Context<Self>) -> Self::Result {
         let _g = alloc::enter(ActorClass::Spool);
-        let Some(seg) = self.segments.get(&msg.loc.segment) else {
-            return Box::pin(async { Err(SpoolError::NotFound) });
-        };
         let (reply, rx) = oneshot::channel();
-        self.reads.push(PendingRead {
-            file: seg.segment.records.clone(),
-            loc: msg.loc,
-            reply,
-        });
-        self.kick_read(ctx);
-        Box::pin(async move { rx.await.unwrap_or(Err(SpoolError::Unavailable)) })
+        self.push_mark(msg.id, Mark::Rcpts(msg.indices), Some(reply));
+        self.kick(ctx);
+        reply_future(rx)
     }
 }
 
@@ -502,9 +676,31 @@ impl Handler<NoteRetry> for Spool {
 
     fn handle(&mut self, msg: NoteRetry, ctx: &mut Context<Self>) {
         let _g = alloc::enter(ActorClass::Spool);
-        let buf = self.notes.entry(msg.loc.segment).or_default();
-        record::encode_retry(msg.id, msg.state, buf);
-        self.kick_notes(ctx);
+        self.push_mark(msg.id, Mark::Retry(msg.state), None);
+        self.kick(ctx);
+    }
+}
+
+impl Handler<ReadData> for Spool {
+    type Result = ResponseFuture<Result<Bytes, SpoolError>>;
+
+    fn handle(&mut self, msg: ReadData, ctx: &mut Context<Self>) -> Self::Result {
+        let _g = alloc::enter(ActorClass::Spool);
+        let Some((loc, seg)) = self
+            .index
+            .get(&msg.id)
+            .and_then(|l| Some((*l, self.segments.get(&l.segment)?)))
+        else {
+            return Box::pin(async { Err(SpoolError::NotFound) });
+        };
+        let (reply, rx) = oneshot::channel();
+        self.reads.pending().push(PendingRead {
+            file: seg.segment.records.clone(),
+            loc,
+            reply,
+        });
+        self.kick_read(ctx);
+        reply_future(rx)
     }
 }
 

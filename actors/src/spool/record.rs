@@ -1,25 +1,22 @@
-//! The on-disk record format of spool segments. Pure: bytes in, bytes out.
+//! The on-disk format of message records in spool segments. Pure: bytes in, bytes out.
 //!
 //! A segment file is a sequence of records, each
-//! `magic "IMPR" | kind u8 | 3 reserved bytes | payload_len u32 LE | crc32 u32 LE | payload`.
-//! The CRC covers the payload, so a record torn by a crash (the tail of the last segment
-//! written before the fsync that would have acknowledged it) is detected and ignored.
-//! A message payload holds the envelope and the full message data; the separate `.done`
-//! file of a segment holds 12-byte entries `id u64 LE | crc32(id) u32 LE`, one per message
-//! whose final outcome was logged. The `.retry` file holds 24-byte entries
-//! `id u64 LE | attempts u32 LE | retry_at_ms u64 LE | crc32 u32 LE`, appended without an
-//! fsync after each deferral: the last intact entry of a message tells a restarted
-//! daemon its attempt count and when to try again (losing one costs only timing).
+//! `magic "IMPR" | kind u8 | 3 zero bytes | payload_len u32 LE | id u64 LE | crc32 u32 LE | payload`
+//! (a 24-byte header). The CRC covers every header byte after the magic up to itself
+//! (kind, padding, length, id) and the whole payload, so a damaged length or kind is
+//! detected like damaged data. Recovery never trusts a record it cannot verify: on a
+//! damaged record it [`resync`]s to the next offset where a whole record verifies, and
+//! the bytes in between are quarantined.
+//!
+//! A message payload holds the envelope and the full message data:
+//! `received_at u64 | sender | domain | peer | n u32 | n × recipient | data_len u64 | data`,
+//! each string as `len u32 | bytes`.
 
 use crate::ids::MessageId;
 
-const MAGIC: &[u8; 4] = b"IMPR";
+pub const MAGIC: &[u8; 4] = b"IMPR";
 /// Bytes before the payload.
-pub const HEADER_LEN: usize = 16;
-/// Bytes per `.done` entry.
-pub const DONE_LEN: usize = 12;
-/// Bytes per `.retry` entry.
-pub const RETRY_LEN: usize = 24;
+pub const HEADER_LEN: usize = 24;
 const KIND_MESSAGE: u8 = 1;
 
 /// Everything the spool keeps about a message besides its data.
@@ -37,22 +34,23 @@ pub struct MessageMeta {
 }
 
 /// Why a record could not be decoded.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DecodeError {
-    /// Fewer bytes than the record needs: the torn tail of a segment.
+    /// Fewer bytes than the record needs: a torn tail, or a damaged length.
     Truncated,
     /// Bad magic, unknown kind, CRC mismatch or malformed payload.
     Corrupt(&'static str),
 }
 
-/// Append one message record to `out`; returns the offset of the data inside the record.
+/// Append one message record to `out`.
 pub fn encode_message(meta: &MessageMeta, data: &[u8], out: &mut Vec<u8>) {
     let start = out.len();
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&[KIND_MESSAGE, 0, 0, 0]);
-    out.extend_from_slice(&[0; 8]); // length and crc, patched below
-    let payload_start = out.len();
+    out.extend_from_slice(&[0; 4]); // payload length, patched below
     out.extend_from_slice(&meta.id.0.to_le_bytes());
+    out.extend_from_slice(&[0; 4]); // crc, patched below
+    let payload_start = out.len();
     out.extend_from_slice(&meta.received_at.to_le_bytes());
     put_str(out, &meta.sender);
     put_str(out, &meta.domain);
@@ -64,13 +62,21 @@ pub fn encode_message(meta: &MessageMeta, data: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(&(data.len() as u64).to_le_bytes());
     out.extend_from_slice(data);
     let payload_len = (out.len() - payload_start) as u32;
-    let crc = crc32fast::hash(&out[payload_start..]);
     out[start + 8..start + 12].copy_from_slice(&payload_len.to_le_bytes());
-    out[start + 12..start + 16].copy_from_slice(&crc.to_le_bytes());
+    let crc = checksum(&out[start..]);
+    out[start + 20..start + 24].copy_from_slice(&crc.to_le_bytes());
 }
 
-/// Total length of the record at the start of `buf`, once its header is complete.
-pub fn record_len(buf: &[u8]) -> Result<usize, DecodeError> {
+/// CRC of a whole record (`rec` starts at the magic and holds the whole payload).
+fn checksum(rec: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&rec[4..20]);
+    h.update(&rec[HEADER_LEN..]);
+    h.finalize()
+}
+
+/// Verify the record at the start of `buf`; its total length if it is whole and intact.
+pub fn verify(buf: &[u8]) -> Result<usize, DecodeError> {
     if buf.len() < HEADER_LEN {
         return Err(DecodeError::Truncated);
     }
@@ -78,25 +84,60 @@ pub fn record_len(buf: &[u8]) -> Result<usize, DecodeError> {
         return Err(DecodeError::Corrupt("bad magic"));
     }
     let len = u32::from_le_bytes([buf[8], buf[9], buf[10], buf[11]]) as usize;
-    Ok(HEADER_LEN + len)
-}
-
-/// Decode the record at the start of `buf`: its metadata, the data and the record length.
-pub fn decode_message(buf: &[u8]) -> Result<(MessageMeta, &[u8], usize), DecodeError> {
-    let total = record_len(buf)?;
+    let total = HEADER_LEN + len;
     if buf.len() < total {
         return Err(DecodeError::Truncated);
     }
-    if buf[4] != KIND_MESSAGE {
-        return Err(DecodeError::Corrupt("unknown record kind"));
-    }
-    let crc = u32::from_le_bytes([buf[12], buf[13], buf[14], buf[15]]);
-    let payload = &buf[HEADER_LEN..total];
-    if crc32fast::hash(payload) != crc {
+    let crc = u32::from_le_bytes([buf[20], buf[21], buf[22], buf[23]]);
+    if checksum(&buf[..total]) != crc {
         return Err(DecodeError::Corrupt("checksum mismatch"));
     }
-    let mut r = Reader { buf: payload };
-    let id = MessageId(r.u64()?);
+    if buf[4] != KIND_MESSAGE || buf[5..8] != [0, 0, 0] {
+        return Err(DecodeError::Corrupt("unknown record kind"));
+    }
+    Ok(total)
+}
+
+/// The id in a record's header (meaningful only once [`verify`] passed).
+pub fn header_id(buf: &[u8]) -> MessageId {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&buf[12..20]);
+    MessageId(u64::from_le_bytes(a))
+}
+
+/// A decoded record, borrowing from the segment bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageView<'a> {
+    pub id: MessageId,
+    pub received_at: u64,
+    pub sender: &'a str,
+    pub domain: &'a str,
+    pub peer: &'a str,
+    pub recipients: Vec<&'a str>,
+    pub data: &'a [u8],
+}
+
+impl MessageView<'_> {
+    /// The owned metadata.
+    pub fn meta(&self) -> MessageMeta {
+        MessageMeta {
+            id: self.id,
+            received_at: self.received_at,
+            sender: self.sender.to_string(),
+            domain: self.domain.to_string(),
+            recipients: self.recipients.iter().map(|r| r.to_string()).collect(),
+            peer: self.peer.to_string(),
+        }
+    }
+}
+
+/// Decode the record at the start of `buf` without copying; returns it and its length.
+pub fn decode_view(buf: &[u8]) -> Result<(MessageView<'_>, usize), DecodeError> {
+    let total = verify(buf)?;
+    let id = header_id(buf);
+    let mut r = Reader {
+        buf: &buf[HEADER_LEN..total],
+    };
     let received_at = r.u64()?;
     let sender = r.string()?;
     let domain = r.string()?;
@@ -108,74 +149,36 @@ pub fn decode_message(buf: &[u8]) -> Result<(MessageMeta, &[u8], usize), DecodeE
     }
     let data_len = r.u64()? as usize;
     let data = r.take(data_len)?;
-    let meta = MessageMeta {
+    let view = MessageView {
         id,
         received_at,
         sender,
         domain,
-        recipients,
         peer,
+        recipients,
+        data,
     };
-    Ok((meta, data, total))
+    Ok((view, total))
 }
 
-/// One `.done` entry for `id`.
-pub fn encode_done(id: MessageId, out: &mut Vec<u8>) {
-    let bytes = id.0.to_le_bytes();
-    out.extend_from_slice(&bytes);
-    out.extend_from_slice(&crc32fast::hash(&bytes).to_le_bytes());
+/// Decode the record at the start of `buf`: its metadata, the data and the record length.
+pub fn decode_message(buf: &[u8]) -> Result<(MessageMeta, &[u8], usize), DecodeError> {
+    let (v, total) = decode_view(buf)?;
+    Ok((v.meta(), v.data, total))
 }
 
-/// Every intact entry of a `.done` file; a torn or corrupt entry is skipped.
-pub fn decode_done(buf: &[u8]) -> Vec<MessageId> {
-    buf.chunks_exact(DONE_LEN)
-        .filter_map(|e| {
-            let id = [e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7]];
-            let crc = u32::from_le_bytes([e[8], e[9], e[10], e[11]]);
-            (crc32fast::hash(&id) == crc).then(|| MessageId(u64::from_le_bytes(id)))
-        })
-        .collect()
-}
-
-/// Retry state of a deferred message: attempts made and when the next is due.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryState {
-    pub attempts: u32,
-    /// Milliseconds since the epoch.
-    pub retry_at: u64,
-}
-
-/// One `.retry` entry.
-pub fn encode_retry(id: MessageId, state: RetryState, out: &mut Vec<u8>) {
-    let start = out.len();
-    out.extend_from_slice(&id.0.to_le_bytes());
-    out.extend_from_slice(&state.attempts.to_le_bytes());
-    out.extend_from_slice(&state.retry_at.to_le_bytes());
-    let crc = crc32fast::hash(&out[start..]);
-    out.extend_from_slice(&crc.to_le_bytes());
-}
-
-/// Every intact `.retry` entry, in file order; torn or corrupt entries are skipped.
-pub fn decode_retry(buf: &[u8]) -> Vec<(MessageId, RetryState)> {
-    buf.chunks_exact(RETRY_LEN)
-        .filter_map(|e| {
-            let crc = u32::from_le_bytes([e[20], e[21], e[22], e[23]]);
-            if crc32fast::hash(&e[..20]) != crc {
-                return None;
-            }
-            let mut id = [0u8; 8];
-            id.copy_from_slice(&e[..8]);
-            let mut at = [0u8; 8];
-            at.copy_from_slice(&e[12..20]);
-            Some((
-                MessageId(u64::from_le_bytes(id)),
-                RetryState {
-                    attempts: u32::from_le_bytes([e[8], e[9], e[10], e[11]]),
-                    retry_at: u64::from_le_bytes(at),
-                },
-            ))
-        })
-        .collect()
+/// The first offset at or after `from` where a whole, intact record starts.
+pub fn resync(buf: &[u8], from: usize) -> Option<usize> {
+    let finder = memchr::memmem::Finder::new(MAGIC);
+    let mut at = from;
+    while at < buf.len() {
+        let pos = at + finder.find(&buf[at..])?;
+        if verify(&buf[pos..]).is_ok() {
+            return Some(pos);
+        }
+        at = pos + 1;
+    }
+    None
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
@@ -206,10 +209,10 @@ impl<'a> Reader<'a> {
         a.copy_from_slice(b);
         Ok(u64::from_le_bytes(a))
     }
-    fn string(&mut self) -> Result<String, DecodeError> {
+    fn string(&mut self) -> Result<&'a str, DecodeError> {
         let n = self.u32()? as usize;
         let b = self.take(n)?;
-        String::from_utf8(b.to_vec()).map_err(|_| DecodeError::Corrupt("string is not UTF-8"))
+        std::str::from_utf8(b).map_err(|_| DecodeError::Corrupt("string is not UTF-8"))
     }
 }
 
@@ -252,42 +255,36 @@ mod tests {
     }
 
     #[test]
-    fn a_flipped_byte_is_detected() {
+    fn a_flipped_byte_anywhere_is_detected_length_and_kind_included() {
         let mut buf = Vec::new();
         encode_message(&meta(9), b"hello\r\n", &mut buf);
-        for i in HEADER_LEN..buf.len() {
-            let mut bad = buf.clone();
-            bad[i] ^= 0x40;
-            assert!(decode_message(&bad).is_err(), "flip at {i}");
+        for i in 0..buf.len() {
+            for bit in [0x01, 0x40, 0x80] {
+                let mut bad = buf.clone();
+                bad[i] ^= bit;
+                assert!(decode_message(&bad).is_err(), "flip {bit:#x} at {i}");
+            }
         }
     }
 
     #[test]
-    fn retry_entries_round_trip_and_skip_corrupt() {
-        let a = RetryState {
-            attempts: 3,
-            retry_at: 1_700_000_000_123,
-        };
+    fn resync_skips_damage_to_the_next_whole_record() {
         let mut buf = Vec::new();
-        encode_retry(MessageId(7), a, &mut buf);
-        encode_retry(MessageId(8), a, &mut buf);
-        buf[RETRY_LEN + 9] ^= 1;
-        encode_retry(MessageId(9), a, &mut buf);
-        buf.extend_from_slice(&[0; 5]);
-        assert_eq!(
-            decode_retry(&buf),
-            vec![(MessageId(7), a), (MessageId(9), a)]
-        );
-    }
-
-    #[test]
-    fn done_entries_skip_torn_and_corrupt() {
-        let mut buf = Vec::new();
-        encode_done(MessageId(1), &mut buf);
-        encode_done(MessageId(2), &mut buf);
-        buf[DONE_LEN + 3] ^= 1;
-        encode_done(MessageId(3), &mut buf);
-        buf.extend_from_slice(&[1, 2, 3]);
-        assert_eq!(decode_done(&buf), vec![MessageId(1), MessageId(3)]);
+        let mut starts = Vec::new();
+        for id in 1..=4 {
+            starts.push(buf.len());
+            encode_message(&meta(id), b"IMPR inside the data\r\n", &mut buf);
+        }
+        // Damage the second record's length field: the first still decodes, the second
+        // does not, and resync lands exactly on the third.
+        buf[starts[1] + 9] ^= 0xff;
+        assert!(decode_message(&buf[starts[0]..]).is_ok());
+        assert!(decode_message(&buf[starts[1]..]).is_err());
+        assert_eq!(resync(&buf, starts[1] + 1), Some(starts[2]));
+        // Past the last record there is nothing to find.
+        assert_eq!(resync(&buf, starts[3] + 1), None);
+        // A torn tail has no whole record after it.
+        let cut = &buf[..buf.len() - 5];
+        assert_eq!(resync(cut, starts[3]), None);
     }
 }

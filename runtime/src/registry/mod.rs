@@ -28,8 +28,24 @@ pub use tree::{build_tree, render_tree, TreeNode, COLLAPSE_KEEP, COLLAPSE_OVER};
 /// Identifies an actor in the registry.
 pub type ActorId = u64;
 
+thread_local! {
+    /// The index of the actix arbiter this thread runs (0 unless set).
+    static ARBITER: std::cell::Cell<u8> = const { std::cell::Cell::new(0) };
+}
+
+/// Record that this thread runs arbiter `index` (called once on each arbiter thread).
+pub fn set_thread_arbiter(index: u8) {
+    ARBITER.with(|a| a.set(index));
+}
+
+/// The arbiter index of the current thread.
+pub fn thread_arbiter() -> u8 {
+    ARBITER.try_with(|a| a.get()).unwrap_or(0)
+}
+
 struct Entry {
     class: ActorClass,
+    arbiter: u8,
     name: String,
     parent: Option<ActorId>,
     state: &'static str,
@@ -49,6 +65,7 @@ impl Entry {
             mailbox: self.mailbox,
             detail: self.detail.clone(),
             age_ms: self.born.elapsed().as_millis() as u64,
+            arbiter: self.arbiter,
         }
     }
 }
@@ -68,6 +85,9 @@ pub struct ActorInfo {
     pub detail: String,
     /// Milliseconds since registration.
     pub age_ms: u64,
+    /// Index of the actix arbiter (event-loop thread) the actor runs on.
+    #[serde(default)]
+    pub arbiter: u8,
 }
 
 /// Every live actor. Create with [`Registry::new`] and pass the `Arc` around.
@@ -97,6 +117,7 @@ impl Registry {
             id,
             Entry {
                 class,
+                arbiter: thread_arbiter(),
                 name: name.into(),
                 parent,
                 state: "starting",
@@ -119,6 +140,13 @@ impl Registry {
     pub fn set_mailbox(&self, id: ActorId, len: usize) {
         if let Some(mut e) = self.actors.get_mut(&id) {
             e.mailbox = len;
+        }
+    }
+
+    /// Record that `id` runs on the current thread's arbiter.
+    pub fn set_arbiter_here(&self, id: ActorId) {
+        if let Some(mut e) = self.actors.get_mut(&id) {
+            e.arbiter = thread_arbiter();
         }
     }
 
@@ -217,6 +245,11 @@ impl Registration {
     /// Set this actor's mailbox length.
     pub fn set_mailbox(&self, len: usize) {
         self.registry.set_mailbox(self.id, len);
+    }
+
+    /// Record that this actor runs on the current thread's arbiter (call from `started`).
+    pub fn placed(&self) {
+        self.registry.set_arbiter_here(self.id);
     }
 
     /// Set this actor's free-text detail.

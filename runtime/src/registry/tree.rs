@@ -207,6 +207,7 @@ mod tests {
             mailbox: 0,
             detail: String::new(),
             age_ms: 0,
+            arbiter: 0,
         }
     }
 

@@ -1,7 +1,8 @@
 //! MAIL FROM: opening a transaction.
 //!
 //! Allowed only after EHLO/HELO and outside a transaction (`503 5.5.1` otherwise).
-//! Parameters other than `SIZE` and `BODY` are refused with `555 5.5.4`; a declared
+//! While the actor has set a refusal (its spool cannot take mail), MAIL gets
+//! `452 4.3.1`. Parameters other than `SIZE` and `BODY` are refused with `555 5.5.4`; a declared
 //! `SIZE` above the policy maximum gets `552 5.3.4` (RFC 1870). On success the envelope
 //! is started and the session moves to [`State::Mail`].
 
@@ -15,6 +16,10 @@ impl Session {
             State::Greeted => return self.reply(503, "5.5.1", "Send EHLO or HELO first"),
             State::Mail | State::Rcpt => return self.reply(503, "5.5.1", "Nested MAIL command"),
             _ => {}
+        }
+        if let Some(reason) = &self.mail_refusal {
+            let text = reason.clone();
+            return self.reply(452, "4.3.1", &text);
         }
         if !params.extra.is_empty() {
             return self.reply(555, "5.5.4", "Unsupported MAIL parameter");

@@ -157,6 +157,8 @@ pub struct Session {
     discarding: bool,
     /// Consecutive 5xx replies to commands.
     errors: u32,
+    /// While set, MAIL FROM is answered `452 4.3.1` with this text (storage trouble).
+    mail_refusal: Option<String>,
 }
 
 impl Session {
@@ -174,6 +176,15 @@ impl Session {
             events: VecDeque::new(),
             discarding: false,
             errors: 0,
+            mail_refusal: None,
+        }
+    }
+
+    /// Refuse (with `Some(text)`) or accept (`None`) new transactions: while refused,
+    /// MAIL FROM gets `452 4.3.1 {text}` (insufficient system storage, RFC 3463).
+    pub fn refuse_mail(&mut self, reason: Option<&str>) {
+        if self.mail_refusal.as_deref() != reason {
+            self.mail_refusal = reason.map(str::to_string);
         }
     }
 

@@ -1,0 +1,121 @@
+//! Group commit: the one batching mechanism of the spool and the logger.
+//!
+//! Work accumulates in a pending batch while one job is in flight; when the job ends,
+//! the next job takes everything that accumulated meanwhile, at once. So one `fsync`
+//! serves every request that arrived during the previous one, and the batch size adapts
+//! to the load by itself (Postfix's and every database's group commit).
+//!
+//! A job that failed hands its work back with [`Batcher::fail`]: it goes in front of
+//! what arrived since (order is kept) and no job starts before the back-off ends.
+
+use std::time::{Duration, Instant};
+
+/// A batch of pending work: something that can be empty and can absorb another batch.
+pub trait Pending: Default {
+    fn is_empty(&self) -> bool;
+    /// Put `later` after `self`.
+    fn append(&mut self, later: Self);
+}
+
+impl<T> Pending for Vec<T> {
+    fn is_empty(&self) -> bool {
+        Vec::is_empty(self)
+    }
+    fn append(&mut self, mut later: Self) {
+        Vec::append(self, &mut later)
+    }
+}
+
+/// The pending batch, whether a job is in flight, and the back-off after a failure.
+#[derive(Debug, Default)]
+pub struct Batcher<B: Pending> {
+    pending: B,
+    busy: bool,
+    not_before: Option<Instant>,
+}
+
+impl<B: Pending> Batcher<B> {
+    /// The batch being accumulated, to add work to.
+    pub fn pending(&mut self) -> &mut B {
+        &mut self.pending
+    }
+
+    /// Peek at the pending batch.
+    pub fn peek(&self) -> &B {
+        &self.pending
+    }
+
+    /// Take the pending batch for a job, if there is work, no job in flight and no
+    /// back-off running; the batcher is then busy until [`done`](Self::done) or
+    /// [`fail`](Self::fail).
+    pub fn start(&mut self, now: Instant) -> Option<B> {
+        if self.busy || self.pending.is_empty() || self.not_before.is_some_and(|t| now < t) {
+            return None;
+        }
+        self.not_before = None;
+        self.busy = true;
+        Some(std::mem::take(&mut self.pending))
+    }
+
+    /// The job in flight ended well.
+    pub fn done(&mut self) {
+        self.busy = false;
+    }
+
+    /// The job in flight failed: `work` goes back in front, nothing starts for `backoff`.
+    pub fn fail(&mut self, work: B, now: Instant, backoff: Duration) {
+        self.busy = false;
+        let later = std::mem::replace(&mut self.pending, work);
+        self.pending.append(later);
+        self.not_before = Some(now + backoff);
+    }
+
+    /// When a job may start again after a failure, if one is waiting for that.
+    pub fn backoff_until(&self) -> Option<Instant> {
+        self.not_before
+    }
+
+    pub fn is_busy(&self) -> bool {
+        self.busy
+    }
+
+    /// No work pending and none in flight.
+    pub fn is_idle(&self) -> bool {
+        !self.busy && self.pending.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_job_at_a_time_takes_everything_pending() {
+        let t = Instant::now();
+        let mut b: Batcher<Vec<u32>> = Batcher::default();
+        assert!(b.start(t).is_none() && b.is_idle());
+        b.pending().push(1);
+        assert_eq!(b.start(t), Some(vec![1]));
+        b.pending().extend([2, 3]);
+        assert!(b.start(t).is_none(), "busy");
+        assert!(!b.is_idle());
+        b.done();
+        assert_eq!(b.start(t), Some(vec![2, 3]));
+        b.done();
+        assert!(b.is_idle());
+    }
+
+    #[test]
+    fn failed_work_goes_back_in_front_after_a_backoff() {
+        let t = Instant::now();
+        let mut b: Batcher<Vec<u32>> = Batcher::default();
+        b.pending().push(1);
+        let job = b.start(t).unwrap();
+        b.pending().push(2);
+        b.fail(job, t, Duration::from_secs(1));
+        assert_eq!(b.backoff_until(), Some(t + Duration::from_secs(1)));
+        assert!(b.start(t + Duration::from_millis(500)).is_none());
+        assert_eq!(b.start(t + Duration::from_secs(1)), Some(vec![1, 2]));
+        assert_eq!(b.backoff_until(), None);
+    }
+}

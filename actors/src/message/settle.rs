@@ -1,0 +1,246 @@
+//! Settling an attempt: per-recipient results in, log records and the message's next
+//! step out. Plain code over a [`QueuedMessage`] — no actors, no I/O — used by the message
+//! actor after a delivery attempt and by the domain container when it defers messages
+//! without waking them (next hop down).
+//!
+//! Rules:
+//! - 2xx → Delivery, 5xx → Bounce: the recipient is final. 4xx → TransientFailure.
+//! - A recipient that is already final is never settled again (its result is ignored).
+//! - If recipients are still pending and the message has outlived
+//!   `message_expiration`, each gets an Expiration record and is final.
+//! - Otherwise the next attempt is `retry_delay(attempts)` from now.
+
+use std::time::Duration;
+
+use impulse_config::DomainCfg;
+
+use crate::domain::backoff;
+use crate::logger::record::timestamp_now;
+use crate::logger::{LogRecord, LoggedResponse, RecordType};
+use crate::queued::QueuedMessage;
+
+/// How one recipient's attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Delivered,
+    Transient,
+    Permanent,
+}
+
+/// What an attempt settled to.
+#[derive(Debug)]
+pub struct Settlement {
+    pub records: Vec<LogRecord>,
+    /// Recipients (indices) that became final with this attempt.
+    pub newly_final: Vec<usize>,
+    /// Every recipient is final now: the message leaves the spool.
+    pub finished: bool,
+    /// When the next attempt is due (ms since the epoch), if not finished.
+    pub retry_at: u64,
+    /// Counts for `status`: delivered, bounced, deferred, expired.
+    pub counts: [u64; 4],
+}
+
+/// Settle `results` (recipient index, verdict, response) for `msg`.
+pub fn settle(
+    msg: &QueuedMessage,
+    domain: &str,
+    cfg: &DomainCfg,
+    results: Vec<(usize, Verdict, LoggedResponse)>,
+    peer: &str,
+    now_ms: u64,
+) -> Settlement {
+    let mut s = Settlement {
+        records: Vec::new(),
+        newly_final: Vec::new(),
+        finished: false,
+        retry_at: 0,
+        counts: [0; 4],
+    };
+    let rcpts: Vec<&str> = msg.envelope.recipients().collect();
+    let mut last: Option<LoggedResponse> = None;
+    for (i, verdict, response) in results {
+        if i >= rcpts.len() || msg.done.contains(i) || s.newly_final.contains(&i) {
+            continue;
+        }
+        let kind = match verdict {
+            Verdict::Delivered => {
+                s.counts[0] += 1;
+                RecordType::Delivery
+            }
+            Verdict::Permanent => {
+                s.counts[1] += 1;
+                RecordType::Bounce
+            }
+            Verdict::Transient => {
+                s.counts[2] += 1;
+                RecordType::TransientFailure
+            }
+        };
+        if verdict != Verdict::Transient {
+            s.newly_final.push(i);
+        }
+        s.records
+            .push(record(msg, domain, kind, rcpts[i], &response, peer));
+        last = Some(response);
+    }
+    let pending: Vec<usize> = (0..rcpts.len())
+        .filter(|i| !msg.done.contains(*i) && !s.newly_final.contains(i))
+        .collect();
+    let age = Duration::from_millis(now_ms.saturating_sub(msg.received_at));
+    if !pending.is_empty() && backoff::expired(age, cfg.message_expiration.get()) {
+        let response = LoggedResponse::new(
+            550,
+            Some("5.4.7".into()),
+            format!(
+                "message expired after {} in queue; last response: {}",
+                humantime::format_duration(Duration::from_secs(age.as_secs())),
+                last.as_ref().map(|r| r.text.as_str()).unwrap_or("none")
+            ),
+        );
+        for &i in &pending {
+            s.records.push(record(
+                msg,
+                domain,
+                RecordType::Expiration,
+                rcpts[i],
+                &response,
+                peer,
+            ));
+            s.counts[3] += 1;
+            s.newly_final.push(i);
+        }
+        s.finished = true;
+    } else if pending.is_empty() {
+        s.finished = true;
+    } else {
+        let delay = backoff::retry_delay(
+            msg.attempts.max(1),
+            cfg.retry_interval.get(),
+            cfg.max_retry_interval.get(),
+        );
+        s.retry_at = now_ms + delay.as_millis() as u64;
+    }
+    s
+}
+
+fn record(
+    msg: &QueuedMessage,
+    domain: &str,
+    kind: RecordType,
+    recipient: &str,
+    response: &LoggedResponse,
+    peer: &str,
+) -> LogRecord {
+    LogRecord {
+        kind,
+        id: msg.id.to_string(),
+        timestamp: timestamp_now(),
+        sender: msg.envelope.sender().to_string(),
+        recipient: recipient.to_string(),
+        domain: domain.to_string(),
+        size: msg.size,
+        attempts: msg.attempts,
+        response: response.clone(),
+        peer: peer.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::MessageId;
+    use crate::queued::{PackedEnvelope, RcptSet};
+
+    fn msg(rcpts: &[&str]) -> QueuedMessage {
+        QueuedMessage {
+            id: MessageId(1),
+            received_at: 1_000_000,
+            size: 10,
+            attempts: 1,
+            retry_at: 0,
+            envelope: PackedEnvelope::new("s@x", rcpts.iter().copied()),
+            done: RcptSet::empty(rcpts.len()),
+            reg: None,
+        }
+    }
+
+    fn ok() -> LoggedResponse {
+        LoggedResponse::new(250, None, "ok")
+    }
+
+    #[test]
+    fn partial_outcome_marks_final_and_retries_the_rest() {
+        let cfg = DomainCfg::default();
+        let m = msg(&["a@d", "soft@d", "bad@d"]);
+        let s = settle(
+            &m,
+            "d",
+            &cfg,
+            vec![
+                (0, Verdict::Delivered, ok()),
+                (
+                    1,
+                    Verdict::Transient,
+                    LoggedResponse::new(451, None, "later"),
+                ),
+                (2, Verdict::Permanent, LoggedResponse::new(550, None, "no")),
+            ],
+            "peer",
+            1_000_500,
+        );
+        assert_eq!(s.newly_final, vec![0, 2]);
+        assert!(!s.finished);
+        assert_eq!(s.counts, [1, 1, 1, 0]);
+        let kinds: Vec<RecordType> = s.records.iter().map(|r| r.kind).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                RecordType::Delivery,
+                RecordType::TransientFailure,
+                RecordType::Bounce
+            ]
+        );
+        assert_eq!(
+            s.retry_at,
+            1_000_500 + cfg.retry_interval.get().as_millis() as u64
+        );
+    }
+
+    #[test]
+    fn final_recipients_are_never_settled_again() {
+        let cfg = DomainCfg::default();
+        let mut m = msg(&["a@d", "b@d"]);
+        m.done.insert(0);
+        let s = settle(
+            &m,
+            "d",
+            &cfg,
+            vec![(0, Verdict::Delivered, ok()), (1, Verdict::Delivered, ok())],
+            "p",
+            1_000_001,
+        );
+        assert_eq!(s.newly_final, vec![1]);
+        assert_eq!(s.records.len(), 1);
+        assert!(s.finished);
+    }
+
+    #[test]
+    fn expiry_finishes_what_is_pending() {
+        let cfg = DomainCfg::default();
+        let m = msg(&["a@d", "b@d"]);
+        let later = m.received_at + cfg.message_expiration.get().as_millis() as u64;
+        let s = settle(
+            &m,
+            "d",
+            &cfg,
+            vec![(0, Verdict::Transient, LoggedResponse::new(451, None, "x"))],
+            "p",
+            later,
+        );
+        assert!(s.finished);
+        assert_eq!(s.newly_final, vec![0, 1]);
+        assert_eq!(s.counts[3], 2);
+        assert!(s.records[2].response.text.contains("last response: x"));
+    }
+}
