@@ -158,6 +158,10 @@ impl Control {
             expired: Stats::get(&st.expired),
             messages_live: Stats::get(&st.messages_live),
             panics: self.shared.panics.get(),
+            spool_healthy: self.shared.spool_health.is_healthy(),
+            spool_error: self.shared.spool_health.reason(),
+            spool_quarantined: self.shared.spool_health.quarantined(),
+            messages_working: Stats::get(&st.messages_working),
             received_per_sec: self.rates.0,
             delivered_per_sec: self.rates.1,
             ..Default::default()

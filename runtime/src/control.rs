@@ -75,8 +75,16 @@ pub struct StatusReport {
     pub in_flight: u64,
     pub messages_live: u64,
     pub domains: u64,
-    /// Handler panics caught and turned into supervised restarts.
+    /// Handler panics caught and contained (actor restarted or retired).
     pub panics: u64,
+    /// Whether the spool takes writes (while false, MAIL FROM gets `452 4.3.1`).
+    pub spool_healthy: bool,
+    /// Why the spool is unhealthy ("" while healthy).
+    pub spool_error: String,
+    /// Damaged spool records moved to quarantine at the last start.
+    pub spool_quarantined: u64,
+    /// Message actors alive now (the other queued messages are compact records).
+    pub messages_working: u64,
     /// Messages received per second over the last sampling window.
     pub received_per_sec: f64,
     /// Messages delivered per second over the last sampling window.

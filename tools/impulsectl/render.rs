@@ -121,7 +121,17 @@ pub fn response(resp: &Response) -> String {
                     ),
                 ),
                 ("domains", s.domains.to_string()),
-                ("handler panics (restarted)", s.panics.to_string()),
+                ("handler panics (contained)", s.panics.to_string()),
+                (
+                    "spool",
+                    if s.spool_healthy {
+                        "healthy".to_string()
+                    } else {
+                        format!("UNHEALTHY: {}", s.spool_error)
+                    },
+                ),
+                ("spool records quarantined", s.spool_quarantined.to_string()),
+                ("message actors working", s.messages_working.to_string()),
                 (
                     "rate received/delivered",
                     format!("{:.1}/s / {:.1}/s", s.received_per_sec, s.delivered_per_sec),

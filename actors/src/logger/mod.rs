@@ -1,17 +1,20 @@
 //! The logger actor: writes the per-message log records (JSON lines) to
 //! `{data_dir}/logs/impulse.log`.
 //!
-//! Records are buffered and written by pool jobs, one at a time: whatever accumulated
-//! while a write was in flight goes out in the next one (group commit). A record sent
-//! with `durable: true` (a final outcome: the message is about to leave the spool) is
-//! answered only after the write that carried it was fsynced.
+//! Records are buffered and written by pool jobs, one at a time ([`Batcher`]): whatever
+//! accumulated while a write was in flight goes out in the next one (group commit). A
+//! record sent with `durable: true` (a final outcome: the message is about to leave the
+//! spool, or a recipient to be marked final) is answered only after the write that
+//! carried it was fsynced. A write that fails is cut off again, kept, and retried after
+//! a second: nobody waiting for durability is answered before it really is, so a
+//! message never leaves the spool without its record.
 
 pub mod record;
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use impulse_runtime::alloc;
@@ -22,6 +25,12 @@ use tokio::sync::oneshot;
 
 pub use record::{LogRecord, LoggedResponse, RecordType};
 
+use crate::batch::{Batcher, Pending};
+use crate::spool;
+
+/// How long a failed write waits before it is tried again.
+const RETRY_BACKOFF: Duration = Duration::from_secs(1);
+
 /// Write a record; with `durable`, answer only once it is fsynced.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -30,16 +39,32 @@ pub struct Log {
     pub durable: bool,
 }
 
+/// Log lines waiting for a write, and who waits for them to be durable.
+#[derive(Default)]
+struct LogBatch {
+    bytes: Vec<u8>,
+    waiters: Vec<oneshot::Sender<()>>,
+}
+
+impl Pending for LogBatch {
+    fn is_empty(&self) -> bool {
+        self.bytes.is_empty() && self.waiters.is_empty()
+    }
+    fn append(&mut self, later: Self) {
+        self.bytes.extend_from_slice(&later.bytes);
+        self.waiters.extend(later.waiters);
+    }
+}
+
 /// The message log writer.
 pub struct Logger {
     file: Arc<File>,
+    /// Length of the file as far as whole writes go.
+    len: u64,
     pool: Pool,
     reg: Registration,
-    buffer: Vec<u8>,
-    waiters: Vec<oneshot::Sender<()>>,
-    writing: bool,
-    /// Bytes were written since the last sync.
-    unsynced: bool,
+    batch: Batcher<LogBatch>,
+    retry_timer: bool,
 }
 
 impl Logger {
@@ -50,55 +75,68 @@ impl Logger {
             .create(true)
             .append(true)
             .open(dir.join("impulse.log"))?;
+        let len = file.metadata()?.len();
         Ok(Logger {
             file: Arc::new(file),
+            len,
             pool,
             reg,
-            buffer: Vec::new(),
-            waiters: Vec::new(),
-            writing: false,
-            unsynced: false,
+            batch: Batcher::default(),
+            retry_timer: false,
         })
     }
 
     fn kick(&mut self, ctx: &mut Context<Self>) {
-        if self.writing {
-            return;
-        }
-        if self.buffer.is_empty() && (self.waiters.is_empty() || !self.unsynced) {
-            // Nothing unwritten or unsynced: whoever waits for durability has it.
-            for w in self.waiters.drain(..) {
-                let _ = w.send(());
+        let now = Instant::now();
+        if let Some(at) = self.batch.backoff_until() {
+            if now < at && !self.retry_timer {
+                self.retry_timer = true;
+                ctx.run_later(at - now, |act, ctx| {
+                    act.retry_timer = false;
+                    act.kick(ctx);
+                });
             }
-            return;
         }
-        self.writing = true;
+        let Some(batch) = self.batch.start(now) else {
+            return;
+        };
         self.reg.set_state("writing");
-        let buf = std::mem::take(&mut self.buffer);
-        let waiters = std::mem::take(&mut self.waiters);
-        let sync = !waiters.is_empty();
+        let sync = !batch.waiters.is_empty();
         let file = self.file.clone();
-        let job = self.pool.run(move || -> std::io::Result<()> {
-            let mut f = &*file;
-            f.write_all(&buf)?;
-            if sync {
-                f.sync_data()?;
-            }
-            Ok(())
+        let len = self.len;
+        let bytes = batch.bytes;
+        let job = self.pool.run(move || -> (std::io::Result<()>, Vec<u8>) {
+            let res = spool::files::append_at(&file, len, &bytes, sync);
+            (res, bytes)
         });
+        let waiters = batch.waiters;
         ctx.spawn(job.into_actor(self).map(move |res, act, ctx| {
             let _g = alloc::enter(ActorClass::Logger);
             match res {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => eprintln!("logger: write failed: {e}"),
-                Err(e) => eprintln!("logger: write job failed: {e}"),
+                Ok((Ok(()), bytes)) => {
+                    act.len += bytes.len() as u64;
+                    for w in waiters {
+                        let _ = w.send(());
+                    }
+                    act.batch.done();
+                    act.reg.set_state("idle");
+                }
+                Ok((Err(e), bytes)) => {
+                    eprintln!("logger: write failed: {e}; will retry");
+                    act.reg.set_state("failing");
+                    let again = LogBatch { bytes, waiters };
+                    act.batch.fail(again, Instant::now(), RETRY_BACKOFF);
+                }
+                Err(e) => {
+                    // The job panicked and took the bytes with it: nothing is known to be
+                    // written, and the records are lost to the log (not to the spool).
+                    eprintln!("logger: write job failed: {e}");
+                    for w in waiters {
+                        let _ = w.send(());
+                    }
+                    act.batch.done();
+                }
             }
-            act.unsynced = !sync;
-            for w in waiters {
-                let _ = w.send(());
-            }
-            act.writing = false;
-            act.reg.set_state("idle");
             act.kick(ctx);
         }));
     }
@@ -118,12 +156,13 @@ impl Handler<Log> for Logger {
 
     fn handle(&mut self, msg: Log, ctx: &mut Context<Self>) -> Self::Result {
         let _g = alloc::enter(ActorClass::Logger);
+        let pending = self.batch.pending();
         for r in &msg.records {
-            self.buffer.extend_from_slice(&r.to_line());
+            pending.bytes.extend_from_slice(&r.to_line());
         }
         let rx = if msg.durable {
             let (tx, rx) = oneshot::channel();
-            self.waiters.push(tx);
+            pending.waiters.push(tx);
             Some(rx)
         } else {
             None
