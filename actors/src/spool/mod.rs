@@ -447,16 +447,19 @@ impl Spool {
         }
     }
 
-    /// While unhealthy and idle: check whether writes work again.
+    /// While idle: check the free space (so a disk filled by someone else is noticed
+    /// before a store fails) and, while unhealthy, whether writes work again.
     fn probe(&mut self, ctx: &mut Context<Self>) {
-        if self.probing || self.health.is_healthy() || !self.round.is_idle() {
+        if self.probing || !self.ready || !self.round.is_idle() {
             return;
         }
         self.probing = true;
         let dir = self.settings.dir.clone();
+        let write = !self.health.is_healthy();
         let job = self.pool.run(move || {
             let free = files::free_bytes(&dir);
-            (files::probe(&dir), free)
+            let written = if write { files::probe(&dir) } else { Ok(()) };
+            (written, free)
         });
         ctx.spawn(job.into_actor(self).map(|res, act, ctx| {
             act.probing = false;
