@@ -14,7 +14,7 @@ use bytes::Bytes;
 use impulse_runtime::alloc;
 use impulse_runtime::control::{QueueRow, Request, Response, StatusReport, MAX_LINE};
 use impulse_runtime::io::{Accepted, ConnEvent, ConnId, Credit};
-use impulse_runtime::registry::Registration;
+use impulse_runtime::registry::{build_tree, drawn, render_tree, Registration};
 use impulse_runtime::ActorClass;
 
 use crate::context::Shared;
@@ -94,9 +94,17 @@ impl Control {
             Err(e) => return send(Response::Error { message: e }),
         };
         match request {
-            Request::Tree => send(Response::Tree {
-                actors: self.shared.registry.snapshot(),
-            }),
+            Request::Tree { depth, class, all } => {
+                let actors = self.shared.registry.snapshot();
+                let total = actors.len();
+                let nodes = build_tree(&actors);
+                drop(actors);
+                send(Response::Tree {
+                    text: render_tree(&nodes, depth, class, all),
+                    actors: drawn(&nodes, depth, class, all),
+                    total,
+                })
+            }
             Request::Memory => send(Response::Memory(alloc::snapshot())),
             Request::Pools => send(Response::Pools {
                 pools: vec![self.shared.pool.stats()],

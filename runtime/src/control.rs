@@ -20,8 +20,17 @@ pub const MAX_LINE: usize = 16 * 1024 * 1024;
 pub enum Request {
     /// Version, uptime, counters, queue totals, rates.
     Status,
-    /// Every registered actor (the CLI draws the tree).
-    Tree,
+    /// The actor tree, filtered and collapsed by the daemon (so the answer stays small
+    /// with a million messages queued): `depth` levels below the roots, only actors of
+    /// `class` and their ancestors, large sibling groups collapsed unless `all`.
+    Tree {
+        #[serde(default)]
+        depth: Option<usize>,
+        #[serde(default)]
+        class: Option<crate::ActorClass>,
+        #[serde(default)]
+        all: bool,
+    },
     /// Live bytes per actor class.
     Memory,
     /// Each sync pool's threads and queue depth.
@@ -38,7 +47,14 @@ pub enum Request {
 pub enum Response {
     Status(StatusReport),
     Tree {
+        /// The actors drawn (collapsed groups keep their first few), in drawing order.
         actors: Vec<ActorInfo>,
+        /// The tree as text, as `impulsectl tree` prints it.
+        #[serde(default)]
+        text: String,
+        /// Every live actor, drawn or not.
+        #[serde(default)]
+        total: usize,
     },
     Memory(MemoryReport),
     Pools {

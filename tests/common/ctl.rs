@@ -85,7 +85,7 @@ fn send_all(addr: SocketAddr, rcpts: &[String]) {
 }
 
 pub fn actors(daemon: &Daemon) -> Vec<Value> {
-    let v = daemon.ctl_json(&["tree"]);
+    let v = daemon.ctl_json(&["tree", "--all"]);
     assert_eq!(v["type"], "tree", "{v}");
     v["actors"].as_array().expect("actors list").clone()
 }

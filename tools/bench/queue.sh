@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Queue benchmark: N messages queued for a dead next hop, then kill -9 and requeue.
 #
-#   cargo build --release --bin impulsed --bin impulsectl -p impulse -p impulse-source
+#   cargo build --release -p impulse -p impulse-source
 #   tools/bench/queue.sh [N] [SIZE]          # default 1000000 messages of 1024 bytes
 #
 # Prints: impulsed's RSS per queued message, `impulsectl tree` latency, spool bytes on
@@ -15,7 +15,7 @@ N=${1:-1000000}
 SIZE=${2:-1024}
 BIN=target/release
 dir=$(mktemp -d /tmp/impulse-queue-XXXXXX)
-trap 'kill -9 $pid 2>/dev/null || true; rm -rf "$dir"' EXIT
+trap 'kill -9 $pid 2>/dev/null || true; tail -5 "$dir"/stderr.* >&2; rm -rf "$dir"' EXIT
 cat >"$dir/impulse.ron" <<EOF
 (
     data_dir: "$dir/data",

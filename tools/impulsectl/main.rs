@@ -79,7 +79,17 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let (request, class) = match &args.command {
         Command::Status => (Request::Status, Ok(None)),
-        Command::Tree { class, .. } => (Request::Tree, parse_class(class)),
+        Command::Tree { class, depth, all } => match parse_class(class) {
+            Ok(c) => (
+                Request::Tree {
+                    depth: *depth,
+                    class: c,
+                    all: *all,
+                },
+                Ok(c),
+            ),
+            Err(e) => (Request::Status, Err(e)),
+        },
         Command::Memory { class } => (Request::Memory, parse_class(class)),
         Command::Pools => (Request::Pools, Ok(None)),
         Command::Queues => (Request::Queues, Ok(None)),
@@ -112,9 +122,7 @@ fn main() -> ExitCode {
         }
     } else {
         let text = match (&args.command, &response) {
-            (Command::Tree { depth, all, .. }, Response::Tree { actors }) => {
-                render::tree(actors, *depth, class, *all)
-            }
+            (_, Response::Tree { text, total, .. }) => format!("{text}{total} actors\n"),
             (_, Response::Memory(report)) => render::memory(report, class),
             (_, other) => render::response(other),
         };

@@ -4,7 +4,6 @@ use std::fmt::Write;
 
 use impulse_runtime::alloc::MemoryReport;
 use impulse_runtime::control::Response;
-use impulse_runtime::registry::{build_tree, render_tree, ActorInfo};
 use impulse_runtime::ActorClass;
 
 /// Bytes with a binary unit.
@@ -44,18 +43,6 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     for row in rows {
         line(row.iter().map(String::as_str).collect(), &mut out);
     }
-    out
-}
-
-pub fn tree(
-    actors: &[ActorInfo],
-    depth: Option<usize>,
-    class: Option<ActorClass>,
-    all: bool,
-) -> String {
-    let nodes = build_tree(actors);
-    let mut out = render_tree(&nodes, depth, class, all);
-    let _ = writeln!(out, "{} actors", actors.len());
     out
 }
 
@@ -193,7 +180,7 @@ pub fn response(resp: &Response) -> String {
         }
         Response::Ok { message } => format!("{message}\n"),
         Response::Error { message } => format!("error: {message}\n"),
-        Response::Tree { actors } => tree(actors, None, None, false),
+        Response::Tree { text, total, .. } => format!("{text}{total} actors\n"),
         Response::Memory(m) => memory(m, None),
     }
 }

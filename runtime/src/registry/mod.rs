@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::class::ActorClass;
 
-pub use tree::{build_tree, render_tree, TreeNode, COLLAPSE_KEEP, COLLAPSE_OVER};
+pub use tree::{build_tree, drawn, render_tree, TreeNode, COLLAPSE_KEEP, COLLAPSE_OVER};
 
 /// Identifies an actor in the registry.
 pub type ActorId = u64;

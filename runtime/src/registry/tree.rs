@@ -99,6 +99,43 @@ pub fn render_tree(
     out
 }
 
+/// The actors [`render_tree`] draws for the same arguments, in drawing order (collapsed
+/// groups keep their first [`COLLAPSE_KEEP`]).
+pub fn drawn(
+    nodes: &[TreeNode],
+    depth: Option<usize>,
+    class: Option<ActorClass>,
+    all: bool,
+) -> Vec<ActorInfo> {
+    fn walk(
+        out: &mut Vec<ActorInfo>,
+        nodes: &[TreeNode],
+        level: usize,
+        depth: Option<usize>,
+        all: bool,
+    ) {
+        for item in plan(nodes, all) {
+            if let Item::Node(n) = item {
+                out.push(n.info.clone());
+                if depth.is_none_or(|d| level < d) {
+                    walk(out, &n.children, level + 1, depth, all);
+                }
+            }
+        }
+    }
+    let filtered: Vec<TreeNode>;
+    let nodes = match class {
+        Some(c) => {
+            filtered = nodes.iter().filter_map(|n| prune(n, c)).collect();
+            &filtered[..]
+        }
+        None => nodes,
+    };
+    let mut out = Vec::new();
+    walk(&mut out, nodes, 0, depth, all);
+    out
+}
+
 /// `node` restricted to the actors of `class` and their ancestors, if any remain.
 fn prune(node: &TreeNode, class: ActorClass) -> Option<TreeNode> {
     let children: Vec<TreeNode> = node
