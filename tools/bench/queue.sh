@@ -15,7 +15,7 @@ N=${1:-1000000}
 SIZE=${2:-1024}
 BIN=target/release
 dir=$(mktemp -d /tmp/impulse-queue-XXXXXX)
-trap 'kill -9 $pid 2>/dev/null || true; tail -5 "$dir"/stderr.* >&2; rm -rf "$dir"' EXIT
+trap 'kill -9 $pid 2>/dev/null || true; tail -n 5 "$dir"/stderr.* >&2; rm -rf "$dir"' EXIT
 cat >"$dir/impulse.ron" <<EOF
 (
     data_dir: "$dir/data",
