@@ -86,16 +86,9 @@ pub fn render_tree(
     class: Option<ActorClass>,
     all: bool,
 ) -> String {
-    let filtered: Vec<TreeNode>;
-    let nodes = match class {
-        Some(c) => {
-            filtered = nodes.iter().filter_map(|n| prune(n, c)).collect();
-            &filtered[..]
-        }
-        None => nodes,
-    };
+    let nodes = only_class(nodes, class);
     let mut out = String::new();
-    render_level(&mut out, nodes, None, 0, depth, all);
+    render_level(&mut out, &nodes, None, 0, depth, all);
     out
 }
 
@@ -123,17 +116,22 @@ pub fn drawn(
             }
         }
     }
-    let filtered: Vec<TreeNode>;
-    let nodes = match class {
-        Some(c) => {
-            filtered = nodes.iter().filter_map(|n| prune(n, c)).collect();
-            &filtered[..]
-        }
-        None => nodes,
-    };
+    let nodes = only_class(nodes, class);
     let mut out = Vec::new();
-    walk(&mut out, nodes, 0, depth, all);
+    walk(&mut out, &nodes, 0, depth, all);
     out
+}
+
+/// `nodes` restricted to the actors of `class` and their ancestors (all without a class).
+fn only_class(nodes: &[TreeNode], class: Option<ActorClass>) -> std::borrow::Cow<'_, [TreeNode]> {
+    match class {
+        Some(c) => nodes
+            .iter()
+            .filter_map(|n| prune(n, c))
+            .collect::<Vec<_>>()
+            .into(),
+        None => nodes.into(),
+    }
 }
 
 /// `node` restricted to the actors of `class` and their ancestors, if any remain.
@@ -375,5 +373,24 @@ domain:d #1 [idle] mbox=0
         eight.push(info(10, Message, "m", Some(1)));
         let nine = render_tree(&build_tree(&eight), None, None, false);
         assert!(nine.ends_with("└── … and 4 more message\n"), "{nine}");
+    }
+
+    #[test]
+    fn drawn_lists_what_render_draws() {
+        use ActorClass::*;
+        let mut actors = vec![info(1, Domain, "d", None)];
+        for id in 2..14 {
+            actors.push(info(id, Message, "m", Some(1)));
+        }
+        actors.push(info(14, Outbound, "o", Some(1)));
+        let trees = build_tree(&actors);
+        let ids = |v: Vec<ActorInfo>| v.iter().map(|a| a.id).collect::<Vec<_>>();
+        assert_eq!(
+            ids(drawn(&trees, None, None, false)),
+            vec![1, 2, 3, 4, 5, 6, 14]
+        );
+        assert_eq!(drawn(&trees, None, None, true).len(), 14);
+        assert_eq!(ids(drawn(&trees, Some(0), None, false)), vec![1]);
+        assert_eq!(ids(drawn(&trees, None, Some(Outbound), false)), vec![1, 14]);
     }
 }
