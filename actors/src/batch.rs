@@ -32,6 +32,8 @@ pub struct Batcher<B: Pending> {
     pending: B,
     busy: bool,
     not_before: Option<Instant>,
+    /// A wake-up for the end of the back-off is already scheduled.
+    timer_armed: bool,
 }
 
 impl<B: Pending> Batcher<B> {
@@ -75,6 +77,22 @@ impl<B: Pending> Batcher<B> {
         self.not_before
     }
 
+    /// While a back-off runs and no wake-up is scheduled yet: how long until it ends
+    /// (the caller schedules a wake-up that calls [`retry_due`](Self::retry_due) and
+    /// tries [`start`](Self::start) again). `None` otherwise, so one timer per back-off.
+    pub fn arm_retry(&mut self, now: Instant) -> Option<Duration> {
+        let at = self
+            .not_before
+            .filter(|at| now < *at && !self.timer_armed)?;
+        self.timer_armed = true;
+        Some(at - now)
+    }
+
+    /// The wake-up scheduled after [`arm_retry`](Self::arm_retry) fired.
+    pub fn retry_due(&mut self) {
+        self.timer_armed = false;
+    }
+
     pub fn is_busy(&self) -> bool {
         self.busy
     }
@@ -114,7 +132,11 @@ mod tests {
         b.pending().push(2);
         b.fail(job, t, Duration::from_secs(1));
         assert_eq!(b.backoff_until(), Some(t + Duration::from_secs(1)));
-        assert!(b.start(t + Duration::from_millis(500)).is_none());
+        let half = t + Duration::from_millis(500);
+        assert_eq!(b.arm_retry(half), Some(Duration::from_millis(500)));
+        assert_eq!(b.arm_retry(half), None, "one wake-up per back-off");
+        assert!(b.start(half).is_none());
+        b.retry_due();
         assert_eq!(b.start(t + Duration::from_secs(1)), Some(vec![1, 2]));
         assert_eq!(b.backoff_until(), None);
     }

@@ -64,7 +64,6 @@ pub struct Logger {
     pool: Pool,
     reg: Registration,
     batch: Batcher<LogBatch>,
-    retry_timer: bool,
 }
 
 impl Logger {
@@ -82,20 +81,16 @@ impl Logger {
             pool,
             reg,
             batch: Batcher::default(),
-            retry_timer: false,
         })
     }
 
     fn kick(&mut self, ctx: &mut Context<Self>) {
         let now = Instant::now();
-        if let Some(at) = self.batch.backoff_until() {
-            if now < at && !self.retry_timer {
-                self.retry_timer = true;
-                ctx.run_later(at - now, |act, ctx| {
-                    act.retry_timer = false;
-                    act.kick(ctx);
-                });
-            }
+        if let Some(wait) = self.batch.arm_retry(now) {
+            ctx.run_later(wait, |act, ctx| {
+                act.batch.retry_due();
+                act.kick(ctx);
+            });
         }
         let Some(batch) = self.batch.start(now) else {
             return;

@@ -144,7 +144,6 @@ pub struct Spool {
     /// A write failed: the spool stays unhealthy until one succeeds.
     write_failed: bool,
     probing: bool,
-    retry_timer: bool,
 }
 
 impl Spool {
@@ -171,7 +170,6 @@ impl Spool {
             flush_waiters: Vec::new(),
             write_failed: false,
             probing: false,
-            retry_timer: false,
         }
     }
 
@@ -197,14 +195,11 @@ impl Spool {
             return;
         }
         let now = Instant::now();
-        if let Some(at) = self.round.backoff_until() {
-            if now < at && !self.retry_timer {
-                self.retry_timer = true;
-                ctx.run_later(at - now, |act, ctx| {
-                    act.retry_timer = false;
-                    act.kick(ctx);
-                });
-            }
+        if let Some(wait) = self.round.arm_retry(now) {
+            ctx.run_later(wait, |act, ctx| {
+                act.round.retry_due();
+                act.kick(ctx);
+            });
         }
         let Some(mut round) = self.round.start(now) else {
             self.check_flushed();
