@@ -71,8 +71,6 @@ pub struct Domain {
     hop_down: Option<(Instant, LoggedResponse, String)>,
     /// Shutting down: open nothing, assign nothing, let connections quit.
     draining: bool,
-    /// This container's own address (set when started), handed to its message actors.
-    self_addr: Option<Addr<Domain>>,
     finished: u64,
     deferred: u64,
 }
@@ -104,7 +102,6 @@ impl Domain {
             timer: None,
             hop_down: None,
             draining: false,
-            self_addr: None,
             finished: 0,
             deferred: 0,
         }
@@ -141,7 +138,7 @@ impl Domain {
         if let Some((until, response, peer)) = &self.hop_down {
             if Instant::now() < *until {
                 let (response, peer) = (response.clone(), peer.clone());
-                self.defer_active(response, peer, false);
+                self.defer_active(response, peer, false, ctx);
                 self.update_registry();
                 return;
             }
@@ -151,7 +148,7 @@ impl Domain {
             NextHop::Static(addr) => *addr,
             NextHop::None(reason) => {
                 let response = LoggedResponse::new(451, Some("4.4.4".into()), reason.clone());
-                self.defer_active(response, String::new(), false);
+                self.defer_active(response, String::new(), false, ctx);
                 return;
             }
         };
@@ -166,7 +163,7 @@ impl Domain {
                 break;
             };
             let id = msg.id;
-            let actor = self.wake(msg);
+            let actor = self.wake(msg, ctx);
             out.do_send(Assign { id, msg: actor });
         }
         // Each connection still being set up will take one message when it is ready.
@@ -205,12 +202,12 @@ impl Domain {
     }
 
     /// Start the actor of a queued message (on this arbiter) and count it in flight.
-    fn wake(&mut self, msg: QueuedMessage) -> Addr<MessageActor> {
+    fn wake(&mut self, msg: QueuedMessage, ctx: &Context<Self>) -> Addr<MessageActor> {
         let _g = alloc::enter(ActorClass::Message);
         let id = msg.id;
         let actor = MessageActor::new(
             self.shared.clone(),
-            self.self_addr.clone().expect("started"),
+            ctx.address(),
             self.name.clone(),
             self.cfg.clone(),
             msg,
@@ -223,7 +220,13 @@ impl Domain {
     /// Defer every message in the active queue (next hop unusable), in place: each
     /// pending recipient gets a TransientFailure record and the record goes back to the
     /// delayed queue. Only a message that expires with it is woken, to finish.
-    fn defer_active(&mut self, response: LoggedResponse, peer: String, attempted: bool) {
+    fn defer_active(
+        &mut self,
+        response: LoggedResponse,
+        peer: String,
+        attempted: bool,
+        ctx: &Context<Self>,
+    ) {
         let now = now_ms();
         let mut records = Vec::new();
         for mut msg in std::mem::take(&mut self.active) {
@@ -234,7 +237,7 @@ impl Domain {
                 .collect();
             let s = settle(&msg, &self.name, &self.cfg, results, &peer, now);
             if s.finished {
-                let actor = self.wake(msg);
+                let actor = self.wake(msg, ctx);
                 actor.do_send(Apply(s));
                 continue;
             }
@@ -328,7 +331,6 @@ impl Actor for Domain {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(4096);
-        self.self_addr = Some(ctx.address());
         self.reg.placed();
         // Also runs after a supervised restart: pick the queues up where they are.
         self.arm_timer(ctx);
@@ -413,7 +415,7 @@ impl Handler<ConnectionClosed> for Domain {
                     .keys()
                     .any(|id| !act.connecting.contains(id));
                 if !working {
-                    act.defer_active(response.clone(), msg.peer.clone(), true);
+                    act.defer_active(response.clone(), msg.peer.clone(), true, ctx);
                     let until = Instant::now() + act.cfg.retry_interval.get();
                     act.hop_down = Some((until, response, msg.peer));
                 }
