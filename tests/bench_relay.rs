@@ -33,6 +33,10 @@ fn relay_benchmark_against_impulsed_loses_nothing() {
     assert!(report.complete(), "{text}");
     // The measurements the benchmark reports are present.
     assert!(report.m.delivery_elapsed.is_some(), "{text}");
+    assert!(
+        report.cpu_us_per_message().is_some_and(|us| us > 0.0),
+        "{text}"
+    );
     assert!(report.accepted_per_sec() > 0.0, "{text}");
     assert!(report.delivered_per_sec() > 0.0, "{text}");
     assert!(report.m.peak_rss_kib.is_some_and(|k| k > 0), "{text}");

@@ -55,6 +55,17 @@ pub fn parse_vm_hwm(status: &str) -> Option<u64> {
     }
 }
 
+/// User plus system CPU time, in clock ticks, from the text of `/proc/PID/stat`.
+pub fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+    // The command name (field 2) is in parentheses and may hold spaces: count from after
+    // its closing one. utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
 /// A started impulsed.
 pub struct Daemon {
     child: Child,
@@ -131,6 +142,15 @@ impl Daemon {
     pub fn peak_rss_kib(&self) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
         parse_vm_hwm(&status)
+    }
+
+    /// CPU time (user + system) the process has used so far, if readable.
+    pub fn cpu_time(&self) -> Option<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).ok()?;
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        let hz = if hz > 0 { hz as u64 } else { 100 };
+        parse_cpu_ticks(&stat).map(|t| Duration::from_micros(t * 1_000_000 / hz))
     }
 
     /// The last stderr lines, formatted for an error message (empty when none).
@@ -240,6 +260,13 @@ fn drain(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_ticks_from_proc_stat() {
+        let stat = "4242 (impulsed (x) y) S 1 4242 4242 0 -1 4194560 1 0 0 0 150 37 0 0 20 0 9 0";
+        assert_eq!(parse_cpu_ticks(stat), Some(187));
+        assert_eq!(parse_cpu_ticks("garbage"), None);
+    }
 
     #[test]
     fn startup_lines() {

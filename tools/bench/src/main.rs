@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! impulse-bench relay --impulsed PATH [--messages N] [--size S] [--sessions C]
-//!                     [--timeout 120s] [--keep] [--json]
+//!                     [--timeout 120s] [--keep] [--json] [--arbiters N]
 //! ```
 
 use std::path::PathBuf;
@@ -54,6 +54,9 @@ enum Cmd {
         /// Print the report as one JSON object.
         #[arg(long)]
         json: bool,
+        /// `pools.arbiters` for impulsed (default: its own, one per core).
+        #[arg(long)]
+        arbiters: Option<usize>,
     },
 }
 
@@ -70,6 +73,7 @@ fn main() -> anyhow::Result<()> {
             keep,
             verbose,
             json,
+            arbiters,
         } => {
             let report = impulse_bench::run(&RelayOptions {
                 impulsed,
@@ -81,6 +85,7 @@ fn main() -> anyhow::Result<()> {
                 timeout,
                 keep,
                 verbose,
+                arbiters,
             })?;
             if json {
                 println!("{}", report.to_json());

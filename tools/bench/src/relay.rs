@@ -28,6 +28,8 @@ pub struct RelayOptions {
     pub keep: bool,
     /// Echo impulsed's stderr.
     pub verbose: bool,
+    /// `pools.arbiters` for impulsed (None: its default, one per core).
+    pub arbiters: Option<usize>,
 }
 
 impl RelayOptions {
@@ -44,6 +46,7 @@ impl RelayOptions {
             timeout: Duration::from_secs(120),
             keep: false,
             verbose: false,
+            arbiters: None,
         }
     }
 }
@@ -64,7 +67,8 @@ pub fn run(opts: &RelayOptions) -> anyhow::Result<Report> {
         .prefix("impulse-bench-")
         .tempdir()
         .context("creating the temporary directory")?;
-    let cfg_path = config::write(tmp.path(), sink.addr()).context("writing the impulsed config")?;
+    let cfg_path = config::write(tmp.path(), sink.addr(), opts.arbiters)
+        .context("writing the impulsed config")?;
     let mut daemon = Daemon::start(
         &opts.impulsed,
         &cfg_path,
@@ -81,6 +85,7 @@ pub fn run(opts: &RelayOptions) -> anyhow::Result<Report> {
     );
 
     let start = Instant::now();
+    let cpu_start = daemon.cpu_time();
     let source = impulse_source::run(SourceConfig {
         addr: daemon.addr,
         messages: opts.messages,
@@ -110,6 +115,10 @@ pub fn run(opts: &RelayOptions) -> anyhow::Result<Report> {
     }
 
     let peak_rss_kib = daemon.peak_rss_kib();
+    let cpu = daemon
+        .cpu_time()
+        .zip(cpu_start)
+        .map(|(end, start)| end.saturating_sub(start));
     match daemon.stop(GRACE) {
         Ok(status) if !status.success() => eprintln!("impulsed exited with {status}"),
         Ok(_) => {}
@@ -133,6 +142,7 @@ pub fn run(opts: &RelayOptions) -> anyhow::Result<Report> {
             source_elapsed: source.elapsed,
             delivery_elapsed,
             peak_rss_kib,
+            cpu,
         },
         t,
     })

@@ -22,6 +22,9 @@ pub struct Measured {
     pub delivery_elapsed: Option<Duration>,
     /// impulsed's VmHWM in KiB.
     pub peak_rss_kib: Option<u64>,
+    /// CPU time (user + system) impulsed used from the source's start to the last
+    /// delivery.
+    pub cpu: Option<Duration>,
 }
 
 /// Loss and duplication of a run.
@@ -84,6 +87,12 @@ impl Report {
             .map_or(0.0, |d| impulse_source::per_sec(self.t.delivered, d))
     }
 
+    /// impulsed's CPU time per delivered message, in microseconds.
+    pub fn cpu_us_per_message(&self) -> Option<f64> {
+        let cpu = self.m.cpu?;
+        (self.t.delivered > 0).then(|| cpu.as_secs_f64() * 1e6 / self.t.delivered as f64)
+    }
+
     /// Nothing accepted was lost.
     pub fn complete(&self) -> bool {
         self.t.lost == 0
@@ -106,6 +115,8 @@ impl Report {
             "duplicated": self.t.duplicated,
             "unexpected": self.t.unexpected,
             "peak_rss_kib": self.m.peak_rss_kib,
+            "cpu_s": self.m.cpu.map(|d| d.as_secs_f64()),
+            "cpu_us_per_message": self.cpu_us_per_message(),
         })
     }
 }
@@ -145,6 +156,13 @@ impl fmt::Display for Report {
         writeln!(f, "duplicated   {}", t.duplicated)?;
         if t.unexpected > 0 {
             writeln!(f, "unexpected   {}", t.unexpected)?;
+        }
+        if let (Some(cpu), Some(us)) = (m.cpu, self.cpu_us_per_message()) {
+            writeln!(
+                f,
+                "impulsed CPU {:.2}s = {us:.0} µs per relayed message",
+                cpu.as_secs_f64()
+            )?;
         }
         match m.peak_rss_kib {
             Some(k) => write!(
@@ -223,6 +241,7 @@ mod tests {
                 source_elapsed: Duration::from_secs(4),
                 delivery_elapsed: Some(Duration::from_secs(5)),
                 peak_rss_kib: Some(51_200),
+                cpu: Some(Duration::from_secs(2)),
                 ..Measured::default()
             },
             t: Tally {
@@ -239,6 +258,8 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("50.0 MiB"));
+        assert_eq!(r.cpu_us_per_message(), Some(100.0));
+        assert!(text.contains("100 µs per relayed message"), "{text}");
         assert_eq!(r.to_json()["lost"], 0);
         let none = Report::default();
         assert_eq!(none.delivered_per_sec(), 0.0);
