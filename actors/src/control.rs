@@ -15,6 +15,7 @@ use impulse_runtime::alloc;
 use impulse_runtime::control::{QueueRow, Request, Response, StatusReport, MAX_LINE};
 use impulse_runtime::io::{Accepted, ConnEvent, ConnId, Credit};
 use impulse_runtime::registry::{build_tree, drawn, render_tree, Registration};
+use impulse_runtime::supervise::{fault_point, guard};
 use impulse_runtime::ActorClass;
 
 use crate::context::Shared;
@@ -211,6 +212,34 @@ impl Handler<ConnEvent> for Control {
 
     fn handle(&mut self, ev: ConnEvent, ctx: &mut Context<Self>) {
         let _g = alloc::enter(ActorClass::Control);
+        let conn = ev.conn();
+        let panics = self.shared.panics.clone();
+        let done = guard(self, ctx, "control", Some(&panics), move |act, ctx| {
+            fault_point("control");
+            act.on_conn_event(ev, ctx)
+        });
+        if done.is_none() {
+            // The client whose request broke the handler gets no answer, only a close.
+            self.clients.remove(&conn);
+            self.shared.io.abort(conn);
+        }
+    }
+}
+
+/// Restarted by its `Supervisor` after a contained panic. Answers still being gathered
+/// (their futures belonged to the old context) are dropped: those clients are closed.
+impl Supervised for Control {
+    fn restarting(&mut self, _ctx: &mut Context<Self>) {
+        for (conn, client) in self.clients.drain() {
+            if !client.answered {
+                self.shared.io.close(conn);
+            }
+        }
+    }
+}
+
+impl Control {
+    fn on_conn_event(&mut self, ev: ConnEvent, ctx: &mut Context<Self>) {
         match ev {
             ConnEvent::Data { conn, bytes } => {
                 let Some(client) = self.clients.get_mut(&conn) else {

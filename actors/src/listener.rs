@@ -2,7 +2,9 @@
 //!
 //! The I/O actor owns the listening socket and reports each accepted connection here;
 //! the listener starts an [`Inbound`] session actor for it (its child in the actor tree)
-//! and, on shutdown, stops accepting and asks its sessions to finish.
+//! and, on shutdown, stops accepting and asks its sessions to finish. It runs under a
+//! `Supervisor`: a panic in its handler drops the connection being accepted and
+//! restarts the listener with its state.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -12,6 +14,7 @@ use actix::prelude::*;
 use impulse_runtime::alloc;
 use impulse_runtime::io::{Accepted, ConnId, ListenerId, PeerAddr};
 use impulse_runtime::registry::Registration;
+use impulse_runtime::supervise::{fault_point, guard};
 use impulse_runtime::ActorClass;
 
 use crate::context::Shared;
@@ -62,6 +65,10 @@ impl Listener {
     }
 }
 
+/// Restarted by its `Supervisor` after a contained panic, with its sessions and
+/// listening socket as they were (the struct is kept).
+impl Supervised for Listener {}
+
 impl Actor for Listener {
     type Context = Context<Self>;
 
@@ -84,8 +91,23 @@ impl Handler<Bound> for Listener {
 impl Handler<Accepted> for Listener {
     type Result = ();
 
-    fn handle(&mut self, msg: Accepted, _ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: Accepted, ctx: &mut Context<Self>) {
         let _g = alloc::enter(ActorClass::Listener);
+        let conn = msg.conn;
+        let panics = self.shared.panics.clone();
+        let started = guard(self, ctx, "listener", Some(&panics), move |act, _| {
+            fault_point("listener");
+            act.accept(msg)
+        });
+        if started.is_none() {
+            // The listener restarts (supervised); the connection it could not take goes.
+            self.shared.io.abort(conn);
+        }
+    }
+}
+
+impl Listener {
+    fn accept(&mut self, msg: Accepted) {
         let PeerAddr::Tcp(peer) = msg.peer else {
             self.shared.io.abort(msg.conn);
             return;

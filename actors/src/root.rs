@@ -18,6 +18,7 @@ use impulse_config::Config;
 use impulse_runtime::io::{self, IoConfig, IoHandle};
 use impulse_runtime::pool::Pool;
 use impulse_runtime::registry::{Registration, Registry};
+use impulse_runtime::supervise::PanicCount;
 use impulse_runtime::{alloc, ActorClass};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
@@ -80,10 +81,12 @@ pub fn boot(config: Config) -> Result<Booted, String> {
     let data_dir = config.data_dir.clone();
     std::fs::create_dir_all(&data_dir)
         .map_err(|e| format!("cannot create data directory {}: {e}", data_dir.display()))?;
+    let panics: Arc<PanicCount> = Arc::default();
     let logger = Logger::open(
         &data_dir.join("logs"),
         pool.clone(),
         Registration::new(&registry, ActorClass::Logger, "logger", Some(root_id)),
+        panics.clone(),
     )
     .map_err(|e| {
         format!(
@@ -106,6 +109,7 @@ pub fn boot(config: Config) -> Result<Booted, String> {
         Registration::new(&registry, ActorClass::Spool, "spool", Some(root_id)),
         stats.clone(),
         spool_health.clone(),
+        panics.clone(),
     )
     .start();
     let arbiters = arbiters::start(config.pools.arbiters);
@@ -122,7 +126,7 @@ pub fn boot(config: Config) -> Result<Booted, String> {
         arbiters,
         root_id,
         started: Instant::now(),
-        panics: Arc::default(),
+        panics,
     });
     let router = Arc::new(Router::new(shared.clone()));
 
@@ -148,8 +152,8 @@ pub fn boot(config: Config) -> Result<Booted, String> {
             Registration::new(&registry, ActorClass::Control, "control", Some(root_id)),
             router.clone(),
             ctx.address().recipient(),
-        )
-        .start();
+        );
+        let control = Supervisor::start(move |_| control);
         if let Err(e) = io.listen_unix(&control_socket, control.clone().recipient()) {
             failure = Some(format!(
                 "cannot listen on {}: {e}",
@@ -164,13 +168,13 @@ pub fn boot(config: Config) -> Result<Booted, String> {
                 l.address.to_string(),
                 Some(root_id),
             );
-            let actor = Listener::new(
+            let listener = Listener::new(
                 shared.clone(),
                 router.clone(),
                 reg,
                 config.greeting_name(l).to_string(),
-            )
-            .start();
+            );
+            let actor = Supervisor::start(move |_| listener);
             match io.listen_tcp(l.address, actor.clone().recipient()) {
                 Ok((id, local)) => {
                     actor.do_send(Bound { id, local });

@@ -127,10 +127,17 @@ pub struct Daemon {
 impl Daemon {
     /// Write `config_text` to `dir/impulse.ron`, start impulsed on it and wait for `ready`.
     pub fn start(dir: &Path, config_text: &str) -> Daemon {
+        Daemon::start_with_env(dir, config_text, &[])
+    }
+
+    /// [`Daemon::start`] with extra environment variables for the daemon (e.g. the
+    /// debug-only fault hook `IMPULSE_FAULT`).
+    pub fn start_with_env(dir: &Path, config_text: &str, env: &[(&str, &str)]) -> Daemon {
         std::fs::create_dir_all(dir).unwrap();
         let path = dir.join("impulse.ron");
         std::fs::write(&path, config_text).unwrap();
         let mut child = Command::new(impulsed_bin())
+            .envs(env.iter().copied())
             .arg("--config")
             .arg(&path)
             .current_dir(dir)

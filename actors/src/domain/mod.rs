@@ -31,7 +31,7 @@ use impulse_runtime::ActorClass;
 
 use crate::context::Shared;
 use crate::ids::{now_ms, MessageId};
-use crate::logger::{Log, LoggedResponse};
+use crate::logger::{self, LoggedResponse};
 use crate::message::settle::{settle, Verdict};
 use crate::message::{Apply, MessageActor};
 use crate::outbound::{Assign, Outbound};
@@ -255,10 +255,7 @@ impl Domain {
             self.hibernate(msg);
         }
         if !records.is_empty() {
-            self.shared.logger.do_send(Log {
-                records,
-                durable: false,
-            });
+            actix::spawn(logger::write(self.shared.logger.clone(), records, false));
         }
     }
 

@@ -25,13 +25,14 @@ use bytes::Bytes;
 use impulse_runtime::alloc;
 use impulse_runtime::io::{ConnEvent, ConnId, Credit};
 use impulse_runtime::registry::Registration;
+use impulse_runtime::supervise::{contain, fault_point};
 use impulse_runtime::ActorClass;
 use impulse_smtp::server::{Event, MessageOutcome, Policy, Session};
 use impulse_smtp::{domain_of, Envelope};
 
 use crate::context::Shared;
 use crate::ids::now_ms;
-use crate::logger::{Log, LogRecord, LoggedResponse, RecordType};
+use crate::logger::{self, LogRecord, LoggedResponse, RecordType};
 use crate::queued::{PackedEnvelope, QueuedMessage, RcptSet};
 use crate::router::Router;
 use crate::spool::record::MessageMeta;
@@ -258,10 +259,7 @@ impl Inbound {
                     for (domain, record) in queued {
                         act.router.enqueue(&domain, record);
                     }
-                    act.shared.logger.do_send(Log {
-                        records,
-                        durable: false,
-                    });
+                    actix::spawn(logger::write(act.shared.logger.clone(), records, false));
                     let ids: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
                     MessageOutcome::Accepted { id: ids.join(",") }
                 }
@@ -308,6 +306,27 @@ impl Handler<ConnEvent> for Inbound {
 
     fn handle(&mut self, ev: ConnEvent, ctx: &mut Context<Self>) {
         let _g = alloc::enter(ActorClass::Inbound);
+        let panics = self.shared.panics.clone();
+        let done = contain("inbound session", Some(&panics), || {
+            fault_point("inbound");
+            self.on_conn_event(ev, ctx)
+        });
+        if done.is_none() {
+            // Retired: the client hears why and the connection closes. Messages already
+            // answered 250 are spooled and routed; one in the middle was not answered,
+            // so the client still owns it.
+            let line = format!(
+                "421 4.3.0 {} internal error, closing connection\r\n",
+                self.session.policy().hostname
+            );
+            self.shared.io.write(self.conn, Bytes::from(line));
+            self.close();
+        }
+    }
+}
+
+impl Inbound {
+    fn on_conn_event(&mut self, ev: ConnEvent, ctx: &mut Context<Self>) {
         match ev {
             ConnEvent::Data { bytes, .. } => {
                 self.last_activity = Instant::now();

@@ -20,6 +20,7 @@ use actix::prelude::*;
 use impulse_runtime::alloc;
 use impulse_runtime::pool::Pool;
 use impulse_runtime::registry::Registration;
+use impulse_runtime::supervise::{contain, fault_point, PanicCount};
 use impulse_runtime::ActorClass;
 use tokio::sync::oneshot;
 
@@ -31,12 +32,25 @@ use crate::spool;
 /// How long a failed write waits before it is tried again.
 const RETRY_BACKOFF: Duration = Duration::from_secs(1);
 
-/// Write a record; with `durable`, answer only once it is fsynced.
+/// Write records; with `durable`, answer only once they are fsynced. A handler that
+/// panicked (contained) hands the records back, unwritten: see [`write`].
 #[derive(Message)]
-#[rtype(result = "()")]
+#[rtype(result = "Result<(), Vec<LogRecord>>")]
 pub struct Log {
     pub records: Vec<LogRecord>,
     pub durable: bool,
+}
+
+/// Log `records` (durably if asked), trying again every second while the logger hands
+/// them back; gives up only when the logger is gone (the daemon is stopping).
+pub async fn write(logger: Addr<Logger>, mut records: Vec<LogRecord>, durable: bool) {
+    loop {
+        match logger.send(Log { records, durable }).await {
+            Ok(Ok(())) | Err(_) => return,
+            Ok(Err(back)) => records = back,
+        }
+        actix_rt::time::sleep(RETRY_BACKOFF).await;
+    }
 }
 
 /// Log lines waiting for a write, and who waits for them to be durable.
@@ -64,11 +78,17 @@ pub struct Logger {
     pool: Pool,
     reg: Registration,
     batch: Batcher<LogBatch>,
+    panics: Arc<PanicCount>,
 }
 
 impl Logger {
     /// Open (create) `dir/impulse.log` for appending. Called once at start-up.
-    pub fn open(dir: &Path, pool: Pool, reg: Registration) -> std::io::Result<Logger> {
+    pub fn open(
+        dir: &Path,
+        pool: Pool,
+        reg: Registration,
+        panics: Arc<PanicCount>,
+    ) -> std::io::Result<Logger> {
         std::fs::create_dir_all(dir)?;
         let file = OpenOptions::new()
             .create(true)
@@ -81,6 +101,7 @@ impl Logger {
             pool,
             reg,
             batch: Batcher::default(),
+            panics,
         })
     }
 
@@ -99,16 +120,17 @@ impl Logger {
         let sync = !batch.waiters.is_empty();
         let file = self.file.clone();
         let len = self.len;
-        let bytes = batch.bytes;
-        let job = self.pool.run(move || -> (std::io::Result<()>, Vec<u8>) {
-            let res = spool::files::append_at(&file, len, &bytes, sync);
-            (res, bytes)
-        });
+        let bytes = Arc::new(batch.bytes);
+        let shared = bytes.clone();
+        let job = self
+            .pool
+            .run(move || spool::files::append_at(&file, len, &shared, sync));
         let waiters = batch.waiters;
         ctx.spawn(job.into_actor(self).map(move |res, act, ctx| {
             let _g = alloc::enter(ActorClass::Logger);
+            let bytes = Arc::try_unwrap(bytes).unwrap_or_else(|b| (*b).clone());
             match res {
-                Ok((Ok(()), bytes)) => {
+                Ok(Ok(())) => {
                     act.len += bytes.len() as u64;
                     for w in waiters {
                         let _ = w.send(());
@@ -116,20 +138,17 @@ impl Logger {
                     act.batch.done();
                     act.reg.set_state("idle");
                 }
-                Ok((Err(e), bytes)) => {
+                Ok(Err(e)) => {
                     eprintln!("logger: write failed: {e}; will retry");
                     act.reg.set_state("failing");
                     let again = LogBatch { bytes, waiters };
                     act.batch.fail(again, Instant::now(), RETRY_BACKOFF);
                 }
                 Err(e) => {
-                    // The job panicked and took the bytes with it: nothing is known to be
-                    // written, and the records are lost to the log (not to the spool).
-                    eprintln!("logger: write job failed: {e}");
-                    for w in waiters {
-                        let _ = w.send(());
-                    }
-                    act.batch.done();
+                    // The job panicked: nothing is known to be written. Keep it all.
+                    eprintln!("logger: write job failed: {e}; will retry");
+                    let again = LogBatch { bytes, waiters };
+                    act.batch.fail(again, Instant::now(), RETRY_BACKOFF);
                 }
             }
             act.kick(ctx);
@@ -147,13 +166,22 @@ impl Actor for Logger {
 }
 
 impl Handler<Log> for Logger {
-    type Result = ResponseFuture<()>;
+    type Result = ResponseFuture<Result<(), Vec<LogRecord>>>;
 
     fn handle(&mut self, msg: Log, ctx: &mut Context<Self>) -> Self::Result {
         let _g = alloc::enter(ActorClass::Logger);
         let pending = self.batch.pending();
-        for r in &msg.records {
-            pending.bytes.extend_from_slice(&r.to_line());
+        let before = pending.bytes.len();
+        let added = contain("logger", Some(&self.panics), || {
+            fault_point("logger");
+            for r in &msg.records {
+                pending.bytes.extend_from_slice(&r.to_line());
+            }
+        });
+        if added.is_none() {
+            // Contained: nothing of this call stays buffered; the caller tries again.
+            pending.bytes.truncate(before);
+            return Box::pin(std::future::ready(Err(msg.records)));
         }
         let rx = if msg.durable {
             let (tx, rx) = oneshot::channel();
@@ -167,6 +195,7 @@ impl Handler<Log> for Logger {
             if let Some(rx) = rx {
                 let _ = rx.await;
             }
+            Ok(())
         })
     }
 }

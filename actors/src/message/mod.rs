@@ -33,10 +33,10 @@ use crate::context::Shared;
 use crate::domain::messages::Finished;
 use crate::domain::Domain;
 use crate::ids::now_ms;
-use crate::logger::{Log, LoggedResponse};
+use crate::logger::{self, LoggedResponse};
 use crate::queued::QueuedMessage;
 use crate::spool::journal::RetryState;
-use crate::spool::{MarkRecipients, NoteRetry, Remove};
+use crate::spool::{MarkRecipients, NoteRetry, Remove, Spool, SpoolError};
 use crate::stats::Stats;
 pub use messages::*;
 use settle::{settle, Settlement, Verdict};
@@ -154,20 +154,13 @@ impl MessageActor {
             let fut = async move {
                 // The log is durable before the message leaves the spool; both retry
                 // until they succeed, so neither answer is an error but shutdown.
-                let _ = logger
-                    .send(Log {
-                        records,
-                        durable: true,
-                    })
-                    .await;
-                spool.send(Remove { id }).await
+                logger::write(logger, records, true).await;
+                ask_spool(&spool, || Remove { id }).await
             };
             ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
                 let _g = alloc::enter(ActorClass::Message);
-                match res {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => eprintln!("message {id}: cannot leave the spool: {e}"),
-                    Err(e) => eprintln!("message {id}: spool gone: {e}"),
+                if let Err(e) = res {
+                    eprintln!("message {id}: cannot leave the spool: {e}");
                 }
                 act.msg = None;
                 act.domain.do_send(Finished {
@@ -189,10 +182,7 @@ impl MessageActor {
         };
         if s.newly_final.is_empty() {
             if !s.records.is_empty() {
-                logger.do_send(Log {
-                    records: s.records,
-                    durable: false,
-                });
+                actix::spawn(logger::write(logger, s.records, false));
             }
             spool.do_send(note);
             self.hand_back(false, ctx);
@@ -202,22 +192,39 @@ impl MessageActor {
         let indices: Vec<u16> = s.newly_final.iter().map(|&i| i as u16).collect();
         let records = s.records;
         let fut = async move {
-            let _ = logger
-                .send(Log {
-                    records,
-                    durable: true,
-                })
-                .await;
-            let marked = spool.send(MarkRecipients { id, indices }).await;
+            logger::write(logger, records, true).await;
+            let marked = ask_spool(&spool, || MarkRecipients {
+                id,
+                indices: indices.clone(),
+            })
+            .await;
             spool.do_send(note);
             marked
         };
         ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
-            if !matches!(res, Ok(Ok(()))) {
+            if res.is_err() {
                 eprintln!("message {id}: final recipients not marked in the spool: {res:?}");
             }
             act.hand_back(false, ctx);
         }));
+    }
+}
+
+/// Ask the spool until it answers: a request whose handler panicked (contained) is
+/// answered `Unavailable` and is asked again a second later. `Err` only for a real
+/// refusal (the message is not in the spool) or a spool that is gone.
+async fn ask_spool<M>(spool: &Addr<Spool>, make: impl Fn() -> M) -> Result<(), SpoolError>
+where
+    M: actix::Message<Result = Result<(), SpoolError>> + Send + 'static,
+    Spool: Handler<M>,
+{
+    loop {
+        match spool.send(make()).await {
+            Ok(Err(SpoolError::Unavailable)) if spool.connected() => {}
+            Ok(res) => return res,
+            Err(_) => return Err(SpoolError::Unavailable),
+        }
+        actix_rt::time::sleep(std::time::Duration::from_secs(1)).await;
     }
 }
 

@@ -19,6 +19,7 @@ use impulse_config::DomainCfg;
 use impulse_runtime::alloc;
 use impulse_runtime::io::{ConnEvent, ConnId, Credit};
 use impulse_runtime::registry::Registration;
+use impulse_runtime::supervise::{contain, fault_point};
 use impulse_runtime::ActorClass;
 use impulse_smtp::client::{ClientEvent, ClientSession, OutboundTx};
 
@@ -322,7 +323,30 @@ impl Handler<ConnEvent> for Outbound {
     type Result = ();
 
     fn handle(&mut self, ev: ConnEvent, ctx: &mut Context<Self>) {
+        self.guarded(ctx, move |act, ctx| act.on_conn_event(ev, ctx));
+    }
+}
+
+impl Outbound {
+    /// Run a handler body with a panic contained: the connection is retired — dropped,
+    /// its message deferred back to the queue (retried later), its domain told — and
+    /// the panic counted. Not the next hop's fault, so it does not mark the hop down.
+    fn guarded(&mut self, ctx: &mut Context<Self>, f: impl FnOnce(&mut Self, &mut Context<Self>)) {
         let _g = alloc::enter(ActorClass::Outbound);
+        let panics = self.shared.panics.clone();
+        let done = contain("outbound connection", Some(&panics), || {
+            fault_point("outbound");
+            f(self, ctx)
+        });
+        if done.is_none() {
+            if let Some((conn, _)) = &self.conn {
+                self.shared.io.abort(*conn);
+            }
+            self.finish(ctx);
+        }
+    }
+
+    fn on_conn_event(&mut self, ev: ConnEvent, ctx: &mut Context<Self>) {
         if self.finished {
             return;
         }
@@ -369,12 +393,11 @@ impl Handler<Assign> for Outbound {
     type Result = ();
 
     fn handle(&mut self, msg: Assign, ctx: &mut Context<Self>) {
-        let _g = alloc::enter(ActorClass::Outbound);
         if self.phase != Phase::Idle || self.finished {
             msg.msg.do_send(Requeue);
             return;
         }
-        self.start(msg.id, msg.msg, ctx);
+        self.guarded(ctx, move |act, ctx| act.start(msg.id, msg.msg, ctx));
     }
 }
 

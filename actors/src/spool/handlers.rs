@@ -97,11 +97,13 @@ impl Handler<Store> for Spool {
     fn handle(&mut self, msg: Store, ctx: &mut Context<Self>) -> Self::Result {
         let _g = alloc::enter(ActorClass::Spool);
         let (reply, rx) = oneshot::channel();
-        self.round.pending().stores.push(PendingStore {
-            messages: msg.messages,
-            reply,
+        self.guarded(ctx, move |act, ctx| {
+            act.round.pending().stores.push(PendingStore {
+                messages: msg.messages,
+                reply,
+            });
+            act.kick(ctx);
         });
-        self.kick(ctx);
         reply_future(rx)
     }
 }
@@ -112,8 +114,10 @@ impl Handler<Remove> for Spool {
     fn handle(&mut self, msg: Remove, ctx: &mut Context<Self>) -> Self::Result {
         let _g = alloc::enter(ActorClass::Spool);
         let (reply, rx) = oneshot::channel();
-        self.push_mark(msg.id, Mark::Done, Some(reply));
-        self.kick(ctx);
+        self.guarded(ctx, move |act, ctx| {
+            act.push_mark(msg.id, Mark::Done, Some(reply));
+            act.kick(ctx);
+        });
         reply_future(rx)
     }
 }
@@ -124,8 +128,10 @@ impl Handler<MarkRecipients> for Spool {
     fn handle(&mut self, msg: MarkRecipients, ctx: &mut Context<Self>) -> Self::Result {
         let _g = alloc::enter(ActorClass::Spool);
         let (reply, rx) = oneshot::channel();
-        self.push_mark(msg.id, Mark::Rcpts(msg.indices), Some(reply));
-        self.kick(ctx);
+        self.guarded(ctx, move |act, ctx| {
+            act.push_mark(msg.id, Mark::Rcpts(msg.indices), Some(reply));
+            act.kick(ctx);
+        });
         reply_future(rx)
     }
 }
@@ -135,8 +141,10 @@ impl Handler<NoteRetry> for Spool {
 
     fn handle(&mut self, msg: NoteRetry, ctx: &mut Context<Self>) {
         let _g = alloc::enter(ActorClass::Spool);
-        self.push_mark(msg.id, Mark::Retry(msg.state), None);
-        self.kick(ctx);
+        self.guarded(ctx, move |act, ctx| {
+            act.push_mark(msg.id, Mark::Retry(msg.state), None);
+            act.kick(ctx);
+        });
     }
 }
 

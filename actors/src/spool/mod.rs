@@ -48,6 +48,7 @@ use bytes::Bytes;
 use impulse_runtime::alloc;
 use impulse_runtime::pool::Pool;
 use impulse_runtime::registry::Registration;
+use impulse_runtime::supervise::{contain, fault_point, PanicCount};
 use impulse_runtime::ActorClass;
 use tokio::sync::oneshot;
 
@@ -135,6 +136,7 @@ pub struct Spool {
     reg: Registration,
     stats: Arc<Stats>,
     health: Arc<SpoolHealth>,
+    panics: Arc<PanicCount>,
     ready: bool,
     current: Option<u64>,
     next_seq: u64,
@@ -155,6 +157,7 @@ impl Spool {
         reg: Registration,
         stats: Arc<Stats>,
         health: Arc<SpoolHealth>,
+        panics: Arc<PanicCount>,
     ) -> Spool {
         Spool {
             settings,
@@ -162,6 +165,7 @@ impl Spool {
             reg,
             stats,
             health,
+            panics,
             ready: false,
             current: None,
             next_seq: 0,
@@ -540,6 +544,16 @@ impl Spool {
             act.reads.done();
             act.kick_read(ctx);
         }));
+    }
+
+    /// Run a handler body with a panic contained: the request it was serving is dropped
+    /// (its caller hears `Unavailable` and may ask again), the spool's state stays.
+    fn guarded(&mut self, ctx: &mut Context<Self>, f: impl FnOnce(&mut Self, &mut Context<Self>)) {
+        let panics = self.panics.clone();
+        contain("spool", Some(&panics), || {
+            fault_point("spool");
+            f(self, ctx)
+        });
     }
 
     fn push_mark(&mut self, id: MessageId, mark: Mark, reply: Option<Reply<()>>) {

@@ -96,6 +96,19 @@ pub enum ConnEvent {
     Closed { conn: ConnId, reason: CloseReason },
 }
 
+impl ConnEvent {
+    /// The connection the event is about.
+    pub fn conn(&self) -> ConnId {
+        match self {
+            ConnEvent::Data { conn, .. }
+            | ConnEvent::Connected { conn, .. }
+            | ConnEvent::ConnectFailed { conn, .. }
+            | ConnEvent::ReadClosed { conn }
+            | ConnEvent::Closed { conn, .. } => *conn,
+        }
+    }
+}
+
 /// Why a connection closed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CloseReason {
