@@ -14,7 +14,7 @@ use bytes::Bytes;
 use impulse_runtime::alloc;
 use impulse_runtime::control::{QueueRow, Request, Response, StatusReport, MAX_LINE};
 use impulse_runtime::io::{Accepted, ConnEvent, ConnId, Credit};
-use impulse_runtime::registry::{build_tree, drawn, render_tree, Registration};
+use impulse_runtime::registry::{Registration, TreeOptions};
 use impulse_runtime::supervise::{fault_point, guard};
 use impulse_runtime::ActorClass;
 
@@ -96,13 +96,10 @@ impl Control {
         };
         match request {
             Request::Tree { depth, class, all } => {
-                let actors = self.shared.registry.snapshot();
-                let total = actors.len();
-                let nodes = build_tree(&actors);
-                drop(actors);
+                let (view, total) = self.shared.registry.tree(TreeOptions { depth, class, all });
                 send(Response::Tree {
-                    text: render_tree(&nodes, depth, class, all),
-                    actors: drawn(&nodes, depth, class, all),
+                    text: view.text,
+                    actors: view.drawn,
                     total,
                 })
             }

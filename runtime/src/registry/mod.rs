@@ -4,7 +4,7 @@
 //! [`Registration`] (RAII: it unregisters on drop) and updates its state and mailbox
 //! length as it goes. The registry is a `DashMap` behind an `Arc<Registry>` that is passed
 //! explicitly to whoever needs it — there is no process-global instance. It is what
-//! `impulsectl tree` prints ([`Registry::snapshot`] → [`build_tree`] → [`render_tree`]).
+//! `impulsectl tree` prints ([`Registry::tree`]: its [`Shape`], then [`draw`]).
 //!
 //! Contracts:
 //! - Ids are unique for the registry's lifetime and increase with registration order.
@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::class::ActorClass;
 
-pub use tree::{build_tree, drawn, render_tree, TreeNode, COLLAPSE_KEEP, COLLAPSE_OVER};
+pub use tree::{draw, render_tree, Shape, TreeOptions, TreeView, COLLAPSE_KEEP, COLLAPSE_OVER};
 
 /// Identifies an actor in the registry.
 pub type ActorId = u64;
@@ -172,6 +172,20 @@ impl Registry {
         let mut all: Vec<ActorInfo> = self.actors.iter().map(|e| e.info(*e.key())).collect();
         all.sort_unstable_by_key(|a| a.id);
         all
+    }
+
+    /// The actor tree drawn with `opts`, and how many actors are live. Only the shape
+    /// (id, parent, class) of every actor is read up front; the text of an actor is read
+    /// for the lines drawn only, so a million collapsed messages cost little.
+    pub fn tree(&self, opts: TreeOptions) -> (TreeView, usize) {
+        let lights: Vec<_> = self
+            .actors
+            .iter()
+            .map(|e| (*e.key(), e.parent, e.class))
+            .collect();
+        let shape = Shape::new(lights);
+        let view = draw(&shape, |i| self.get(shape.id(i)), opts);
+        (view, shape.len())
     }
 
     /// Number of live actors per class, indexed by `ActorClass as usize`.
