@@ -25,7 +25,7 @@ use actix::prelude::*;
 use impulse_config::DomainCfg;
 use impulse_runtime::alloc;
 use impulse_runtime::control::QueueRow;
-use impulse_runtime::registry::{ActorId, Registration};
+use impulse_runtime::registry::{ActorId, Name, Registration};
 use impulse_runtime::supervise::guard;
 use impulse_runtime::ActorClass;
 
@@ -273,7 +273,7 @@ impl Domain {
             msg.reg = Some(Registration::new(
                 &self.shared.registry,
                 ActorClass::Message,
-                msg.id.to_string(),
+                Name::Hex(msg.id.0),
                 Some(self.reg.id()),
             ));
         }

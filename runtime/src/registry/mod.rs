@@ -43,28 +43,61 @@ pub fn thread_arbiter() -> u8 {
     ARBITER.try_with(|a| a.get()).unwrap_or(0)
 }
 
+/// An actor's name: text, or (for the many messages) an id printed as 16 hex digits,
+/// which needs no allocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Name {
+    Text(Box<str>),
+    Hex(u64),
+}
+
+impl From<String> for Name {
+    fn from(s: String) -> Name {
+        Name::Text(s.into_boxed_str())
+    }
+}
+
+impl From<&str> for Name {
+    fn from(s: &str) -> Name {
+        Name::Text(s.into())
+    }
+}
+
+impl std::fmt::Display for Name {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Name::Text(s) => f.write_str(s),
+            Name::Hex(n) => write!(f, "{n:016X}"),
+        }
+    }
+}
+
+/// One registered actor, kept small: a million queued messages each have one (80 bytes,
+/// no heap for a message's name or an empty detail).
 struct Entry {
     class: ActorClass,
     arbiter: u8,
-    name: String,
-    parent: Option<ActorId>,
+    mailbox: u32,
+    /// 0: none (ids start at 1).
+    parent: ActorId,
     state: &'static str,
-    mailbox: usize,
-    detail: String,
-    born: Instant,
+    name: Name,
+    detail: Box<str>,
+    /// Milliseconds after the registry was created.
+    born_ms: u64,
 }
 
 impl Entry {
-    fn info(&self, id: ActorId) -> ActorInfo {
+    fn info(&self, id: ActorId, now_ms: u64) -> ActorInfo {
         ActorInfo {
             id,
             class: self.class,
-            name: self.name.clone(),
-            parent: self.parent,
+            name: self.name.to_string(),
+            parent: (self.parent != 0).then_some(self.parent),
             state: self.state.to_string(),
-            mailbox: self.mailbox,
-            detail: self.detail.clone(),
-            age_ms: self.born.elapsed().as_millis() as u64,
+            mailbox: self.mailbox as usize,
+            detail: self.detail.to_string(),
+            age_ms: now_ms.saturating_sub(self.born_ms),
             arbiter: self.arbiter,
         }
     }
@@ -94,6 +127,7 @@ pub struct ActorInfo {
 pub struct Registry {
     actors: DashMap<ActorId, Entry>,
     next_id: AtomicU64,
+    created: Instant,
 }
 
 impl Registry {
@@ -102,14 +136,19 @@ impl Registry {
         Arc::new(Registry {
             actors: DashMap::new(),
             next_id: AtomicU64::new(1),
+            created: Instant::now(),
         })
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.created.elapsed().as_millis() as u64
     }
 
     /// Add an actor in state "starting" and return its new id.
     pub fn register(
         &self,
         class: ActorClass,
-        name: impl Into<String>,
+        name: impl Into<Name>,
         parent: Option<ActorId>,
     ) -> ActorId {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -118,12 +157,12 @@ impl Registry {
             Entry {
                 class,
                 arbiter: thread_arbiter(),
-                name: name.into(),
-                parent,
-                state: "starting",
                 mailbox: 0,
-                detail: String::new(),
-                born: Instant::now(),
+                parent: parent.unwrap_or(0),
+                state: "starting",
+                name: name.into(),
+                detail: Box::default(),
+                born_ms: self.now_ms(),
             },
         );
         id
@@ -139,7 +178,7 @@ impl Registry {
     /// Set the mailbox length of `id`.
     pub fn set_mailbox(&self, id: ActorId, len: usize) {
         if let Some(mut e) = self.actors.get_mut(&id) {
-            e.mailbox = len;
+            e.mailbox = len.min(u32::MAX as usize) as u32;
         }
     }
 
@@ -153,7 +192,7 @@ impl Registry {
     /// Set the free-text detail of `id`.
     pub fn set_detail(&self, id: ActorId, detail: String) {
         if let Some(mut e) = self.actors.get_mut(&id) {
-            e.detail = detail;
+            e.detail = detail.into_boxed_str();
         }
     }
 
@@ -164,12 +203,13 @@ impl Registry {
 
     /// The actor `id`, if registered.
     pub fn get(&self, id: ActorId) -> Option<ActorInfo> {
-        self.actors.get(&id).map(|e| e.info(id))
+        self.actors.get(&id).map(|e| e.info(id, self.now_ms()))
     }
 
     /// Every actor, sorted by id.
     pub fn snapshot(&self) -> Vec<ActorInfo> {
-        let mut all: Vec<ActorInfo> = self.actors.iter().map(|e| e.info(*e.key())).collect();
+        let now = self.now_ms();
+        let mut all: Vec<ActorInfo> = self.actors.iter().map(|e| e.info(*e.key(), now)).collect();
         all.sort_unstable_by_key(|a| a.id);
         all
     }
@@ -181,7 +221,7 @@ impl Registry {
         let lights: Vec<_> = self
             .actors
             .iter()
-            .map(|e| (*e.key(), e.parent, e.class))
+            .map(|e| (*e.key(), (e.parent != 0).then_some(e.parent), e.class))
             .collect();
         let shape = Shape::new(lights);
         let view = draw(&shape, |i| self.get(shape.id(i)), opts);
@@ -202,7 +242,7 @@ impl Registry {
         let mut ids: Vec<ActorId> = self
             .actors
             .iter()
-            .filter(|e| e.parent == Some(parent))
+            .filter(|e| e.parent == parent)
             .map(|e| *e.key())
             .collect();
         ids.sort_unstable();
@@ -231,7 +271,7 @@ impl Registration {
     pub fn new(
         registry: &Arc<Registry>,
         class: ActorClass,
-        name: impl Into<String>,
+        name: impl Into<Name>,
         parent: Option<ActorId>,
     ) -> Registration {
         let id = registry.register(class, name, parent);
@@ -326,6 +366,16 @@ mod tests {
         // Updates to a gone id are ignored.
         reg.set_state(dom, "x");
         assert!(reg.get(dom).is_none());
+    }
+
+    #[test]
+    fn entries_stay_small_and_message_names_print_as_hex() {
+        assert!(std::mem::size_of::<Entry>() <= 80, "{}", std::mem::size_of::<Entry>());
+        let reg = Registry::new();
+        let id = reg.register(ActorClass::Message, Name::Hex(0x1A2B), None);
+        let info = reg.get(id).unwrap();
+        assert_eq!(info.name, "0000000000001A2B");
+        assert_eq!(info.parent, None);
     }
 
     #[test]
