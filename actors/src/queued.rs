@@ -1,15 +1,16 @@
 //! The compact record of a queued message: what a message is while no actor works on it.
 //!
 //! A message waiting in its domain's active or delayed queue is a [`QueuedMessage`] — id,
-//! arrival time, size, attempts, next attempt, the envelope packed into one allocation
-//! and the set of recipients whose outcome is final — with no running actor, no mailbox
-//! and no body (the body stays in the spool). The domain container wakes it into a
-//! message actor when a connection takes it, and the actor hands the record back when the
-//! attempt is settled and the message must wait again (it *hibernates*).
+//! arrival time, size, attempts, next attempt, and the envelope packed into one
+//! allocation that also holds, per recipient, whether its outcome is final — with no
+//! running actor, no mailbox and no body (the body stays in the spool). The domain
+//! container wakes it into a message actor when a connection takes it, and the actor
+//! hands the record back when the attempt is settled and the message must wait again
+//! (it *hibernates*).
 //!
 //! Memory: one heap block per message (the packed envelope, allocated as class
-//! `message`) plus the record itself inside the queue that holds it; see BENCHMARKS.md
-//! for the bytes per queued message this gives.
+//! `message`) plus the 64-byte record itself inside the queue that holds it; see
+//! BENCHMARKS.md for the bytes per queued message this gives.
 
 use impulse_runtime::alloc;
 use impulse_runtime::registry::Registration;
@@ -17,21 +18,22 @@ use impulse_runtime::ActorClass;
 
 use crate::ids::MessageId;
 
-/// Sender and recipients packed into one allocation:
-/// `sender_len u16 | sender | (rcpt_len u16 | rcpt)*`.
+/// Sender and recipients packed into one allocation, with a "final" flag per recipient:
+/// `sender_len u16 | sender | (flag u8 | rcpt_len u16 | rcpt)*`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PackedEnvelope(Box<[u8]>);
 
 impl PackedEnvelope {
-    /// Pack `sender` and `recipients` (each address at most 65 535 bytes; longer ones are
-    /// cut, which the SMTP line limit makes impossible in practice).
+    /// Pack `sender` and `recipients`, none final yet (each address at most 65 535
+    /// bytes; longer ones are cut, which the SMTP line limit makes impossible anyway).
     pub fn new<'a>(sender: &str, recipients: impl IntoIterator<Item = &'a str>) -> PackedEnvelope {
         let _g = alloc::enter(ActorClass::Message);
         let recipients: Vec<&str> = recipients.into_iter().collect();
-        let len = 2 + sender.len() + recipients.iter().map(|r| 2 + r.len()).sum::<usize>();
+        let len = 2 + sender.len() + recipients.iter().map(|r| 3 + r.len()).sum::<usize>();
         let mut buf = Vec::with_capacity(len);
         put(&mut buf, sender);
         for r in recipients {
+            buf.push(0);
             put(&mut buf, r);
         }
         PackedEnvelope(buf.into_boxed_slice())
@@ -39,20 +41,42 @@ impl PackedEnvelope {
 
     /// The reverse-path ("" for the null sender).
     pub fn sender(&self) -> &str {
-        let mut it = Fields(&self.0);
-        it.next().unwrap_or("")
+        field(&self.0, 0).map_or("", |(s, _)| s)
+    }
+
+    /// The recipients, in their original order, each with its "final" flag.
+    fn entries(&self) -> impl Iterator<Item = (usize, bool, &str)> + '_ {
+        let mut at = field(&self.0, 0).map_or(self.0.len(), |(_, end)| end);
+        std::iter::from_fn(move || {
+            let flag = *self.0.get(at)?;
+            let (r, end) = field(&self.0, at + 1)?;
+            let flag_at = at;
+            at = end;
+            Some((flag_at, flag != 0, r))
+        })
     }
 
     /// The recipients, in their original order.
     pub fn recipients(&self) -> impl Iterator<Item = &str> + '_ {
-        let mut it = Fields(&self.0);
-        it.next();
-        it
+        self.entries().map(|(_, _, r)| r)
     }
 
     /// Number of recipients.
     pub fn recipient_count(&self) -> usize {
-        self.recipients().count()
+        self.entries().count()
+    }
+
+    /// Whether recipient `i`'s outcome is final.
+    pub fn is_done(&self, i: usize) -> bool {
+        self.entries().nth(i).is_some_and(|(_, done, _)| done)
+    }
+
+    /// Mark recipient `i` final (an index beyond the list is ignored).
+    pub fn set_done(&mut self, i: usize) {
+        let at = self.entries().nth(i).map(|(at, _, _)| at);
+        if let Some(at) = at {
+            self.0[at] = 1;
+        }
     }
 
     /// Heap bytes held.
@@ -67,78 +91,29 @@ fn put(buf: &mut Vec<u8>, s: &str) {
     buf.extend_from_slice(&s.as_bytes()[..n]);
 }
 
-struct Fields<'a>(&'a [u8]);
-
-impl<'a> Iterator for Fields<'a> {
-    type Item = &'a str;
-    fn next(&mut self) -> Option<&'a str> {
-        if self.0.len() < 2 {
-            return None;
-        }
-        let n = u16::from_le_bytes([self.0[0], self.0[1]]) as usize;
-        let end = (2 + n).min(self.0.len());
-        let s = std::str::from_utf8(&self.0[2..end]).unwrap_or("");
-        self.0 = &self.0[end..];
-        Some(s)
-    }
+/// The length-prefixed string at `at`, and where it ends.
+fn field(buf: &[u8], at: usize) -> Option<(&str, usize)> {
+    let len = buf.get(at..at + 2)?;
+    let n = u16::from_le_bytes([len[0], len[1]]) as usize;
+    let end = (at + 2 + n).min(buf.len());
+    Some((std::str::from_utf8(&buf[at + 2..end]).unwrap_or(""), end))
 }
 
-/// Which recipients (by index in the envelope) have reached a final outcome.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RcptSet {
-    /// Up to 64 recipients: a bit per recipient.
-    Small(u64),
-    /// More: one bit per recipient in a boxed slice.
-    Large(Box<[u64]>),
-}
-
-impl RcptSet {
-    /// No recipient final, for a message of `count` recipients.
-    pub fn empty(count: usize) -> RcptSet {
-        if count <= 64 {
-            RcptSet::Small(0)
-        } else {
-            let _g = alloc::enter(ActorClass::Message);
-            RcptSet::Large(vec![0; count.div_ceil(64)].into_boxed_slice())
-        }
-    }
-
-    pub fn contains(&self, i: usize) -> bool {
-        match self {
-            RcptSet::Small(b) => i < 64 && b & (1 << i) != 0,
-            RcptSet::Large(v) => v.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0),
-        }
-    }
-
-    /// Mark recipient `i` final (indices beyond the set are ignored).
-    pub fn insert(&mut self, i: usize) {
-        match self {
-            RcptSet::Small(b) if i < 64 => *b |= 1 << i,
-            RcptSet::Large(v) => {
-                if let Some(w) = v.get_mut(i / 64) {
-                    *w |= 1 << (i % 64);
-                }
-            }
-            RcptSet::Small(_) => {}
-        }
-    }
-}
-
-/// A message in a queue, without an actor.
+/// A message in a queue, without an actor (64 bytes).
 #[derive(Debug)]
 pub struct QueuedMessage {
     pub id: MessageId,
     /// Milliseconds since the epoch when the message was received.
     pub received_at: u64,
-    /// Bytes of message data in the spool.
-    pub size: u64,
-    /// Delivery attempts made so far.
-    pub attempts: u32,
     /// When the next attempt is due (milliseconds since the epoch; 0 = now).
     pub retry_at: u64,
+    /// Bytes of message data in the spool (`smtp.max_message_size` keeps it in a u32).
+    pub size: u32,
+    /// Delivery attempts made so far.
+    pub attempts: u32,
+    /// Sender, recipients, and which recipients are final (logged durably and marked in
+    /// the spool).
     pub envelope: PackedEnvelope,
-    /// Recipients whose outcome is final (logged durably and marked in the spool).
-    pub done: RcptSet,
     /// The message's entry in the actor registry (state `queued` or `hibernating`).
     pub reg: Option<Registration>,
 }
@@ -147,9 +122,10 @@ impl QueuedMessage {
     /// Indices and addresses of the recipients still pending.
     pub fn pending(&self) -> impl Iterator<Item = (usize, &str)> + '_ {
         self.envelope
-            .recipients()
+            .entries()
             .enumerate()
-            .filter(|(i, _)| !self.done.contains(*i))
+            .filter(|(_, (_, done, _))| !done)
+            .map(|(i, (_, _, r))| (i, r))
     }
 
     /// Whether every recipient is final.
@@ -179,19 +155,38 @@ mod tests {
         let null = PackedEnvelope::new("", ["x@b"]);
         assert_eq!(null.sender(), "");
         assert_eq!(null.recipients().collect::<Vec<_>>(), vec!["x@b"]);
+        let none = PackedEnvelope::new("s", []);
+        assert_eq!(none.recipient_count(), 0);
     }
 
     #[test]
-    fn rcpt_sets_small_and_large() {
-        let mut s = RcptSet::empty(3);
-        s.insert(1);
-        assert!(s.contains(1) && !s.contains(0) && !s.contains(2));
-        s.insert(99); // out of range: ignored
-        let mut l = RcptSet::empty(200);
-        assert!(matches!(l, RcptSet::Large(_)));
-        l.insert(0);
-        l.insert(130);
-        l.insert(500);
-        assert!(l.contains(0) && l.contains(130) && !l.contains(129) && !l.contains(500));
+    fn final_flags_live_in_the_envelope() {
+        let mut p = PackedEnvelope::new("s", ["a", "b", "c"]);
+        p.set_done(1);
+        p.set_done(99); // out of range: ignored
+        assert!(!p.is_done(0) && p.is_done(1) && !p.is_done(2));
+        assert_eq!(p.recipients().collect::<Vec<_>>(), vec!["a", "b", "c"]);
+        let q = QueuedMessage {
+            id: MessageId(1),
+            received_at: 0,
+            retry_at: 0,
+            size: 0,
+            attempts: 0,
+            envelope: p,
+            reg: None,
+        };
+        assert_eq!(q.pending().collect::<Vec<_>>(), vec![(0, "a"), (2, "c")]);
+        assert!(!q.is_finished());
+        assert!(std::mem::size_of::<QueuedMessage>() <= 64);
+    }
+
+    #[test]
+    fn many_recipients() {
+        let rcpts: Vec<String> = (0..200).map(|i| format!("r{i}@d")).collect();
+        let mut p = PackedEnvelope::new("s", rcpts.iter().map(String::as_str));
+        p.set_done(0);
+        p.set_done(130);
+        assert!(p.is_done(0) && p.is_done(130) && !p.is_done(129));
+        assert_eq!(p.recipient_count(), 200);
     }
 }

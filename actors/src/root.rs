@@ -236,11 +236,10 @@ impl Root {
                     batch.push(QueuedMessage {
                         id: r.id,
                         received_at: r.received_at,
-                        size: r.size,
+                        size: r.size as u32,
                         attempts: r.retry.map_or(0, |s| s.attempts),
                         retry_at: r.retry.map_or(0, |s| s.retry_at),
                         envelope: r.envelope,
-                        done: r.done,
                         reg: None,
                     });
                     if batch.len() == RECOVERY_BATCH {

@@ -33,7 +33,7 @@ use impulse_smtp::{domain_of, Envelope};
 use crate::context::Shared;
 use crate::ids::now_ms;
 use crate::logger::{self, LogRecord, LoggedResponse, RecordType};
-use crate::queued::{PackedEnvelope, QueuedMessage, RcptSet};
+use crate::queued::{PackedEnvelope, QueuedMessage};
 use crate::router::Router;
 use crate::spool::record::MessageMeta;
 use crate::spool::{NewMessage, Store};
@@ -204,14 +204,13 @@ impl Inbound {
             let record = QueuedMessage {
                 id,
                 received_at: now,
-                size: full.len() as u64,
+                size: full.len() as u32,
                 attempts: 0,
                 retry_at: 0,
                 envelope: PackedEnvelope::new(
                     &envelope.sender,
                     recipients.iter().map(String::as_str),
                 ),
-                done: RcptSet::empty(recipients.len()),
                 reg: None,
             };
             queued.push((domain.clone(), record));

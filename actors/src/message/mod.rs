@@ -143,7 +143,7 @@ impl MessageActor {
             Stats::add(counter, n);
         }
         for &i in &s.newly_final {
-            msg.done.insert(i);
+            msg.envelope.set_done(i);
         }
         let id = msg.id;
         let logger = self.shared.logger.clone();
@@ -272,7 +272,7 @@ impl Handler<Begin> for MessageActor {
                     body_8bit: false,
                     declared_size: None,
                 },
-                size: msg.size,
+                size: msg.size as u64,
             };
             act.sent = sent;
             act.move_to(MsgState::InFlight);

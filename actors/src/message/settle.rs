@@ -60,7 +60,7 @@ pub fn settle(
     let rcpts: Vec<&str> = msg.envelope.recipients().collect();
     let mut last: Option<LoggedResponse> = None;
     for (i, verdict, response) in results {
-        if i >= rcpts.len() || msg.done.contains(i) || s.newly_final.contains(&i) {
+        if i >= rcpts.len() || msg.envelope.is_done(i) || s.newly_final.contains(&i) {
             continue;
         }
         let kind = match verdict {
@@ -85,7 +85,7 @@ pub fn settle(
         last = Some(response);
     }
     let pending: Vec<usize> = (0..rcpts.len())
-        .filter(|i| !msg.done.contains(*i) && !s.newly_final.contains(i))
+        .filter(|i| !msg.envelope.is_done(*i) && !s.newly_final.contains(i))
         .collect();
     let age = Duration::from_millis(now_ms.saturating_sub(msg.received_at));
     if !pending.is_empty() && backoff::expired(age, cfg.message_expiration.get()) {
@@ -139,7 +139,7 @@ fn record(
         sender: msg.envelope.sender().to_string(),
         recipient: recipient.to_string(),
         domain: domain.to_string(),
-        size: msg.size,
+        size: msg.size as u64,
         attempts: msg.attempts,
         response: response.clone(),
         peer: peer.to_string(),
@@ -150,7 +150,7 @@ fn record(
 mod tests {
     use super::*;
     use crate::ids::MessageId;
-    use crate::queued::{PackedEnvelope, RcptSet};
+    use crate::queued::PackedEnvelope;
 
     fn msg(rcpts: &[&str]) -> QueuedMessage {
         QueuedMessage {
@@ -160,7 +160,6 @@ mod tests {
             attempts: 1,
             retry_at: 0,
             envelope: PackedEnvelope::new("s@x", rcpts.iter().copied()),
-            done: RcptSet::empty(rcpts.len()),
             reg: None,
         }
     }
@@ -211,7 +210,7 @@ mod tests {
     fn final_recipients_are_never_settled_again() {
         let cfg = DomainCfg::default();
         let mut m = msg(&["a@d", "b@d"]);
-        m.done.insert(0);
+        m.envelope.set_done(0);
         let s = settle(
             &m,
             "d",

@@ -25,7 +25,7 @@ use super::files::{self, Location, Segment};
 use super::journal::{self, Entry, RetryState};
 use super::record;
 use crate::ids::MessageId;
-use crate::queued::{PackedEnvelope, RcptSet};
+use crate::queued::PackedEnvelope;
 
 /// A live message found by the scan.
 #[derive(Debug)]
@@ -35,8 +35,8 @@ pub struct Recovered {
     /// Bytes of message data.
     pub size: u64,
     pub loc: Location,
+    /// Sender and recipients, those with a final outcome flagged.
     pub envelope: PackedEnvelope,
-    pub done: RcptSet,
     pub retry: Option<RetryState>,
 }
 
@@ -229,9 +229,9 @@ fn scan_segment(
                 if state.done.contains(&v.id) {
                     continue;
                 }
-                let mut done = RcptSet::empty(v.recipients.len());
+                let mut envelope = PackedEnvelope::new(v.sender, v.recipients.iter().copied());
                 for &i in state.rcpts.get(&v.id).into_iter().flatten() {
-                    done.insert(i as usize);
+                    envelope.set_done(i as usize);
                 }
                 let rec = Recovered {
                     id: v.id,
@@ -242,8 +242,7 @@ fn scan_segment(
                         offset: (offset - len) as u64,
                         len: len as u32,
                     },
-                    envelope: PackedEnvelope::new(v.sender, v.recipients.iter().copied()),
-                    done,
+                    envelope,
                     retry: state.retry.get(&v.id).copied(),
                 };
                 let domain = match scan.domain_index.get(v.domain) {
@@ -354,7 +353,7 @@ mod tests {
         assert_eq!(r.removed_segments, 1);
         assert_eq!(r.next_seq, 2);
         let m3 = &r.by_domain[0].1[1];
-        assert!(m3.done.contains(1) && !m3.done.contains(0));
+        assert!(m3.envelope.is_done(1) && !m3.envelope.is_done(0));
         assert_eq!(m3.retry, Some(state));
         assert!(!files::segment_path(dir.path(), 1).exists());
         assert!(r.damaged.is_empty());

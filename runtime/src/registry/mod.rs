@@ -370,7 +370,11 @@ mod tests {
 
     #[test]
     fn entries_stay_small_and_message_names_print_as_hex() {
-        assert!(std::mem::size_of::<Entry>() <= 80, "{}", std::mem::size_of::<Entry>());
+        assert!(
+            std::mem::size_of::<Entry>() <= 80,
+            "{}",
+            std::mem::size_of::<Entry>()
+        );
         let reg = Registry::new();
         let id = reg.register(ActorClass::Message, Name::Hex(0x1A2B), None);
         let info = reg.get(id).unwrap();
