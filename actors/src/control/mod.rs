@@ -3,14 +3,17 @@
 //! The I/O actor owns the socket (mode 0600) and delivers each client's bytes here. A
 //! client sends one JSON [`Request`] line; the actor answers with one JSON [`Response`]
 //! line and closes. Answers come from the registry, the allocator, the pools, the
-//! counters and the domain containers; `shutdown` is forwarded to the root.
+//! counters and the domain containers; `shutdown` is forwarded to the root. Answers are
+//! encoded on the pool and written in chunks as the connection drains ([`reply`]), so a
+//! listing of any length arrives whole.
+
+mod reply;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use actix::prelude::*;
-use bytes::Bytes;
 use impulse_runtime::alloc;
 use impulse_runtime::control::{QueueRow, Request, Response, StatusReport, MAX_LINE};
 use impulse_runtime::io::{Accepted, ConnEvent, ConnId, Credit};
@@ -43,6 +46,10 @@ pub struct Control {
     router: Arc<Router>,
     shutdown: Recipient<Shutdown>,
     clients: HashMap<ConnId, Client>,
+    /// Answers being written out, chunk by chunk.
+    outgoing: Vec<reply::Outgoing>,
+    /// A pump wake-up is scheduled.
+    pumping: bool,
     /// Last rate sample: when, received, delivered.
     sample: (Instant, u64, u64),
     rates: (f64, f64),
@@ -61,6 +68,8 @@ impl Control {
             router,
             shutdown,
             clients: HashMap::new(),
+            outgoing: Vec::new(),
+            pumping: false,
             sample: (Instant::now(), 0, 0),
             rates: (0.0, 0.0),
         }
@@ -81,39 +90,41 @@ impl Control {
     }
 
     fn answer(&mut self, conn: ConnId, request: Result<Request, String>, ctx: &mut Context<Self>) {
-        let io = self.shared.io.clone();
-        let send = move |resp: Response| {
-            let mut line = serde_json::to_vec(&resp).unwrap_or_else(|e| {
-                format!("{{\"type\":\"error\",\"message\":\"cannot encode: {e}\"}}").into_bytes()
-            });
-            line.push(b'\n');
-            io.write(conn, Bytes::from(line));
-            io.close(conn);
-        };
         let request = match request {
             Ok(r) => r,
-            Err(e) => return send(Response::Error { message: e }),
+            Err(e) => return self.reply(conn, move || Response::Error { message: e }, ctx),
         };
         match request {
             Request::Tree { depth, class, all } => {
-                let (view, total) = self.shared.registry.tree(TreeOptions { depth, class, all });
-                send(Response::Tree {
-                    text: view.text,
-                    actors: view.drawn,
-                    total,
-                })
+                // Built on the pool: with a million messages this is real work.
+                let registry = self.shared.registry.clone();
+                self.reply(
+                    conn,
+                    move || {
+                        let (view, total) = registry.tree(TreeOptions { depth, class, all });
+                        Response::Tree {
+                            text: view.text,
+                            actors: view.drawn,
+                            total,
+                        }
+                    },
+                    ctx,
+                )
             }
-            Request::Memory => send(Response::Memory(alloc::snapshot())),
-            Request::Pools => send(Response::Pools {
-                pools: vec![self.shared.pool.stats()],
-            }),
+            Request::Memory => {
+                let report = alloc::snapshot();
+                self.reply(conn, move || Response::Memory(report), ctx)
+            }
+            Request::Pools => {
+                let pools = vec![self.shared.pool.stats()];
+                self.reply(conn, move || Response::Pools { pools }, ctx)
+            }
             Request::Shutdown => {
                 self.shutdown.do_send(Shutdown {
                     reason: "impulsectl shutdown".into(),
                 });
-                send(Response::Ok {
-                    message: "shutting down".into(),
-                })
+                let message = "shutting down".to_string();
+                self.reply(conn, move || Response::Ok { message }, ctx)
             }
             Request::Queues | Request::Status => {
                 let domains = self.router.all();
@@ -130,19 +141,22 @@ impl Control {
                 };
                 ctx.spawn(
                     fut.into_actor(self)
-                        .map(move |rows: Vec<QueueRow>, _act, _ctx| {
+                        .map(move |rows: Vec<QueueRow>, act, ctx| {
                             if request == Request::Queues {
-                                send(Response::Queues { domains: rows });
-                            } else {
-                                let mut s = status;
-                                s.domains = rows.len() as u64;
-                                for r in &rows {
-                                    s.queued_active += r.active as u64;
-                                    s.queued_delayed += r.delayed as u64;
-                                    s.in_flight += r.in_flight as u64;
-                                }
-                                send(Response::Status(s));
+                                return act.reply(
+                                    conn,
+                                    move || Response::Queues { domains: rows },
+                                    ctx,
+                                );
                             }
+                            let mut s = status;
+                            s.domains = rows.len() as u64;
+                            for r in &rows {
+                                s.queued_active += r.active as u64;
+                                s.queued_delayed += r.delayed as u64;
+                                s.in_flight += r.in_flight as u64;
+                            }
+                            act.reply(conn, move || Response::Status(s), ctx)
                         }),
                 );
             }
@@ -183,6 +197,8 @@ impl Actor for Control {
         ctx.run_interval(std::time::Duration::from_secs(1), |act, _| {
             act.sample_rates()
         });
+        // After a supervised restart: go on writing what was being written.
+        self.pump(ctx);
     }
 }
 
@@ -227,7 +243,12 @@ impl Handler<ConnEvent> for Control {
 /// (their futures belonged to the old context) are dropped: those clients are closed.
 impl Supervised for Control {
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
+        self.pumping = false;
+        let writing: Vec<ConnId> = self.outgoing.iter().map(|o| o.conn).collect();
         for (conn, client) in self.clients.drain() {
+            if writing.contains(&conn) {
+                continue;
+            }
             if !client.answered {
                 self.shared.io.close(conn);
             }
