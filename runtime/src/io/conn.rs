@@ -182,6 +182,8 @@ impl Conn {
         let Some(credit) = self.credit.clone() else {
             return Step::Idle;
         };
+        // What is read for a connection belongs to its owner, not to the loop.
+        let _class = crate::alloc::enter(credit.class());
         loop {
             if self.paused {
                 return Step::Idle;

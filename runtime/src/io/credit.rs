@@ -11,6 +11,7 @@
 //! if it was the one to do so, sends `Resume(conn)` to the loop. Whoever swaps the flag
 //! from `true` to `false` owns the resumption.
 
+use crate::ActorClass;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -25,6 +26,9 @@ pub(super) struct CreditInner {
     outstanding: AtomicUsize,
     paused: AtomicBool,
     write_backlog: AtomicUsize,
+    /// The actor class of the owner (current on the thread that attached or connected):
+    /// what the loop's read buffers for this connection are counted as.
+    class: ActorClass,
     shared: Arc<Shared>,
 }
 
@@ -52,6 +56,7 @@ impl Credit {
                 outstanding: AtomicUsize::new(0),
                 paused: AtomicBool::new(false),
                 write_backlog: AtomicUsize::new(0),
+                class: crate::alloc::current(),
                 shared,
             }),
         }
@@ -89,6 +94,11 @@ impl Credit {
     /// An actor streaming a large body can wait for this to fall before writing more.
     pub fn write_backlog(&self) -> usize {
         self.inner.write_backlog.load(Ordering::Relaxed)
+    }
+
+    /// The class this connection's buffers are counted as (its owner's).
+    pub fn class(&self) -> ActorClass {
+        self.inner.class
     }
 
     /// The connection this credit belongs to.
