@@ -309,4 +309,18 @@ fn tree_is_drawn_filtered_limited_and_collapsed() {
     }
     let root_only = s.ctl_ok(&["tree", "--depth", "0"]);
     assert_eq!(parse_tree(&root_only).len(), 1, "{root_only}");
+
+    // --arbiter: every drawn actor says where it runs; a domain's messages and
+    // connections run on its arbiter; the long-lived actors on arbiter 0.
+    let arb = s.ctl_ok(&["tree", "--arbiter"]);
+    for (_, l) in parse_tree(&arb) {
+        assert!(l.starts_with("… and") || l.contains(" arbiter="), "{l}\n{arb}");
+    }
+    assert!(arb.lines().next().unwrap().contains("arbiter=0"), "{arb}");
+    let actors = common::ctl::actors(&s.daemon);
+    for d in actors.iter().filter(|a| a["class"] == "domain") {
+        for child in actors.iter().filter(|a| a["parent"] == d["id"]) {
+            assert_eq!(child["arbiter"], d["arbiter"], "{child} under {d}");
+        }
+    }
 }

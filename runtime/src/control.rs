@@ -30,6 +30,9 @@ pub enum Request {
         class: Option<crate::ActorClass>,
         #[serde(default)]
         all: bool,
+        /// Show each actor's arbiter in the text.
+        #[serde(default)]
+        arbiter: bool,
     },
     /// Live bytes per actor class.
     Memory,

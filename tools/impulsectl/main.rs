@@ -51,6 +51,9 @@ enum Command {
         /// Do not collapse large groups of siblings.
         #[arg(long)]
         all: bool,
+        /// Show the arbiter (event-loop thread) each actor runs on.
+        #[arg(long)]
+        arbiter: bool,
     },
     /// Live bytes, allocations and peak per actor class.
     Memory {
@@ -79,12 +82,18 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let (request, class) = match &args.command {
         Command::Status => (Request::Status, Ok(None)),
-        Command::Tree { class, depth, all } => match parse_class(class) {
+        Command::Tree {
+            class,
+            depth,
+            all,
+            arbiter,
+        } => match parse_class(class) {
             Ok(c) => (
                 Request::Tree {
                     depth: *depth,
                     class: c,
                     all: *all,
+                    arbiter: *arbiter,
                 },
                 Ok(c),
             ),

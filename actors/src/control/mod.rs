@@ -95,13 +95,23 @@ impl Control {
             Err(e) => return self.reply(conn, move || Response::Error { message: e }, ctx),
         };
         match request {
-            Request::Tree { depth, class, all } => {
+            Request::Tree {
+                depth,
+                class,
+                all,
+                arbiter,
+            } => {
                 // Built on the pool: with a million messages this is real work.
                 let registry = self.shared.registry.clone();
                 self.reply(
                     conn,
                     move || {
-                        let (view, total) = registry.tree(TreeOptions { depth, class, all });
+                        let (view, total) = registry.tree(TreeOptions {
+                            depth,
+                            class,
+                            all,
+                            arbiter,
+                        });
                         Response::Tree {
                             text: view.text,
                             actors: view.drawn,

@@ -8,7 +8,8 @@
 //!
 //! Drawing rules: roots are printed flush left, descendants with `├── `, `└── ` and
 //! `│   ` prefixes, siblings in id order, one line per actor:
-//! `{class}:{name} #{id} [{state}] mbox={mailbox} {detail}`. Among siblings, a class with
+//! `{class}:{name} #{id} [{state}] mbox={mailbox} {detail}` (with `arbiter=N` after the
+//! mailbox when asked). Among siblings, a class with
 //! more than [`COLLAPSE_OVER`] members is cut to its first [`COLLAPSE_KEEP`] followed by
 //! `… and N more {class}` (unless `all`). A class filter keeps the actors of that class and
 //! their ancestors only; a depth limit counts levels below the roots. An actor whose
@@ -113,6 +114,8 @@ pub struct TreeOptions {
     pub class: Option<ActorClass>,
     /// Never collapse large sibling groups.
     pub all: bool,
+    /// Show the arbiter (event-loop thread) each actor runs on.
+    pub arbiter: bool,
 }
 
 /// A drawn tree: its text and the actors drawn, in drawing order.
@@ -233,7 +236,7 @@ impl<F: Fn(usize) -> Option<ActorInfo>> Drawer<'_, F> {
                 Item::Node(n) => {
                     let Some(info) = (self.info)(n) else { continue };
                     self.view.text.push_str(&lead);
-                    line(&mut self.view.text, &info);
+                    line(&mut self.view.text, &info, self.opts.arbiter);
                     self.view.drawn.push(info);
                     if self.opts.depth.is_none_or(|d| level < d) {
                         let kids = self.visible(&self.shape.children[n]);
@@ -245,12 +248,15 @@ impl<F: Fn(usize) -> Option<ActorInfo>> Drawer<'_, F> {
     }
 }
 
-fn line(out: &mut String, a: &ActorInfo) {
+fn line(out: &mut String, a: &ActorInfo, arbiter: bool) {
     let _ = write!(
         out,
         "{}:{} #{} [{}] mbox={}",
         a.class, a.name, a.id, a.state, a.mailbox
     );
+    if arbiter {
+        let _ = write!(out, " arbiter={}", a.arbiter);
+    }
     if !a.detail.is_empty() {
         out.push(' ');
         out.push_str(&a.detail);
@@ -282,7 +288,16 @@ mod tests {
         class: Option<ActorClass>,
         all: bool,
     ) -> String {
-        render_tree(actors, TreeOptions { depth, class, all }).text
+        render_tree(
+            actors,
+            TreeOptions {
+                depth,
+                class,
+                all,
+                arbiter: false,
+            },
+        )
+        .text
     }
 
     fn sample() -> Vec<ActorInfo> {
@@ -419,6 +434,26 @@ domain:d #1 [idle] mbox=0
     }
 
     #[test]
+    fn the_arbiter_is_shown_when_asked() {
+        let mut actors = sample();
+        actors[4].arbiter = 1;
+        let opts = TreeOptions {
+            depth: Some(1),
+            arbiter: true,
+            ..TreeOptions::default()
+        };
+        let text = render_tree(&actors, opts).text;
+        assert!(
+            text.contains("domain:example.com #5 [idle] mbox=3 arbiter=1"),
+            "{text}"
+        );
+        assert!(
+            text.starts_with("root:impulsed #1 [idle] mbox=0 arbiter=0\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn a_shape_skips_actors_gone_since_it_was_taken() {
         let actors = sample();
         let shape = Shape::of(&actors);
@@ -445,7 +480,16 @@ domain:d #1 [idle] mbox=0
         }
         actors.push(info(14, Outbound, "o", Some(1)));
         let drawn = |depth, class, all| {
-            let v = render_tree(&actors, TreeOptions { depth, class, all }).drawn;
+            let v = render_tree(
+                &actors,
+                TreeOptions {
+                    depth,
+                    class,
+                    all,
+                    arbiter: false,
+                },
+            )
+            .drawn;
             v.iter().map(|a| a.id).collect::<Vec<_>>()
         };
         assert_eq!(drawn(None, None, false), vec![1, 2, 3, 4, 5, 6, 14]);
