@@ -314,7 +314,10 @@ fn tree_is_drawn_filtered_limited_and_collapsed() {
     // connections run on its arbiter; the long-lived actors on arbiter 0.
     let arb = s.ctl_ok(&["tree", "--arbiter"]);
     for (_, l) in parse_tree(&arb) {
-        assert!(l.starts_with("… and") || l.contains(" arbiter="), "{l}\n{arb}");
+        assert!(
+            l.starts_with("… and") || l.contains(" arbiter="),
+            "{l}\n{arb}"
+        );
     }
     assert!(arb.lines().next().unwrap().contains("arbiter=0"), "{arb}");
     let actors = common::ctl::actors(&s.daemon);

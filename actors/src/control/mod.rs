@@ -7,6 +7,7 @@
 //! encoded on the pool and written in chunks as the connection drains ([`reply`]), so a
 //! listing of any length arrives whole.
 
+pub mod messages;
 mod reply;
 
 use std::collections::HashMap;
@@ -25,13 +26,7 @@ use crate::context::Shared;
 use crate::domain::QueueInfo;
 use crate::router::Router;
 use crate::stats::Stats;
-
-/// Ask the root for a graceful stop.
-#[derive(Message, Clone)]
-#[rtype(result = "()")]
-pub struct Shutdown {
-    pub reason: String,
-}
+pub use messages::*;
 
 struct Client {
     buf: Vec<u8>,

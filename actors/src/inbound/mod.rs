@@ -13,6 +13,7 @@
 //! `shutdown(SHUT_WR)`) still gets every answer: the actor closes only once no store
 //! is in progress and the input it already has is processed.
 
+pub mod messages;
 pub mod received;
 
 use std::collections::BTreeMap;
@@ -38,17 +39,13 @@ use crate::router::Router;
 use crate::spool::record::MessageMeta;
 use crate::spool::{NewMessage, Store};
 use crate::stats::Stats;
+pub use messages::*;
 
 /// The text of `452 4.3.1` while the spool cannot take mail.
 const NO_STORAGE: &str = "Insufficient system storage, try again later";
 
 /// Unprocessed input above which the actor stops granting read credit.
 const INPUT_HIGH_WATER: usize = 1024 * 1024;
-
-/// Close idle sessions (tell the client with 421 first).
-#[derive(actix::Message)]
-#[rtype(result = "()")]
-pub struct Drain;
 
 /// One SMTP client connection.
 pub struct Inbound {

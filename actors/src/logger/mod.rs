@@ -9,6 +9,7 @@
 //! a second: nobody waiting for durability is answered before it really is, so a
 //! message never leaves the spool without its record.
 
+pub mod messages;
 pub mod record;
 
 use std::fs::{File, OpenOptions};
@@ -24,6 +25,7 @@ use impulse_runtime::supervise::{contain, fault_point, PanicCount};
 use impulse_runtime::ActorClass;
 use tokio::sync::oneshot;
 
+pub use messages::*;
 pub use record::{LogRecord, LoggedResponse, RecordType};
 
 use crate::batch::{Batcher, Pending};
@@ -31,15 +33,6 @@ use crate::spool;
 
 /// How long a failed write waits before it is tried again.
 const RETRY_BACKOFF: Duration = Duration::from_secs(1);
-
-/// Write records; with `durable`, answer only once they are fsynced. A handler that
-/// panicked (contained) hands the records back, unwritten: see [`write`].
-#[derive(Message)]
-#[rtype(result = "Result<(), Vec<LogRecord>>")]
-pub struct Log {
-    pub records: Vec<LogRecord>,
-    pub durable: bool,
-}
 
 /// Log `records` (durably if asked), trying again every second while the logger hands
 /// them back; gives up only when the logger is gone (the daemon is stopping).

@@ -6,8 +6,9 @@
 //! `Supervisor`: a panic in its handler drops the connection being accepted and
 //! restarts the listener with its state.
 
+pub mod messages;
+
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -20,19 +21,7 @@ use impulse_runtime::ActorClass;
 use crate::context::Shared;
 use crate::inbound::{self, Inbound};
 use crate::router::Router;
-
-/// The I/O actor bound the socket: remember its id (to close it on shutdown).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Bound {
-    pub id: ListenerId,
-    pub local: SocketAddr,
-}
-
-/// Stop accepting; ask every session to finish and close.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Drain;
+pub use messages::*;
 
 /// One listening address.
 pub struct Listener {
