@@ -219,13 +219,14 @@ impl Domain {
 
     /// Defer every message in the active queue (next hop unusable), in place: each
     /// pending recipient gets a TransientFailure record and the record goes back to the
-    /// delayed queue. Only a message that expires with it is woken, to finish.
+    /// delayed queue (with the timer armed for it). Only a message that expires with it
+    /// is woken, to finish.
     fn defer_active(
         &mut self,
         response: LoggedResponse,
         peer: String,
         attempted: bool,
-        ctx: &Context<Self>,
+        ctx: &mut Context<Self>,
     ) {
         let now = now_ms();
         let mut records = Vec::new();
@@ -257,6 +258,7 @@ impl Domain {
         if !records.is_empty() {
             actix::spawn(logger::write(self.shared.logger.clone(), records, false));
         }
+        self.arm_timer(ctx);
     }
 
     /// Put a record in the delayed queue.
