@@ -35,11 +35,13 @@ use crate::spool;
 const RETRY_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Log `records` (durably if asked), trying again every second while the logger hands
-/// them back; gives up only when the logger is gone (the daemon is stopping).
-pub async fn write(logger: Addr<Logger>, mut records: Vec<LogRecord>, durable: bool) {
+/// them back. `false` only when the logger is gone (the daemon is stopping): then the
+/// records were not written, and nothing that depends on them may happen.
+pub async fn write(logger: Addr<Logger>, mut records: Vec<LogRecord>, durable: bool) -> bool {
     loop {
         match logger.send(Log { records, durable }).await {
-            Ok(Ok(())) | Err(_) => return,
+            Ok(Ok(())) => return true,
+            Err(_) => return false,
             Ok(Err(back)) => records = back,
         }
         actix_rt::time::sleep(RETRY_BACKOFF).await;

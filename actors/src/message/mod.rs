@@ -154,7 +154,9 @@ impl MessageActor {
             let fut = async move {
                 // The log is durable before the message leaves the spool; both retry
                 // until they succeed, so neither answer is an error but shutdown.
-                logger::write(logger, records, true).await;
+                if !logger::write(logger, records, true).await {
+                    return Err(SpoolError::Unavailable);
+                }
                 ask_spool(&spool, || Remove { id }).await
             };
             ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
@@ -192,7 +194,9 @@ impl MessageActor {
         let indices: Vec<u16> = s.newly_final.iter().map(|&i| i as u16).collect();
         let records = s.records;
         let fut = async move {
-            logger::write(logger, records, true).await;
+            if !logger::write(logger, records, true).await {
+                return Err(SpoolError::Unavailable);
+            }
             let marked = ask_spool(&spool, || MarkRecipients {
                 id,
                 indices: indices.clone(),
