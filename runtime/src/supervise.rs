@@ -23,8 +23,9 @@ impl PanicCount {
     }
 }
 
-/// Run `f` (a handler body) and turn a panic into `ctx.stop()`. Returns `None` after a
-/// panic; the caller answers with a neutral value.
+/// Run `f` (a handler body) and turn a panic into `ctx.stop()`: under a `Supervisor`
+/// that is a restart with the actor's struct kept. Returns `None` after a panic; the
+/// caller answers with a neutral value.
 pub fn guard<A, R>(
     act: &mut A,
     ctx: &mut Context<A>,
@@ -35,31 +36,23 @@ pub fn guard<A, R>(
 where
     A: Actor<Context = Context<A>>,
 {
-    match panic::catch_unwind(AssertUnwindSafe(|| f(act, ctx))) {
-        Ok(r) => Some(r),
-        Err(payload) => {
-            eprintln!(
-                "impulsed: {who} panicked ({}); restarting it",
-                panic_message(payload.as_ref())
-            );
-            if let Some(p) = panics {
-                p.0.fetch_add(1, Ordering::Relaxed);
-            }
-            ctx.stop();
-            None
-        }
+    let done = contain(who, panics, || f(act, ctx));
+    if done.is_none() {
+        ctx.stop();
     }
+    done
 }
 
-/// Run `f` and report a panic instead of unwinding: for actors that are retired rather
-/// than restarted (a message or connection hands back what it held and stops). Returns
-/// `None` after a panic, which was printed and counted.
+/// Run `f` and report a panic instead of unwinding; the caller decides what follows
+/// (restart through [`guard`], retire — a message or connection hands back what it held
+/// and stops — or carry on, as the spool and the logger do). Returns `None` after a
+/// panic, which was printed and counted.
 pub fn contain<R>(who: &str, panics: Option<&PanicCount>, f: impl FnOnce() -> R) -> Option<R> {
     match panic::catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => Some(r),
         Err(payload) => {
             eprintln!(
-                "impulsed: {who} panicked ({}); retiring it",
+                "impulsed: {who} panicked ({}); contained",
                 panic_message(payload.as_ref())
             );
             if let Some(p) = panics {
