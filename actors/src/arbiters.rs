@@ -1,7 +1,9 @@
 //! The actix arbiters (event-loop threads) the actors run on.
 //!
 //! Arbiter 0 is the System's own (the main thread: root, spool, logger, control,
-//! listeners); `pools.arbiters` (0 = one per core) counts it. A domain container lives
+//! listeners); `pools.arbiters` counts it. Its default, 0, means one per core but one:
+//! the I/O thread and the pool need a core of their own — on 2 cores one arbiter
+//! relays about 20 % faster than two (BENCHMARKS.md). A domain container lives
 //! on the arbiter its name hashes to, and its outbound connections and message actors
 //! start on the same one (they are started from its handlers), so a domain's traffic
 //! stays on one thread; inbound sessions are spread round-robin. Each arbiter thread
@@ -21,13 +23,20 @@ pub struct Arbiters {
     next: AtomicUsize,
 }
 
-/// Start the arbiters (call inside the running System): `n` in all, 0 = one per core.
-pub fn start(n: usize) -> Arc<Arbiters> {
-    let n = if n == 0 {
-        std::thread::available_parallelism().map_or(1, |p| p.get())
+/// How many arbiters `pools.arbiters = n` means on a machine with `cores` cores.
+pub fn count(n: usize, cores: usize) -> usize {
+    if n == 0 {
+        cores.saturating_sub(1).max(1)
     } else {
         n
-    };
+    }
+}
+
+/// Start the arbiters (call inside the running System): `n` in all, 0 = one per core
+/// but one (at least one).
+pub fn start(n: usize) -> Arc<Arbiters> {
+    let cores = std::thread::available_parallelism().map_or(1, |p| p.get());
+    let n = count(n, cores);
     registry::set_thread_arbiter(0);
     let mut handles = vec![Arbiter::current()];
     for i in 1..n {
@@ -62,5 +71,18 @@ impl Arbiters {
     pub fn next(&self) -> &ArbiterHandle {
         let i = self.next.fetch_add(1, Ordering::Relaxed);
         &self.handles[i % self.handles.len()]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::count;
+
+    #[test]
+    fn the_default_leaves_a_core_to_the_io_thread() {
+        assert_eq!(count(0, 1), 1);
+        assert_eq!(count(0, 2), 1);
+        assert_eq!(count(0, 8), 7);
+        assert_eq!(count(3, 2), 3, "an explicit count is kept");
     }
 }

@@ -141,7 +141,7 @@ impl Scenario {
         let held_hop = silent_next_hop();
         let extra = format!(
             "routes: {{ \"*\": \"{}\", \"held.test\": \"{}\" }},\n    \
-             pools: (blocking: {BLOCKING_THREADS}),\n    \
+             pools: (blocking: {BLOCKING_THREADS}, arbiters: 2),\n    \
              domains: {{ \"*\": (retry_interval: \"1h\", max_retry_interval: \"1h\") }},",
             sink.addr(),
             held_hop.addr

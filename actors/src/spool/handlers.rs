@@ -98,7 +98,7 @@ impl Handler<Store> for Spool {
         let _g = alloc::enter(ActorClass::Spool);
         let (reply, rx) = oneshot::channel();
         self.guarded(ctx, move |act, ctx| {
-            act.round.pending().stores.push(PendingStore {
+            act.store_lane.pending().stores.push(PendingStore {
                 messages: msg.messages,
                 reply,
             });

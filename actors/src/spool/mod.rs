@@ -5,11 +5,14 @@
 //! message next (see [`messages`]).
 //!
 //! # Group commit
-//! Everything that must reach the disk — new records (`Store`), done and
-//! recipient marks (`Remove`, `MarkRecipients`), retry notes — accumulates in one pending
-//! [`Round`] while the previous round is being written on the pool; the next round takes
-//! it all, with one `fdatasync` per file touched ([`commit`]). A `Store` is answered
-//! after its round is durable, and only then does the inbound session send 250.
+//! What must reach the disk goes in two lanes, each a [`Batcher`] of [`Round`]s: new
+//! records (`Store`) in the store lane; done and recipient marks (`Remove`,
+//! `MarkRecipients`) and retry notes in the mark lane. They touch different files
+//! (segments, journals), so one job of each runs at a time, side by side; what arrives
+//! meanwhile waits for the lane's next round, written with one `fdatasync` per file
+//! touched ([`commit`]). A `Store` is answered after its round is durable, and only then
+//! does the inbound session send 250. A compaction (store lane) runs only while the mark
+//! lane is idle, and the mark lane waits for it.
 //!
 //! # Honest failures
 //! A store whose write fails is answered with the error (the session says 451) and its
@@ -95,7 +98,14 @@ struct PendingMark {
     reply: Option<Reply<()>>,
 }
 
-/// Work waiting for the next group commit.
+/// The two group-commit lanes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lane {
+    Stores,
+    Marks,
+}
+
+/// Work waiting for the next group commit of a lane.
 #[derive(Default)]
 struct Round {
     stores: Vec<PendingStore>,
@@ -142,7 +152,12 @@ pub struct Spool {
     next_seq: u64,
     segments: HashMap<u64, SegState>,
     index: HashMap<MessageId, Location>,
-    round: Batcher<Round>,
+    /// Stores and compactions.
+    store_lane: Batcher<Round>,
+    /// Done, recipient and retry marks.
+    mark_lane: Batcher<Round>,
+    /// A compaction is being written: the mark lane waits.
+    compacting: bool,
     reads: Batcher<Vec<PendingRead>>,
     flush_waiters: Vec<oneshot::Sender<()>>,
     /// A write failed: the spool stays unhealthy until one succeeds.
@@ -171,7 +186,9 @@ impl Spool {
             next_seq: 0,
             segments: HashMap::new(),
             index: HashMap::new(),
-            round: Batcher::default(),
+            store_lane: Batcher::default(),
+            mark_lane: Batcher::default(),
+            compacting: false,
             reads: Batcher::default(),
             flush_waiters: Vec::new(),
             write_failed: false,
@@ -180,43 +197,82 @@ impl Spool {
     }
 
     fn update_state(&self) {
-        let state = match (self.ready, self.round.is_busy(), self.health.is_healthy()) {
+        let busy = self.store_lane.is_busy() || self.mark_lane.is_busy();
+        let state = match (self.ready, busy, self.health.is_healthy()) {
             (false, _, _) => "recovering",
             (true, _, false) => "unhealthy",
             (true, true, true) => "writing",
             (true, false, true) => "idle",
         };
         self.reg.set_state(state);
-        let p = self.round.peek();
-        self.reg.set_mailbox(p.stores.len() + p.marks.len());
+        let waiting = self.store_lane.peek().stores.len() + self.mark_lane.peek().marks.len();
+        self.reg.set_mailbox(waiting);
         self.stats.messages_live.store(
             self.index.len() as u64,
             std::sync::atomic::Ordering::Relaxed,
         );
     }
 
-    /// Start the next group commit if none is in flight.
+    fn lane(&mut self, lane: Lane) -> &mut Batcher<Round> {
+        match lane {
+            Lane::Stores => &mut self.store_lane,
+            Lane::Marks => &mut self.mark_lane,
+        }
+    }
+
+    /// Nothing pending or in flight in either lane.
+    fn is_idle(&self) -> bool {
+        self.store_lane.is_idle() && self.mark_lane.is_idle()
+    }
+
+    /// Start the next group commit of each lane that has work and no job in flight.
     fn kick(&mut self, ctx: &mut Context<Self>) {
         if !self.ready {
             return;
         }
+        self.kick_lane(Lane::Stores, ctx);
+        self.kick_lane(Lane::Marks, ctx);
+        self.check_flushed();
+        self.update_state();
+    }
+
+    fn kick_lane(&mut self, lane: Lane, ctx: &mut Context<Self>) {
+        if lane == Lane::Marks && self.compacting {
+            return;
+        }
         let now = Instant::now();
-        if let Some(wait) = self.round.arm_retry(now) {
-            ctx.run_later(wait, |act, ctx| {
-                act.round.retry_due();
+        if let Some(wait) = self.lane(lane).arm_retry(now) {
+            ctx.run_later(wait, move |act, ctx| {
+                act.lane(lane).retry_due();
                 act.kick(ctx);
             });
         }
-        let Some(mut round) = self.round.start(now) else {
-            self.check_flushed();
+        let Some(mut round) = self.lane(lane).start(now) else {
             return;
         };
+        // A compaction reads the old journal: it runs alone, with the mark lane idle, so
+        // no mark written to that journal meanwhile can be missed by the copy.
+        if round.compact.is_some() {
+            if round.stores.is_empty() && !self.mark_lane.is_busy() {
+                self.compacting = true;
+            } else {
+                round.compact = None; // tried again later by `maybe_compact`
+            }
+        }
+        if round.is_empty() {
+            self.lane(lane).done();
+            return;
+        }
+        let compacting = round.compact.is_some();
         let job = self.build_job(&mut round);
         let fut = self.pool.run(move || commit::commit(job));
         ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
             let _g = alloc::enter(ActorClass::Spool);
-            match res {
-                Ok(outcome) => act.committed(round, outcome, ctx),
+            if compacting {
+                act.compacting = false;
+            }
+            let retry = match res {
+                Ok(outcome) => act.committed(round, outcome),
                 Err(e) => {
                     // The job panicked: nothing is known to be durable. Stores are
                     // refused (their data went with the job); marks are tried again.
@@ -225,15 +281,21 @@ impl Spool {
                     for p in std::mem::take(&mut round.stores) {
                         let _ = p.reply.send(Err(err.clone()));
                     }
-                    round.compact = None;
-                    act.round.fail(round, Instant::now(), RETRY_BACKOFF);
+                    round.marks
                 }
+            };
+            if retry.is_empty() {
+                act.lane(lane).done();
+            } else {
+                let again = Round {
+                    marks: retry,
+                    ..Round::default()
+                };
+                act.lane(lane).fail(again, Instant::now(), RETRY_BACKOFF);
             }
             act.kick(ctx);
             act.maybe_compact(ctx);
-            act.update_state();
         }));
-        self.update_state();
     }
 
     fn build_job(&self, round: &mut Round) -> CommitJob {
@@ -268,10 +330,7 @@ impl Spool {
             j.sync |= !matches!(m.mark, Mark::Retry(_));
             journal::encode(&entry, &mut j.buf);
         }
-        // A compaction reads the old journal: it runs in a round of its own, so no mark
-        // written to that journal in the same round can be missed by the copy.
-        let alone = round.marks.is_empty() && round.stores.is_empty();
-        let compaction = round.compact.filter(|_| alone).and_then(|seq| {
+        let compaction = round.compact.and_then(|seq| {
             let seg = self.segments.get(&seq)?;
             let live = self
                 .index
@@ -299,8 +358,9 @@ impl Spool {
         }
     }
 
-    /// Apply what a commit did: answer, update the index, retry what failed.
-    fn committed(&mut self, round: Round, outcome: CommitOutcome, _ctx: &mut Context<Self>) {
+    /// Apply what a commit did: answer and update the index; returns the marks whose
+    /// journal write failed, to be tried again.
+    fn committed(&mut self, round: Round, outcome: CommitOutcome) -> Vec<PendingMark> {
         let mut failure: Option<SpoolError> = None;
         let Round {
             stores,
@@ -349,17 +409,8 @@ impl Spool {
             }
         }
         self.write_failed = failure.is_some();
-        let now = Instant::now();
-        if retry.is_empty() {
-            self.round.done();
-        } else {
-            let again = Round {
-                marks: retry,
-                ..Round::default()
-            };
-            self.round.fail(again, now, RETRY_BACKOFF);
-        }
         self.judge_health(failure.map(|e| e.to_string()), outcome.free.ok());
+        retry
     }
 
     fn records_written(&mut self, w: Written, stores: Vec<PendingStore>, compact: Option<u64>) {
@@ -451,7 +502,7 @@ impl Spool {
     /// While idle: check the free space (so a disk filled by someone else is noticed
     /// before a store fails) and, while unhealthy, whether writes work again.
     fn probe(&mut self, ctx: &mut Context<Self>) {
-        if self.probing || !self.ready || !self.round.is_idle() {
+        if self.probing || !self.ready || !self.is_idle() {
             return;
         }
         self.probing = true;
@@ -493,7 +544,7 @@ impl Spool {
 
     /// Queue the compaction of the emptiest closed segment that is mostly dead.
     fn maybe_compact(&mut self, ctx: &mut Context<Self>) {
-        if !self.ready || !self.round.is_idle() || !self.health.is_healthy() {
+        if !self.ready || !self.is_idle() || !self.health.is_healthy() {
             return;
         }
         let candidate = self
@@ -508,13 +559,13 @@ impl Spool {
             .min_by_key(|(_, s)| s.live_bytes)
             .map(|(seq, _)| *seq);
         if let Some(seq) = candidate {
-            self.round.pending().compact = Some(seq);
+            self.store_lane.pending().compact = Some(seq);
             self.kick(ctx);
         }
     }
 
     fn check_flushed(&mut self) {
-        if !self.round.is_idle() {
+        if !self.is_idle() {
             return;
         }
         for w in self.flush_waiters.drain(..) {
@@ -557,7 +608,7 @@ impl Spool {
     }
 
     fn push_mark(&mut self, id: MessageId, mark: Mark, reply: Option<Reply<()>>) {
-        self.round
+        self.mark_lane
             .pending()
             .marks
             .push(PendingMark { id, mark, reply });

@@ -28,7 +28,7 @@ pub struct RelayOptions {
     pub keep: bool,
     /// Echo impulsed's stderr.
     pub verbose: bool,
-    /// `pools.arbiters` for impulsed (None: its default, one per core).
+    /// `pools.arbiters` for impulsed (None: its default, one per core but one).
     pub arbiters: Option<usize>,
 }
 
