@@ -1,9 +1,7 @@
 //! The actix arbiters (event-loop threads) the actors run on.
 //!
 //! Arbiter 0 is the System's own (the main thread: root, spool, logger, control,
-//! listeners); `pools.arbiters` counts it. Its default, 0, means one per core but one:
-//! the I/O thread and the pool need a core of their own — on 2 cores one arbiter
-//! relays about 20 % faster than two (BENCHMARKS.md). A domain container lives
+//! listeners); `pools.arbiters` (0 = one per core) counts it. A domain container lives
 //! on the arbiter its name hashes to, and its outbound connections and message actors
 //! start on the same one (they are started from its handlers), so a domain's traffic
 //! stays on one thread; inbound sessions are spread round-robin. Each arbiter thread
@@ -26,14 +24,13 @@ pub struct Arbiters {
 /// How many arbiters `pools.arbiters = n` means on a machine with `cores` cores.
 pub fn count(n: usize, cores: usize) -> usize {
     if n == 0 {
-        cores.saturating_sub(1).max(1)
+        cores.max(1)
     } else {
         n
     }
 }
 
-/// Start the arbiters (call inside the running System): `n` in all, 0 = one per core
-/// but one (at least one).
+/// Start the arbiters (call inside the running System): `n` in all, 0 = one per core.
 pub fn start(n: usize) -> Arc<Arbiters> {
     let cores = std::thread::available_parallelism().map_or(1, |p| p.get());
     let n = count(n, cores);
@@ -79,10 +76,10 @@ mod tests {
     use super::count;
 
     #[test]
-    fn the_default_leaves_a_core_to_the_io_thread() {
+    fn the_default_is_one_per_core() {
         assert_eq!(count(0, 1), 1);
-        assert_eq!(count(0, 2), 1);
-        assert_eq!(count(0, 8), 7);
+        assert_eq!(count(0, 2), 2);
+        assert_eq!(count(0, 8), 8);
         assert_eq!(count(3, 2), 3, "an explicit count is kept");
     }
 }

@@ -205,8 +205,7 @@ impl Default for HttpCfg {
 pub struct PoolsCfg {
     /// Threads of the sync arbiter running blocking work (spool I/O, DNS, hashing).
     pub blocking: usize,
-    /// Actix arbiters (event-loop threads) running the actors; 0 = one per core but one
-    /// (the I/O thread needs a core too), at least one.
+    /// Actix arbiters (event-loop threads) running the actors; 0 = one per core.
     pub arbiters: usize,
 }
 

@@ -54,7 +54,7 @@ enum Cmd {
         /// Print the report as one JSON object.
         #[arg(long)]
         json: bool,
-        /// `pools.arbiters` for impulsed (default: its own, one per core but one).
+        /// `pools.arbiters` for impulsed (default: its own, one per core).
         #[arg(long)]
         arbiters: Option<usize>,
     },

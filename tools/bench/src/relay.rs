@@ -28,7 +28,7 @@ pub struct RelayOptions {
     pub keep: bool,
     /// Echo impulsed's stderr.
     pub verbose: bool,
-    /// `pools.arbiters` for impulsed (None: its default, one per core but one).
+    /// `pools.arbiters` for impulsed (None: its default, one per core).
     pub arbiters: Option<usize>,
 }
 
