@@ -195,9 +195,14 @@ impl Inbound {
                 &id.to_string(),
                 SystemTime::now(),
             );
-            let mut full = Vec::with_capacity(header.len() + data.len());
-            full.extend_from_slice(header.as_bytes());
-            full.extend_from_slice(&data);
+            // The body belongs to the message (the spool may keep it for its delivery).
+            let full = {
+                let _g = alloc::enter(ActorClass::Message);
+                let mut full = Vec::with_capacity(header.len() + data.len());
+                full.extend_from_slice(header.as_bytes());
+                full.extend_from_slice(&data);
+                full
+            };
             let record = QueuedMessage {
                 id,
                 received_at: now,

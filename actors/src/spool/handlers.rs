@@ -100,6 +100,7 @@ impl Handler<Store> for Spool {
         self.guarded(ctx, move |act, ctx| {
             act.store_lane.pending().stores.push(PendingStore {
                 messages: msg.messages,
+                bodies: Vec::new(),
                 reply,
             });
             act.kick(ctx);
@@ -153,6 +154,9 @@ impl Handler<ReadData> for Spool {
 
     fn handle(&mut self, msg: ReadData, ctx: &mut Context<Self>) -> Self::Result {
         let _g = alloc::enter(ActorClass::Spool);
+        if let Some(body) = self.fresh.get(msg.id) {
+            return Box::pin(async move { Ok(body) });
+        }
         let Some((loc, seg)) = self
             .index
             .get(&msg.id)

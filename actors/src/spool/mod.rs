@@ -34,6 +34,7 @@
 
 pub mod commit;
 pub mod files;
+pub mod fresh;
 mod handlers;
 pub mod health;
 pub mod journal;
@@ -83,6 +84,8 @@ type Reply<T> = oneshot::Sender<Result<T, SpoolError>>;
 
 struct PendingStore {
     messages: Vec<NewMessage>,
+    /// The bodies of `messages`, kept for [`fresh`] once they are durable.
+    bodies: Vec<Bytes>,
     reply: Reply<Vec<MessageId>>,
 }
 
@@ -159,6 +162,8 @@ pub struct Spool {
     /// A compaction is being written: the mark lane waits.
     compacting: bool,
     reads: Batcher<Vec<PendingRead>>,
+    /// Bodies of recently stored messages, to answer reads without the disk.
+    fresh: fresh::Fresh,
     flush_waiters: Vec<oneshot::Sender<()>>,
     /// A write failed: the spool stays unhealthy until one succeeds.
     write_failed: bool,
@@ -190,6 +195,7 @@ impl Spool {
             mark_lane: Batcher::default(),
             compacting: false,
             reads: Batcher::default(),
+            fresh: fresh::Fresh::new(fresh::DEFAULT_BUDGET),
             flush_waiters: Vec::new(),
             write_failed: false,
             probing: false,
@@ -351,7 +357,10 @@ impl Spool {
             stores: round
                 .stores
                 .iter_mut()
-                .map(|p| std::mem::take(&mut p.messages))
+                .map(|p| {
+                    p.bodies = p.messages.iter().map(|m| m.data.clone()).collect();
+                    std::mem::take(&mut p.messages)
+                })
                 .collect(),
             compaction,
             journals: journals.into_values().collect(),
@@ -438,8 +447,9 @@ impl Spool {
         }
         for (p, stored) in stores.into_iter().zip(w.stored) {
             let ids = stored.iter().map(|(id, _)| *id).collect();
-            for (id, loc) in stored {
+            for ((id, loc), body) in stored.into_iter().zip(p.bodies) {
                 self.add_live(id, loc);
+                self.fresh.insert(id, body);
             }
             let _ = p.reply.send(Ok(ids));
         }
@@ -466,6 +476,7 @@ impl Spool {
 
     /// Drop `id` from the index and its segment's live count.
     fn forget(&mut self, id: MessageId) -> Option<u64> {
+        self.fresh.remove(id);
         let loc = self.index.remove(&id)?;
         if let Some(s) = self.segments.get_mut(&loc.segment) {
             s.live = s.live.saturating_sub(1);
