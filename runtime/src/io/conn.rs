@@ -177,8 +177,15 @@ impl Conn {
         }
     }
 
-    /// Read and deliver until `WouldBlock`, the window fills, or the budget runs out.
-    fn read_open(&mut self, buf: &mut [u8], mut budget: usize, c: &mut Counters) -> Step {
+    /// Read and deliver until `WouldBlock` (or, with `short_read_drains`, a short read),
+    /// the window fills, or the budget runs out.
+    fn read_open(
+        &mut self,
+        buf: &mut [u8],
+        mut budget: usize,
+        short_read_drains: bool,
+        c: &mut Counters,
+    ) -> Step {
         let Some(credit) = self.credit.clone() else {
             return Step::Idle;
         };
@@ -216,6 +223,15 @@ impl Conn {
                     };
                     if !deliver(self.owner.as_ref(), event) {
                         return Step::End(None);
+                    }
+                    // A short read drained the socket's receive queue. Edge-triggered
+                    // epoll reports every later arrival (each one runs the socket's
+                    // wake-up callback, and so does a later FIN), so the read that
+                    // would only say `WouldBlock` is saved: one syscall per input
+                    // event. Not when the edge said the input had ended: the FIN is
+                    // already here, and only reading on finds it.
+                    if short_read_drains && n < want {
+                        return Step::Idle;
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Step::Idle,
@@ -311,12 +327,22 @@ impl EventLoop {
             self.flush_conn(token);
         }
         if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-            self.read_conn(token);
+            // A short read ends the pass only when this edge reported no end of input.
+            let short_read_drains = !(ev.is_read_closed() || ev.is_error());
+            self.read_conn_with(token, short_read_drains);
         }
     }
 
-    /// Read connection `token` as far as its state, credit and this turn allow.
+    /// Read connection `token` as far as its state, credit and this turn allow, until
+    /// `WouldBlock`.
     pub(super) fn read_conn(&mut self, token: Token) {
+        self.read_conn_with(token, false)
+    }
+
+    /// [`read_conn`](Self::read_conn); with `short_read_drains`, a short read ends the
+    /// pass (see `read_open`). Only a readiness event that reported no end of input may
+    /// say so: a FIN that arrived with the data raises no further edge after the read.
+    fn read_conn_with(&mut self, token: Token, short_read_drains: bool) {
         let budget = self.config.read_chunk.saturating_mul(READ_TURN_CHUNKS);
         let Some(conn) = self.conns.get_mut(&token) else {
             return;
@@ -331,7 +357,9 @@ impl EventLoop {
                     Err(e) => Step::End(Some(CloseReason::Error(e.to_string()))),
                 }
             }
-            State::Open => conn.read_open(&mut self.buf, budget, &mut self.counters),
+            State::Open => {
+                conn.read_open(&mut self.buf, budget, short_read_drains, &mut self.counters)
+            }
             State::Accepted | State::Connecting => Step::Idle,
         };
         match step {
