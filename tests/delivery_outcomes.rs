@@ -6,7 +6,8 @@
 //! - one good and one bad recipient in a message → one Delivery and one Bounce.
 //! - next hop refusing connections → TransientFailure with the connection failure, the
 //!   message stays queued (and is delivered after a restart once the hop is reachable).
-//! - no route → TransientFailure saying so, the message stays queued.
+//! - no route and no name server answering → TransientFailure saying so, the message
+//!   stays queued.
 //! - recipients at two domains → two queue entries, both delivered.
 //! - the log record fields.
 
@@ -261,7 +262,9 @@ fn unreachable_next_hop_defers_and_keeps_the_message() {
 }
 
 #[test]
-fn no_route_defers_with_a_clear_reason_and_keeps_the_message() {
+fn no_route_and_no_dns_defers_with_a_clear_reason_and_keeps_the_message() {
+    // No route: the MX lookup goes to the name server the test config names, a closed
+    // loopback port, and fails.
     let tmp = tempfile::tempdir().unwrap();
     let d = Daemon::start(tmp.path(), &config(tmp.path(), None, ""));
 
@@ -272,9 +275,10 @@ fn no_route_defers_with_a_clear_reason_and_keeps_the_message() {
     let tf = of_type(&records, "TransientFailure", Some("user@nowhere.example"));
     assert_record_fields(tf[0]);
     assert_eq!(code(tf[0]) / 100, 4, "{}", tf[0]);
+    assert_eq!(enhanced(tf[0]), "4.4.3", "{}", tf[0]);
     assert!(
-        text(tf[0]).to_ascii_lowercase().contains("no route"),
-        "the reason says there is no route: {}",
+        text(tf[0]).contains("DNS MX lookup for nowhere.example failed"),
+        "the reason says the lookup failed: {}",
         tf[0]
     );
     assert_eq!(tf[0]["domain"], "nowhere.example");
@@ -291,7 +295,7 @@ fn no_route_defers_with_a_clear_reason_and_keeps_the_message() {
         || format!("queues: {:#}", d.ctl_json(&["queues"])),
     );
     assert_eq!(row["active"], 0, "{row}");
-    assert_eq!(row["state"], "no-route", "{row}");
+    assert_eq!(row["state"], "backoff", "{row}");
 }
 
 // ---------------------------------------------------------------------------------------

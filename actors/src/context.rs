@@ -15,6 +15,7 @@ use impulse_runtime::registry::{ActorId, Registry};
 use impulse_runtime::supervise::PanicCount;
 
 use crate::arbiters::Arbiters;
+use crate::dns::Resolver;
 use crate::ids::IdGen;
 use crate::logger::Logger;
 use crate::spool::health::SpoolHealth;
@@ -34,6 +35,8 @@ pub struct Shared {
     pub spool: Addr<Spool>,
     /// The spool's health, read without asking the spool (MAIL FROM, `status`).
     pub spool_health: Arc<SpoolHealth>,
+    /// MX and address lookups (on an arbiter of their own).
+    pub resolver: Addr<Resolver>,
     /// The actix arbiters actors are placed on.
     pub arbiters: Arc<Arbiters>,
     /// Registry id of the root, parent of the long-lived actors and domain containers.

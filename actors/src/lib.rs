@@ -10,6 +10,7 @@
 //! - [`spool`] — the durable store: segment files, group-committed fsyncs, recovery.
 //! - [`router`] — finds or starts the domain container for a destination domain.
 //! - [`domain`] — one container per destination domain: queues, connections, retries.
+//! - [`dns`] — the resolver: MX and address lookups on an arbiter of their own.
 //! - [`message`] — one actor per live message: its lifecycle and log records.
 //! - [`outbound`] — the SMTP client session actor delivering to a next hop.
 //! - [`logger`] — the JSON-lines message log.
@@ -23,6 +24,7 @@ pub mod arbiters;
 pub mod batch;
 pub mod context;
 pub mod control;
+pub mod dns;
 pub mod domain;
 pub mod ids;
 pub mod inbound;

@@ -25,6 +25,7 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 use crate::arbiters;
 use crate::context::Shared;
 use crate::control::{Control, Shutdown};
+use crate::dns::{DnsSettings, Resolver};
 use crate::ids::IdGen;
 use crate::listener::{self, Bound, Listener};
 use crate::logger::{Log, Logger};
@@ -36,6 +37,8 @@ use crate::stats::Stats;
 
 /// Recovered messages are handed to their domain in batches of this many.
 const RECOVERY_BATCH: usize = 10_000;
+/// How long one DNS query may take (the resolver tries each name server twice).
+const DNS_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What `boot` hands back: the root's address and the bound listener addresses.
 pub struct Booted {
@@ -113,6 +116,14 @@ pub fn boot(config: Config) -> Result<Booted, String> {
     )
     .start();
     let arbiters = arbiters::start(config.pools.arbiters);
+    let resolver = Resolver::start(
+        DnsSettings {
+            servers: config.dns.servers.clone(),
+            port: config.delivery.port,
+            timeout: DNS_TIMEOUT,
+        },
+        Registration::new(&registry, ActorClass::Resolver, "resolver", Some(root_id)),
+    );
     let shared = Arc::new(Shared {
         config: config.clone(),
         registry: registry.clone(),
@@ -123,6 +134,7 @@ pub fn boot(config: Config) -> Result<Booted, String> {
         logger: logger.clone(),
         spool,
         spool_health,
+        resolver,
         arbiters,
         root_id,
         started: Instant::now(),

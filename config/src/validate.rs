@@ -143,12 +143,6 @@ pub(crate) fn unsupported(cfg: &Config) -> Vec<Problem> {
             format!("{WHY} (SMTP AUTH)"),
         );
     }
-    if !cfg.dns.servers.is_empty() {
-        r.add(
-            vec![key("dns"), key("servers")],
-            format!("{WHY} (MX lookup)"),
-        );
-    }
     if !cfg.bindings.is_empty() {
         r.add(vec![key("bindings")], WHY);
     }

@@ -23,11 +23,13 @@ pub enum ActorClass {
     Domain = 9,
     Outbound = 10,
     Message = 11,
+    /// The DNS resolver (MX and address lookups, on its own arbiter).
+    Resolver = 12,
 }
 
 impl ActorClass {
     /// Number of classes; class values are `0..COUNT`.
-    pub const COUNT: usize = 12;
+    pub const COUNT: usize = 13;
 
     /// Every class, in numeric order.
     pub const ALL: [ActorClass; Self::COUNT] = [
@@ -43,6 +45,7 @@ impl ActorClass {
         ActorClass::Domain,
         ActorClass::Outbound,
         ActorClass::Message,
+        ActorClass::Resolver,
     ];
 
     /// The class with numeric value `v`; `Other` for anything out of range.
@@ -69,6 +72,7 @@ impl ActorClass {
             ActorClass::Domain => "domain",
             ActorClass::Outbound => "outbound",
             ActorClass::Message => "message",
+            ActorClass::Resolver => "resolver",
         }
     }
 

@@ -102,14 +102,21 @@ pub fn wait_until(
 }
 
 /// A config for a test: data under `dir`, one listener on port 0, everything routed to
-/// `route` (if given), plus `extra` RON fields (each ending with a comma).
+/// `route` (if given), plus `extra` RON fields (each ending with a comma). Unless `extra`
+/// names its own `dns`, DNS goes to a closed loopback port: a test never asks a name
+/// server off this machine.
 pub fn config(dir: &Path, route: Option<SocketAddr>, extra: &str) -> String {
     let routes = match route {
         Some(addr) => format!("routes: {{ \"*\": \"{addr}\" }},"),
         None => String::new(),
     };
+    let dns = if extra.contains("dns:") {
+        ""
+    } else {
+        "dns: (servers: [\"127.0.0.1:9\"]),"
+    };
     format!(
-        "(\n    data_dir: \"{}\",\n    listeners: [(address: \"127.0.0.1:0\")],\n    {routes}\n    {extra}\n)\n",
+        "(\n    data_dir: \"{}\",\n    listeners: [(address: \"127.0.0.1:0\")],\n    {routes}\n    {dns}\n    {extra}\n)\n",
         dir.join("data").display()
     )
 }

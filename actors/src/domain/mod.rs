@@ -10,14 +10,17 @@
 //! queue) or without (the message is gone). While the next hop is down, messages that
 //! come due are deferred in place, without waking them.
 //!
-//! Next hops come from the static `routes`; a domain without one defers its messages
-//! with a clear reason (MX lookup comes later) — nothing is dropped.
+//! Next hops: a static `routes` entry (an address, or a host name resolved like an MX
+//! host), else the domain's MX records through the resolver actor ([`crate::dns`]):
+//! the container asks once, keeps the ordered hops for their TTL, and hands them to
+//! each new connection, which tries them in order. A domain that cannot receive mail
+//! (NXDOMAIN, null MX) fails its messages permanently; a DNS failure defers them.
 
 pub mod backoff;
 pub mod messages;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,6 +33,7 @@ use impulse_runtime::supervise::guard;
 use impulse_runtime::ActorClass;
 
 use crate::context::Shared;
+use crate::dns::{Hop, Resolution, Resolve, Resolved, Target};
 use crate::ids::{now_ms, MessageId};
 use crate::logger::{self, LoggedResponse};
 use crate::message::settle::{settle, Verdict};
@@ -44,9 +48,10 @@ pub use messages::*;
 /// How the domain reaches its next hop.
 #[derive(Debug, Clone)]
 enum NextHop {
-    Static(SocketAddr),
-    /// No route and no MX lookup yet: the reason messages are deferred.
-    None(String),
+    /// A static route to an address.
+    Static(Arc<[Hop]>),
+    /// Ask the resolver (MX lookup, or the host name of a static route).
+    Lookup(Target),
 }
 
 /// One destination domain.
@@ -56,6 +61,10 @@ pub struct Domain {
     reg: Registration,
     cfg: DomainCfg,
     hop: NextHop,
+    /// The last resolution's hops, until they expire.
+    resolved: Option<(Instant, Arc<[Hop]>)>,
+    /// A `Resolve` is on its way.
+    resolving: bool,
     active: VecDeque<QueuedMessage>,
     /// By (next attempt in ms since the epoch, id).
     delayed: BTreeMap<(u64, MessageId), QueuedMessage>,
@@ -78,21 +87,15 @@ pub struct Domain {
 impl Domain {
     pub fn new(name: String, shared: Arc<Shared>, reg: Registration) -> Domain {
         let cfg = shared.config.domain(&name);
-        let hop = match shared.config.route(&name) {
-            Some(route) => match route.to_socket_addrs().map(|mut a| a.next()) {
-                Ok(Some(addr)) => NextHop::Static(addr),
-                _ => NextHop::None(format!("route {route} for {name} does not resolve")),
-            },
-            None => NextHop::None(format!(
-                "no route for {name}: MX lookup is not implemented yet; add a route"
-            )),
-        };
+        let hop = next_hop(&name, shared.config.route(&name));
         Domain {
             name: name.into(),
             shared,
             reg,
             cfg,
             hop,
+            resolved: None,
+            resolving: false,
             active: VecDeque::new(),
             delayed: BTreeMap::new(),
             in_flight: HashMap::new(),
@@ -110,8 +113,8 @@ impl Domain {
     fn state_name(&self) -> &'static str {
         if self.draining {
             "draining"
-        } else if matches!(self.hop, NextHop::None(_)) {
-            "no-route"
+        } else if self.resolving {
+            "resolving"
         } else if !self.connections.is_empty() {
             "delivering"
         } else if !self.active.is_empty() {
@@ -144,13 +147,20 @@ impl Domain {
             }
             self.hop_down = None;
         }
-        let addr = match &self.hop {
-            NextHop::Static(addr) => *addr,
-            NextHop::None(reason) => {
-                let response = LoggedResponse::new(451, Some("4.4.4".into()), reason.clone());
-                self.defer_active(response, String::new(), false, ctx);
-                return;
-            }
+        if self.active.is_empty() {
+            self.update_registry();
+            return;
+        }
+        let hops = match &self.hop {
+            NextHop::Static(hops) => hops.clone(),
+            NextHop::Lookup(target) => match &self.resolved {
+                Some((until, hops)) if Instant::now() < *until => hops.clone(),
+                _ => {
+                    let target = target.clone();
+                    self.resolve(target, ctx);
+                    return;
+                }
+            },
         };
         while !self.active.is_empty() {
             let Some((_, out)) = self.idle.pop() else {
@@ -173,7 +183,7 @@ impl Domain {
             let reg = Registration::new(
                 &self.shared.registry,
                 ActorClass::Outbound,
-                addr.to_string(),
+                hops[0].addr.to_string(),
                 Some(self.reg.id()),
             );
             let id = reg.id();
@@ -181,7 +191,7 @@ impl Domain {
                 self.shared.clone(),
                 reg,
                 ctx.address(),
-                addr,
+                hops.clone(),
                 self.cfg.clone(),
             )
             .start();
@@ -190,6 +200,47 @@ impl Domain {
             Stats::add(&self.shared.stats.connections_out, 1);
         }
         self.update_registry();
+    }
+
+    /// Ask the resolver for the next hops; the answer dispatches again, or settles the
+    /// active messages when there are no hops.
+    fn resolve(&mut self, target: Target, ctx: &mut Context<Self>) {
+        if self.resolving {
+            return;
+        }
+        self.resolving = true;
+        self.update_registry();
+        let ask = self.shared.resolver.send(Resolve(target));
+        ctx.spawn(ask.into_actor(self).map(|answer, act, ctx| {
+            let _g = alloc::enter(ActorClass::Domain);
+            act.resolving = false;
+            let Resolved { resolution, until } = answer.unwrap_or_else(|e| Resolved {
+                resolution: Resolution::Temporary(LoggedResponse::new(
+                    451,
+                    Some("4.4.3".into()),
+                    format!("the resolver is unavailable: {e}"),
+                )),
+                until: Instant::now(),
+            });
+            match resolution {
+                Resolution::Hops(hops) => {
+                    act.resolved = Some((until, hops));
+                    act.dispatch(ctx);
+                }
+                // The lookup was this attempt: it counts in `attempts`.
+                Resolution::Permanent(response) => {
+                    act.settle_active(Verdict::Permanent, response, true, ctx);
+                }
+                Resolution::Temporary(response) => {
+                    // Like a next hop that is down: these and the messages that come
+                    // due before `until` wait for their next attempt.
+                    act.settle_active(Verdict::Transient, response.clone(), true, ctx);
+                    let until = until.max(Instant::now() + Duration::from_secs(1));
+                    act.hop_down = Some((until, response, String::new()));
+                }
+            }
+            act.update_registry();
+        }));
     }
 
     /// Run a handler body under `supervise::guard` with allocations counted as the
@@ -228,13 +279,36 @@ impl Domain {
         attempted: bool,
         ctx: &mut Context<Self>,
     ) {
+        self.settle_active_with(Verdict::Transient, response, peer, attempted, ctx);
+    }
+
+    /// Settle every pending recipient of the active queue with `verdict` (a DNS answer
+    /// that leaves no next hop), without a connection.
+    fn settle_active(
+        &mut self,
+        verdict: Verdict,
+        response: LoggedResponse,
+        attempted: bool,
+        ctx: &mut Context<Self>,
+    ) {
+        self.settle_active_with(verdict, response, String::new(), attempted, ctx);
+    }
+
+    fn settle_active_with(
+        &mut self,
+        verdict: Verdict,
+        response: LoggedResponse,
+        peer: String,
+        attempted: bool,
+        ctx: &mut Context<Self>,
+    ) {
         let now = now_ms();
         let mut records = Vec::new();
         for mut msg in std::mem::take(&mut self.active) {
             msg.attempts += attempted as u32;
             let results = msg
                 .pending()
-                .map(|(i, _)| (i, Verdict::Transient, response.clone()))
+                .map(|(i, _)| (i, verdict, response.clone()))
                 .collect();
             let s = settle(&msg, &self.name, &self.cfg, results, &peer, now);
             if s.finished {
@@ -322,6 +396,30 @@ impl Domain {
             msg.set_state("queued");
             self.active.push_back(msg);
         }
+    }
+}
+
+/// The next hop of `domain`: its static route (an address, or a host to resolve), else
+/// its MX records.
+fn next_hop(domain: &str, route: Option<&str>) -> NextHop {
+    let Some(route) = route else {
+        return NextHop::Lookup(Target::Mx(domain.to_string()));
+    };
+    if let Ok(addr) = route.parse::<SocketAddr>() {
+        let hop = Hop {
+            name: addr.ip().to_string().into(),
+            preference: 0,
+            addr,
+        };
+        return NextHop::Static(Arc::from(vec![hop]));
+    }
+    match route.parse::<impulse_config::HostPort>() {
+        Ok(hp) => match hp.host().parse::<std::net::IpAddr>() {
+            Ok(ip) => next_hop(domain, Some(&SocketAddr::new(ip, hp.port()).to_string())),
+            Err(_) => NextHop::Lookup(Target::Host(hp.host().to_string(), hp.port())),
+        },
+        // The config loader refuses such a route; if one gets here, look the domain up.
+        Err(_) => NextHop::Lookup(Target::Mx(domain.to_string())),
     }
 }
 

@@ -1,6 +1,10 @@
-//! The outbound connection actor: one SMTP client session to one next hop.
+//! The outbound connection actor: one SMTP client session to a next hop.
 //!
-//! It asks the I/O actor to connect, drives the pure [`ClientSession`] with the bytes
+//! It is given the domain's next hops in order (MX preference, then each exchanger's
+//! addresses) and asks the I/O actor to connect to the first. While nothing has worked
+//! yet — the connection is refused or times out, or the greeting or EHLO is refused —
+//! it moves on to the next hop within the same attempt; only when every hop has failed
+//! does the domain hear of a failure (the last one). It drives the pure [`ClientSession`] with the bytes
 //! that come back, and sends the messages its domain container assigns, one transaction
 //! at a time, reusing the connection for up to `max_messages_per_connection` messages.
 //! Message data is read from the spool (on the pool) just before it is sent. Results go
@@ -24,6 +28,7 @@ use impulse_runtime::ActorClass;
 use impulse_smtp::client::{ClientEvent, ClientSession, OutboundTx};
 
 use crate::context::Shared;
+use crate::dns::Hop;
 use crate::domain::{ConnectionClosed, Domain, Leaving, Ready};
 use crate::ids::MessageId;
 use crate::logger::LoggedResponse;
@@ -62,6 +67,9 @@ pub struct Outbound {
     shared: Arc<Shared>,
     reg: Registration,
     domain: Addr<Domain>,
+    /// Where to connect, in order; `at` is the one in use.
+    hops: Arc<[Hop]>,
+    at: usize,
     addr: SocketAddr,
     cfg: DomainCfg,
     conn: Option<(ConnId, Credit)>,
@@ -82,14 +90,18 @@ impl Outbound {
         shared: Arc<Shared>,
         reg: Registration,
         domain: Addr<Domain>,
-        addr: SocketAddr,
+        hops: Arc<[Hop]>,
         cfg: DomainCfg,
     ) -> Outbound {
+        assert!(!hops.is_empty(), "an outbound connection needs a next hop");
         let session = ClientSession::new(shared.config.delivery.ehlo_name.clone());
+        let addr = hops[0].addr;
         Outbound {
             shared,
             reg,
             domain,
+            hops,
+            at: 0,
             addr,
             cfg,
             conn: None,
@@ -115,6 +127,44 @@ impl Outbound {
         if !self.worked && self.failure.is_none() {
             self.failure = Some(LoggedResponse::new(code, Some(enhanced.into()), text));
         }
+    }
+
+    /// Connect to hop `self.at`.
+    fn connect(&mut self, ctx: &mut Context<Self>) {
+        let hop = &self.hops[self.at];
+        self.addr = hop.addr;
+        if self.at > 0 {
+            self.reg.set_detail(format!(
+                "hop {} of {}: {}",
+                self.at + 1,
+                self.hops.len(),
+                hop.name
+            ));
+        }
+        let source = None;
+        let (conn, credit) = self
+            .shared
+            .io
+            .connect(self.addr, source, ctx.address().recipient());
+        self.conn = Some((conn, credit));
+        self.set_phase(Phase::Connecting);
+    }
+
+    /// Nothing has worked on this hop: go on to the next one, if there is one (the
+    /// failure just recorded is forgotten, the next hop's own counts). False when every
+    /// hop has been tried.
+    fn next_hop(&mut self, ctx: &mut Context<Self>) -> bool {
+        if self.worked || self.at + 1 >= self.hops.len() || self.draining {
+            return false;
+        }
+        if let Some((conn, _)) = self.conn.take() {
+            self.shared.io.abort(conn);
+        }
+        self.at += 1;
+        self.failure = None;
+        self.session = ClientSession::new(self.shared.config.delivery.ehlo_name.clone());
+        self.connect(ctx);
+        true
     }
 
     fn flush(&mut self) {
@@ -146,6 +196,10 @@ impl Outbound {
                     match &reply {
                         Some(r) => self.fail(r.code, "4.4.2", format!("{}: {reason}", r)),
                         None => self.fail(451, "4.4.2", reason),
+                    }
+                    // Refused at the greeting or EHLO: the next MX may take it.
+                    if self.phase == Phase::Greeting && self.next_hop(ctx) {
+                        return;
                     }
                     self.close();
                 }
@@ -222,6 +276,9 @@ impl Outbound {
             _ => self.cfg.command_timeout.get(),
         };
         if idle_for >= limit {
+            if matches!(self.phase, Phase::Connecting | Phase::Greeting) && self.next_hop(ctx) {
+                return;
+            }
             self.fail(
                 451,
                 "4.4.2",
@@ -299,13 +356,7 @@ impl Actor for Outbound {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         let _g = alloc::enter(ActorClass::Outbound);
-        let source = None;
-        let (conn, credit) = self
-            .shared
-            .io
-            .connect(self.addr, source, ctx.address().recipient());
-        self.conn = Some((conn, credit));
-        self.set_phase(Phase::Connecting);
+        self.connect(ctx);
         ctx.run_interval(Duration::from_secs(1), |act, ctx| {
             let _g = alloc::enter(ActorClass::Outbound);
             act.check_timeouts(ctx);
@@ -350,6 +401,10 @@ impl Outbound {
         if self.finished {
             return;
         }
+        // Events of a hop given up on (its `Closed` after the abort) are stale.
+        if self.conn.as_ref().map(|(c, _)| *c) != Some(ev.conn()) {
+            return;
+        }
         match ev {
             ConnEvent::Connected { .. } => {
                 self.set_phase(Phase::Greeting);
@@ -360,7 +415,9 @@ impl Outbound {
                     "4.4.1",
                     format!("connection to {} failed: {error}", self.addr),
                 );
-                self.finish(ctx);
+                if !self.next_hop(ctx) {
+                    self.finish(ctx);
+                }
             }
             ConnEvent::Data { bytes, .. } => {
                 self.last_activity = Instant::now();
