@@ -2,7 +2,9 @@
 //!
 //! A message that failed transiently waits `retry_interval` after its first attempt,
 //! then twice that after each further attempt, capped at `max_retry_interval`. It expires
-//! once it has been queued longer than `message_expiration`.
+//! once it has been queued longer than `message_expiration`. Each delay is spread by
+//! ±10 % ([`jittered`], keyed by the message and its attempt), so messages deferred
+//! together — a large queue after an outage — do not all come back in the same second.
 
 use std::time::Duration;
 
@@ -12,6 +14,21 @@ pub fn retry_delay(attempts: u32, base: Duration, max: Duration) -> Duration {
     let factor = 1u64 << doublings;
     let millis = (base.as_millis() as u64).saturating_mul(factor);
     Duration::from_millis(millis).min(max)
+}
+
+/// `delay` moved by up to ±10 %, the same for the same `key` (message id and attempt).
+pub fn jittered(delay: Duration, key: u64) -> Duration {
+    let permille = (splitmix64(key) % 201) as i64 - 100;
+    let ms = delay.as_millis().min(i64::MAX as u128 / 2000) as i64;
+    Duration::from_millis((ms + ms * permille / 1000).max(0) as u64)
+}
+
+/// A well-mixed 64-bit hash of `x` (SplitMix64's finaliser).
+fn splitmix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
 }
 
 /// Whether a message received `age` ago has outlived its expiration.
@@ -53,6 +70,32 @@ mod tests {
             Duration::from_secs(5),
         );
         assert_eq!(d, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn jitter_stays_within_ten_percent_and_spreads() {
+        let d = Duration::from_secs(600);
+        let mut seen = std::collections::HashSet::new();
+        for key in 0..10_000u64 {
+            let j = jittered(d, key);
+            assert!(
+                j >= Duration::from_secs(540) && j <= Duration::from_secs(660),
+                "{j:?}"
+            );
+            seen.insert(j.as_secs());
+        }
+        assert!(
+            seen.len() > 100,
+            "delays spread over the window: {}",
+            seen.len()
+        );
+        assert_eq!(
+            jittered(d, 42),
+            jittered(d, 42),
+            "the same key, the same delay"
+        );
+        assert_eq!(jittered(Duration::ZERO, 7), Duration::ZERO);
+        assert!(jittered(Duration::MAX, 7) > Duration::ZERO);
     }
 
     #[test]

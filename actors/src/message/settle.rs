@@ -8,7 +8,7 @@
 //! - A recipient that is already final is never settled again (its result is ignored).
 //! - If recipients are still pending and the message has outlived
 //!   `message_expiration`, each gets an Expiration record and is final.
-//! - Otherwise the next attempt is `retry_delay(attempts)` from now.
+//! - Otherwise the next attempt is `retry_delay(attempts)` from now, jittered by ±10 %.
 
 use std::time::Duration;
 
@@ -119,6 +119,7 @@ pub fn settle(
             cfg.retry_interval.get(),
             cfg.max_retry_interval.get(),
         );
+        let delay = backoff::jittered(delay, msg.id.0 ^ (msg.attempts as u64).rotate_left(48));
         s.retry_at = now_ms + delay.as_millis() as u64;
     }
     s
@@ -200,9 +201,12 @@ mod tests {
                 RecordType::Bounce
             ]
         );
-        assert_eq!(
-            s.retry_at,
-            1_000_500 + cfg.retry_interval.get().as_millis() as u64
+        // The first retry interval, jittered by at most ±10 %.
+        let base = cfg.retry_interval.get().as_millis() as u64;
+        let wait = s.retry_at - 1_000_500;
+        assert!(
+            wait >= base * 9 / 10 && wait <= base * 11 / 10,
+            "{wait} vs {base}"
         );
     }
 
