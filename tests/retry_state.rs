@@ -45,12 +45,12 @@ fn a_deferred_message_keeps_its_retry_time_and_attempts_across_kill9() {
         "the attempt before the crash is counted: {delivery}"
     );
     // The retry time noted at the failure held across the restart. (A lower bound on
-    // when the delivery happened, not a speed assertion; the log's timestamps have
-    // millisecond precision.)
-    let earliest = timestamp(&failure) + Duration::from_millis(3000 - 2);
+    // when the delivery happened, not a speed assertion: 3 s less the 10 % jitter; the
+    // log's timestamps have millisecond precision.)
+    let earliest = timestamp(&failure) + Duration::from_millis(2700 - 2);
     assert!(
         timestamp(&delivery) >= earliest,
-        "delivered at {} before the retry time {} + 3 s",
+        "delivered at {} before the retry time {} + 3 s - 10 %",
         delivery["timestamp"],
         failure["timestamp"]
     );
