@@ -52,7 +52,7 @@ fn memory_is_counted_per_class_and_adds_up() {
         .iter()
         .map(|c| (c["class"].as_str().unwrap(), c))
         .collect();
-    assert_eq!(classes.len(), 13, "one entry per class: {m:#}");
+    assert_eq!(classes.len(), 14, "one entry per class: {m:#}");
     assert!(classes.contains_key("resolver"), "{m:#}");
     for class in ["message", "domain", "inbound", "outbound", "io", "spool"] {
         let c = classes
@@ -81,7 +81,7 @@ fn memory_is_counted_per_class_and_adds_up() {
         .skip(1)
         .filter(|l| !l.starts_with("total"))
         .collect();
-    assert_eq!(rows.len(), 13, "{text}");
+    assert_eq!(rows.len(), 14, "{text}");
     for class in classes.keys() {
         assert!(
             rows.iter()

@@ -4,7 +4,7 @@
 //! It is built once by the root and passed down explicitly (an `Arc<Shared>`); nothing
 //! here is a process-global singleton, so tests can run several daemons in one process.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use actix::Addr;
@@ -15,6 +15,7 @@ use impulse_runtime::registry::{ActorId, Registry};
 use impulse_runtime::supervise::PanicCount;
 
 use crate::arbiters::Arbiters;
+use crate::bounce::Bouncer;
 use crate::dns::Resolver;
 use crate::ids::IdGen;
 use crate::logger::Logger;
@@ -35,6 +36,8 @@ pub struct Shared {
     pub spool: Addr<Spool>,
     /// The spool's health, read without asking the spool (MAIL FROM, `status`).
     pub spool_health: Arc<SpoolHealth>,
+    /// Delivery status notifications (set once at boot, after the router exists).
+    pub bouncer: OnceLock<Addr<Bouncer>>,
     /// MX and address lookups (on an arbiter of their own).
     pub resolver: Addr<Resolver>,
     /// The actix arbiters actors are placed on.

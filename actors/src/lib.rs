@@ -14,6 +14,7 @@
 //! - [`message`] — one actor per live message: its lifecycle and log records.
 //! - [`outbound`] — the SMTP client session actor delivering to a next hop.
 //! - [`logger`] — the JSON-lines message log.
+//! - [`bounce`] — delivery status notifications (RFC 3464) back to the sender.
 //! - [`control`] — the `impulsectl` control-socket server.
 //! - [`queued`] — the compact record a message is while no actor works on it.
 //! - [`arbiters`] — the event-loop threads and which actor runs on which.
@@ -22,6 +23,7 @@
 
 pub mod arbiters;
 pub mod batch;
+pub mod bounce;
 pub mod context;
 pub mod control;
 pub mod dns;

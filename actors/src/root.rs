@@ -10,7 +10,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -23,6 +23,7 @@ use impulse_runtime::{alloc, ActorClass};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::arbiters;
+use crate::bounce::Bouncer;
 use crate::context::Shared;
 use crate::control::{Control, Shutdown};
 use crate::dns::{DnsSettings, Resolver};
@@ -134,6 +135,7 @@ pub fn boot(config: Config) -> Result<Booted, String> {
         logger: logger.clone(),
         spool,
         spool_health,
+        bouncer: OnceLock::new(),
         resolver,
         arbiters,
         root_id,
@@ -141,6 +143,13 @@ pub fn boot(config: Config) -> Result<Booted, String> {
         panics,
     });
     let router = Arc::new(Router::new(shared.clone()));
+    let bouncer = Bouncer::new(
+        shared.clone(),
+        router.clone(),
+        Registration::new(&registry, ActorClass::Bouncer, "bouncer", Some(root_id)),
+    )
+    .start();
+    let _ = shared.bouncer.set(bouncer);
 
     // Take over SIGTERM and SIGINT now, before `ready`: until a stream exists, their
     // default action would kill the process without a graceful stop.

@@ -25,11 +25,13 @@ pub enum ActorClass {
     Message = 11,
     /// The DNS resolver (MX and address lookups, on its own arbiter).
     Resolver = 12,
+    /// The bounce generator (delivery status notifications).
+    Bouncer = 13,
 }
 
 impl ActorClass {
     /// Number of classes; class values are `0..COUNT`.
-    pub const COUNT: usize = 13;
+    pub const COUNT: usize = 14;
 
     /// Every class, in numeric order.
     pub const ALL: [ActorClass; Self::COUNT] = [
@@ -46,6 +48,7 @@ impl ActorClass {
         ActorClass::Outbound,
         ActorClass::Message,
         ActorClass::Resolver,
+        ActorClass::Bouncer,
     ];
 
     /// The class with numeric value `v`; `Other` for anything out of range.
@@ -73,6 +76,7 @@ impl ActorClass {
             ActorClass::Outbound => "outbound",
             ActorClass::Message => "message",
             ActorClass::Resolver => "resolver",
+            ActorClass::Bouncer => "bouncer",
         }
     }
 

@@ -29,10 +29,12 @@ use impulse_runtime::ActorClass;
 use impulse_smtp::client::RcptResult;
 use impulse_smtp::Envelope;
 
+use crate::bounce::{Bounce, Bouncer, FailedRecipient};
 use crate::context::Shared;
 use crate::domain::messages::Finished;
 use crate::domain::Domain;
 use crate::ids::now_ms;
+use crate::logger::record::{LogRecord, RecordType};
 use crate::logger::{self, LoggedResponse};
 use crate::queued::QueuedMessage;
 use crate::spool::journal::RetryState;
@@ -148,15 +150,19 @@ impl MessageActor {
         let id = msg.id;
         let logger = self.shared.logger.clone();
         let spool = self.shared.spool.clone();
+        let bounce = bounce_for(msg, &s.records, &s.expired_last)
+            .map(|b| (b, self.shared.bouncer.get().cloned()));
         if s.finished {
             self.move_to(MsgState::Finishing);
             let records = s.records;
             let fut = async move {
-                // The log is durable before the message leaves the spool; both retry
-                // until they succeed, so neither answer is an error but shutdown.
+                // The log is durable before the message leaves the spool, and so is
+                // the report of its failures; all retry until they succeed, so no
+                // answer is an error but shutdown.
                 if !logger::write(logger, records, true).await {
                     return Err(SpoolError::Unavailable);
                 }
+                send_bounce(bounce).await?;
                 ask_spool(&spool, || Remove { id }).await
             };
             ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
@@ -197,6 +203,7 @@ impl MessageActor {
             if !logger::write(logger, records, true).await {
                 return Err(SpoolError::Unavailable);
             }
+            send_bounce(bounce).await?;
             let marked = ask_spool(&spool, || MarkRecipients {
                 id,
                 indices: indices.clone(),
@@ -211,6 +218,76 @@ impl MessageActor {
             }
             act.hand_back(false, ctx);
         }));
+    }
+}
+
+/// The report due for the failures among `records` (Bounce and Expiration), if any:
+/// none for a message from the null sender.
+fn bounce_for(
+    msg: &QueuedMessage,
+    records: &[LogRecord],
+    expired_last: &[(String, LoggedResponse)],
+) -> Option<Bounce> {
+    let sender = msg.envelope.sender();
+    if sender.is_empty() {
+        return None;
+    }
+    let failed: Vec<FailedRecipient> = records
+        .iter()
+        .filter(|r| matches!(r.kind, RecordType::Bounce | RecordType::Expiration))
+        .map(|r| {
+            let expired = r.kind == RecordType::Expiration;
+            // An expired recipient is reported with the last temporary answer it got.
+            let last = expired
+                .then(|| expired_last.iter().find(|(a, _)| *a == r.recipient))
+                .flatten()
+                .map(|(_, resp)| resp);
+            let response = last.unwrap_or(&r.response);
+            let text = match response.enhanced.as_deref() {
+                Some(e) => format!("{} {e} {}", response.code, response.text),
+                None => format!("{} {}", response.code, response.text),
+            };
+            FailedRecipient {
+                address: r.recipient.clone(),
+                status: match (expired, last) {
+                    (true, None) => "4.4.7".into(),
+                    _ => response.enhanced.clone().unwrap_or_default(),
+                },
+                remote_mta: (!r.peer.is_empty()).then(|| r.peer.clone()),
+                diagnostic: text,
+                from_smtp: !r.peer.is_empty(),
+                expired,
+            }
+        })
+        .collect();
+    (!failed.is_empty()).then(|| Bounce {
+        original: msg.id,
+        sender: sender.to_string(),
+        received_at: msg.received_at,
+        failed,
+    })
+}
+
+/// Have the bouncer store the report; tried again every second until it is durable (a
+/// full disk), so a failure is never marked final without its report. `Err` only when
+/// the bouncer is gone (shutting down): the recipients then stay pending.
+async fn send_bounce(bounce: Option<(Bounce, Option<Addr<Bouncer>>)>) -> Result<(), SpoolError> {
+    let Some((b, Some(bouncer))) = bounce else {
+        return Ok(());
+    };
+    loop {
+        let ask = Bounce {
+            original: b.original,
+            sender: b.sender.clone(),
+            received_at: b.received_at,
+            failed: b.failed.clone(),
+        };
+        match bouncer.send(ask).await {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(e)) => eprintln!("bounce of {}: {e}; trying again", b.original),
+            Err(_) => return Err(SpoolError::Unavailable),
+        }
+        actix_rt::time::sleep(std::time::Duration::from_secs(1)).await;
     }
 }
 

@@ -39,6 +39,9 @@ pub struct Settlement {
     pub retry_at: u64,
     /// Counts for `status`: delivered, bounced, deferred, expired.
     pub counts: [u64; 4],
+    /// For each recipient that expired: the last temporary response it got (this
+    /// attempt's, if it was tried), which its bounce report quotes.
+    pub expired_last: Vec<(String, LoggedResponse)>,
 }
 
 /// Settle `results` (recipient index, verdict, response) for `msg`.
@@ -56,9 +59,11 @@ pub fn settle(
         finished: false,
         retry_at: 0,
         counts: [0; 4],
+        expired_last: Vec::new(),
     };
     let rcpts: Vec<&str> = msg.envelope.recipients().collect();
     let mut last: Option<LoggedResponse> = None;
+    let mut transient: Vec<(usize, LoggedResponse)> = Vec::new();
     for (i, verdict, response) in results {
         if i >= rcpts.len() || msg.envelope.is_done(i) || s.newly_final.contains(&i) {
             continue;
@@ -79,6 +84,8 @@ pub fn settle(
         };
         if verdict != Verdict::Transient {
             s.newly_final.push(i);
+        } else {
+            transient.push((i, response.clone()));
         }
         s.records
             .push(record(msg, domain, kind, rcpts[i], &response, peer));
@@ -99,6 +106,10 @@ pub fn settle(
             ),
         );
         for &i in &pending {
+            let own = transient.iter().find(|(t, _)| *t == i).map(|(_, r)| r);
+            if let Some(r) = own.or(last.as_ref()) {
+                s.expired_last.push((rcpts[i].to_string(), r.clone()));
+            }
             s.records.push(record(
                 msg,
                 domain,

@@ -1,0 +1,192 @@
+//! Bounces: RFC 3464 delivery status notifications for permanent failures and
+//! expirations ([`dsn`] builds them; the [`Bouncer`] actor sends them).
+//!
+//! When an attempt makes recipients fail for good (a 5xx, a domain that cannot receive
+//! mail, an expiry), the message actor logs the records durably and then hands the
+//! failures to the bouncer *before* the spool marks those recipients: the bouncer reads
+//! the original's headers from the spool, builds one report for all of them, stores it
+//! durably as a new message from the null sender to the original sender and queues it
+//! like any other (same queues, retries and limits). Only then are the recipients marked
+//! final. A crash in between repeats the attempt and may send the report twice; it
+//! never loses it.
+//!
+//! Never a report for a message whose sender is null (a report itself, or a message
+//! that asked for none): a report that cannot be delivered is logged and dropped when it
+//! expires, and loops are impossible.
+
+pub mod dsn;
+
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use bytes::Bytes;
+use impulse_runtime::alloc;
+use impulse_runtime::registry::Registration;
+use impulse_runtime::ActorClass;
+use impulse_smtp::domain_of;
+
+use crate::context::Shared;
+use crate::ids::{now_ms, MessageId};
+use crate::logger::record::{timestamp_now, LogRecord, LoggedResponse, RecordType};
+use crate::queued::{PackedEnvelope, QueuedMessage};
+use crate::router::Router;
+use crate::spool::record::MessageMeta;
+use crate::spool::{NewMessage, ReadData, SpoolError, Store};
+use crate::stats::Stats;
+pub use dsn::FailedRecipient;
+
+/// Send a report to `sender` about `failed` recipients of message `original`. Answers
+/// once the report is durable (`Some(its id)`), or `None` when no report is due.
+#[derive(Message)]
+#[rtype(result = "Result<Option<MessageId>, SpoolError>")]
+pub struct Bounce {
+    pub original: MessageId,
+    pub sender: String,
+    /// When the original arrived, ms since the epoch.
+    pub received_at: u64,
+    pub failed: Vec<FailedRecipient>,
+}
+
+/// Builds, stores and queues delivery status notifications.
+pub struct Bouncer {
+    shared: Arc<Shared>,
+    router: Arc<Router>,
+    reg: Registration,
+    salt: RandomState,
+    working: usize,
+}
+
+impl Bouncer {
+    pub fn new(shared: Arc<Shared>, router: Arc<Router>, reg: Registration) -> Bouncer {
+        Bouncer {
+            shared,
+            router,
+            reg,
+            salt: RandomState::new(),
+            working: 0,
+        }
+    }
+
+    fn update_registry(&self) {
+        self.reg.set_state(if self.working == 0 {
+            "idle"
+        } else {
+            "bouncing"
+        });
+        self.reg.set_mailbox(self.working);
+    }
+}
+
+impl Actor for Bouncer {
+    type Context = Context<Self>;
+
+    fn started(&mut self, _ctx: &mut Context<Self>) {
+        self.reg.placed();
+        self.update_registry();
+    }
+}
+
+impl Handler<Bounce> for Bouncer {
+    type Result = ResponseActFuture<Self, Result<Option<MessageId>, SpoolError>>;
+
+    fn handle(&mut self, b: Bounce, _ctx: &mut Context<Self>) -> Self::Result {
+        let _g = alloc::enter(ActorClass::Bouncer);
+        if b.sender.is_empty() || b.failed.is_empty() {
+            return Box::pin(fut::ready(Ok(None)));
+        }
+        self.working += 1;
+        self.update_registry();
+        let shared = self.shared.clone();
+        let id = shared.ids.next();
+        let salt = self.salt.hash_one(id.0);
+        let work = async move {
+            // The headers are what is returned; a body the spool cannot give any more
+            // only costs the report its third part.
+            let original = match shared.spool.send(ReadData { id: b.original }).await {
+                Ok(Ok(data)) => data,
+                _ => Bytes::new(),
+            };
+            let host = shared.config.delivery.ehlo_name.clone();
+            let now = now_ms();
+            let report = {
+                let _g = alloc::enter(ActorClass::Message);
+                dsn::build(&dsn::Report {
+                    reporting_mta: &host,
+                    original_id: &b.original.to_string(),
+                    sender: &b.sender,
+                    arrival: b.received_at / 1000,
+                    now: now / 1000,
+                    message_id: &format!("{id}.dsn@{host}"),
+                    boundary: &dsn::boundary(&id.to_string(), salt),
+                    failed: &b.failed,
+                    original: &original,
+                })
+            };
+            let domain = domain_of(&b.sender);
+            let size = report.len();
+            let meta = MessageMeta {
+                id,
+                received_at: now,
+                sender: String::new(),
+                domain: domain.clone(),
+                recipients: vec![b.sender.clone()],
+                peer: "bounce".into(),
+            };
+            let stored = shared
+                .spool
+                .send(Store {
+                    messages: vec![NewMessage {
+                        meta,
+                        data: Bytes::from(report),
+                    }],
+                })
+                .await
+                .unwrap_or(Err(SpoolError::Unavailable))?;
+            let record = LogRecord {
+                kind: RecordType::Reception,
+                id: id.to_string(),
+                timestamp: timestamp_now(),
+                sender: String::new(),
+                recipient: b.sender.clone(),
+                domain: domain.clone(),
+                size: size as u64,
+                attempts: 0,
+                response: LoggedResponse::new(
+                    250,
+                    Some("2.0.0".into()),
+                    format!("delivery status notification for {}", b.original),
+                ),
+                peer: "bounce".into(),
+            };
+            Ok((stored, domain, b.sender, size, now, record))
+        };
+        Box::pin(work.into_actor(self).map(move |res, act, _ctx| {
+            let _g = alloc::enter(ActorClass::Bouncer);
+            act.working -= 1;
+            act.update_registry();
+            let (stored, domain, sender, size, now, record) = res?;
+            Stats::add(&act.shared.stats.received, 1);
+            let msg = {
+                let _g = alloc::enter(ActorClass::Message);
+                QueuedMessage {
+                    id: stored[0],
+                    received_at: now,
+                    size: size as u32,
+                    attempts: 0,
+                    retry_at: 0,
+                    envelope: PackedEnvelope::new("", std::iter::once(sender.as_str())),
+                    reg: None,
+                }
+            };
+            act.router.enqueue(&domain, msg);
+            actix::spawn(crate::logger::write(
+                act.shared.logger.clone(),
+                vec![record],
+                false,
+            ));
+            Ok(Some(stored[0]))
+        }))
+    }
+}
