@@ -2,9 +2,10 @@
 //! which scripted replies ([`Rule`]) to give instead of accepting.
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 
 /// How a [`crate::Sink`] behaves. `Default` listens on `127.0.0.1:0`, advertises
-/// PIPELINING, records bodies and has no rules.
+/// PIPELINING, records bodies, has no rules and does not offer STARTTLS.
 #[derive(Debug, Clone)]
 pub struct SinkConfig {
     /// Address to bind; port 0 picks a free port (read it back with [`crate::Sink::addr`]).
@@ -17,6 +18,9 @@ pub struct SinkConfig {
     pub record_bodies: bool,
     /// Scripted replies, tried in order; the first matching rule with attempts left wins.
     pub rules: Vec<Rule>,
+    /// Offer STARTTLS with this server configuration (see [`crate::self_signed_tls`]).
+    /// `None`: STARTTLS is not advertised and the command is refused with 502.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for SinkConfig {
@@ -26,6 +30,7 @@ impl Default for SinkConfig {
             pipelining: true,
             record_bodies: true,
             rules: Vec::new(),
+            tls: None,
         }
     }
 }
@@ -113,5 +118,6 @@ mod tests {
         assert!(c.addr.ip().is_loopback());
         assert_eq!(c.addr.port(), 0);
         assert!(c.pipelining && c.record_bodies && c.rules.is_empty());
+        assert!(c.tls.is_none());
     }
 }

@@ -5,13 +5,16 @@
 //! answers SMTP on one thread per connection, and records every message it answers 250
 //! to; tests read them back with [`Sink::messages`] and wait with [`Sink::wait_for`].
 //! [`Rule`]s script temporary or permanent failures per recipient, at RCPT or at the end
-//! of DATA.
+//! of DATA. With [`SinkConfig::tls`] set the sink offers STARTTLS, and each
+//! [`ReceivedMessage::tls`] tells whether the message came over TLS.
 //!
 //! - [`config`] — [`SinkConfig`], [`Rule`] and [`Stage`]: what the sink is told at start.
 //! - [`record`] — [`ReceivedMessage`] and the shared recorder: message log, connection
 //!   counters, rule attempt counts.
 //! - `session` — one SMTP server session per connection (greeting to QUIT), pipelining
-//!   aware.
+//!   aware, switching to TLS on STARTTLS.
+//! - `tls` — the connection stream (plain TCP or TLS), the server handshake, and
+//!   [`self_signed_tls`], a server configuration for tests and benchmarks.
 //! - `data` — the DATA phase: `CRLF.CRLF` framing, dot-unstuffing, Message-ID lookup.
 //! - this file — [`Sink`]: the listener thread, start and stop.
 //! - `main.rs` — the `impulse-sink` binary (argument parsing and a JSON-lines log only).
@@ -20,6 +23,7 @@ pub mod config;
 mod data;
 pub mod record;
 mod session;
+mod tls;
 
 use std::collections::HashMap;
 use std::io;
@@ -31,8 +35,10 @@ use std::time::{Duration, Instant};
 
 pub use config::{Rule, SinkConfig, Stage};
 pub use record::{Observer, ReceivedMessage};
+pub use tls::self_signed_tls;
 
 use record::Recorder;
+use session::Settings;
 
 /// A running sink. Dropping it (or [`Sink::stop`]) closes the listener and every
 /// connection and joins all threads.
@@ -44,7 +50,7 @@ pub struct Sink {
 
 struct Shared {
     rec: Recorder,
-    pipelining: bool,
+    settings: Settings,
     stopping: AtomicBool,
     /// Live connections by index, kept so `stop` can shut them down.
     live: Mutex<HashMap<usize, TcpStream>>,
@@ -68,7 +74,10 @@ impl Sink {
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             rec: Recorder::new(cfg.record_bodies, cfg.rules, observer),
-            pipelining: cfg.pipelining,
+            settings: Settings {
+                pipelining: cfg.pipelining,
+                tls: cfg.tls,
+            },
             stopping: AtomicBool::new(false),
             live: Mutex::new(HashMap::new()),
             threads: Mutex::new(Vec::new()),
@@ -181,7 +190,7 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         let spawned = std::thread::Builder::new()
             .name(format!("sink-conn-{conn}"))
             .spawn(move || {
-                let _ = session::serve(stream, &worker.rec, worker.pipelining, conn);
+                let _ = session::serve(stream, &worker.rec, &worker.settings, conn);
                 lock(&worker.live).remove(&conn);
             });
         match spawned {

@@ -2,11 +2,12 @@
 //!
 //! `impulse-sink`, the binary: this one file parses the arguments, starts a
 //! [`impulse_sink::Sink`] and, with `--jsonl`, appends one JSON object per accepted
-//! message (sender, recipients, size, message_id) to FILE. Prints `listening on ADDR`,
+//! message (sender, recipients, size, message_id, tls) to FILE. With `--tls` it offers
+//! STARTTLS with a self-signed certificate for `localhost`. Prints `listening on ADDR`,
 //! then serves until killed.
 //!
 //! ```text
-//! impulse-sink --listen 127.0.0.1:2526 [--no-pipelining] [--jsonl FILE]
+//! impulse-sink --listen 127.0.0.1:2526 [--no-pipelining] [--tls] [--jsonl FILE]
 //! ```
 
 use std::fs::OpenOptions;
@@ -17,7 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use clap::Parser;
-use impulse_sink::{Observer, ReceivedMessage, Sink, SinkConfig};
+use impulse_sink::{self_signed_tls, Observer, ReceivedMessage, Sink, SinkConfig};
 
 /// A recording SMTP sink for tests and benchmarks.
 #[derive(Parser, Debug)]
@@ -29,6 +30,9 @@ struct Args {
     /// Do not advertise PIPELINING.
     #[arg(long)]
     no_pipelining: bool,
+    /// Offer STARTTLS, with a self-signed certificate for "localhost".
+    #[arg(long)]
+    tls: bool,
     /// Append one JSON line per accepted message to this file.
     #[arg(long)]
     jsonl: Option<PathBuf>,
@@ -41,6 +45,7 @@ fn main() -> anyhow::Result<()> {
         pipelining: !args.no_pipelining,
         record_bodies: false,
         rules: Vec::new(),
+        tls: args.tls.then(|| self_signed_tls(&["localhost"])),
     };
     let sink = match &args.jsonl {
         Some(path) => {
@@ -56,6 +61,7 @@ fn main() -> anyhow::Result<()> {
                     "recipients": m.recipients,
                     "size": m.size,
                     "message_id": m.message_id,
+                    "tls": m.tls,
                 });
                 let mut out = out.lock().unwrap_or_else(|e| e.into_inner());
                 let _ = writeln!(out, "{line}");

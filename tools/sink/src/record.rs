@@ -28,6 +28,9 @@ pub struct ReceivedMessage {
     pub size: usize,
     /// When the final 250 was decided.
     pub received_at: Instant,
+    /// `None` for a message received in plaintext; after STARTTLS the negotiated protocol
+    /// version and cipher suite, e.g. `"TLSv1_3 TLS13_AES_256_GCM_SHA384"`.
+    pub tls: Option<String>,
 }
 
 /// Called on the session thread for every accepted message, before it is recorded.

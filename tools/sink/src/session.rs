@@ -1,15 +1,24 @@
-//! One SMTP server session on one connection: greeting, EHLO/HELO, MAIL, RCPT, DATA,
-//! RSET, NOOP, QUIT. Commands are read from a large buffered reader; replies go into a
-//! buffered writer that is flushed whenever no further complete command is already
-//! buffered, so a pipelined batch is answered in order with one write.
+//! One SMTP server session on one connection: greeting, EHLO/HELO, STARTTLS, MAIL, RCPT,
+//! DATA, RSET, NOOP, QUIT. Commands are read from a large buffered reader; replies are
+//! collected in an output buffer that is written out whenever no further complete command
+//! is already buffered, so a pipelined batch is answered in order with one write.
+//!
+//! STARTTLS (when configured) ends the plaintext part: after the 220 the read buffer is
+//! dropped unread (nothing pipelined behind STARTTLS is ever taken as a command), the
+//! handshake runs on the same socket, and the session continues as after a fresh greeting
+//! (RFC 3207): the client must EHLO again.
 
-use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::sync::Arc;
 use std::time::Instant;
+
+use rustls::ServerConfig;
 
 use crate::config::Stage;
 use crate::data::{self, DataEnd};
 use crate::record::{ReceivedMessage, Recorder};
+use crate::tls::{self, Stream};
 
 /// Largest message accepted (advertised as SIZE).
 pub(crate) const MAX_SIZE: usize = 64 << 20;
@@ -18,51 +27,70 @@ const MAX_COMMAND: u64 = 4096;
 /// Most recipients per transaction.
 const MAX_RECIPIENTS: usize = 1000;
 const READ_BUFFER: usize = 64 << 10;
+/// Replies held back beyond this size are written out even mid-batch.
 const WRITE_BUFFER: usize = 16 << 10;
 
-/// Serve one accepted connection until QUIT, EOF or an I/O error. The connection stops
-/// counting as open when QUIT is read (before the 221 goes out, so a client that waits
-/// for 221 before reconnecting is never seen twice) or when the session ends.
+/// What every session of a sink offers.
+pub(crate) struct Settings {
+    pub(crate) pipelining: bool,
+    /// Offer STARTTLS with this configuration.
+    pub(crate) tls: Option<Arc<ServerConfig>>,
+}
+
+/// Serve one accepted connection until QUIT, EOF, an I/O error or a failed TLS
+/// handshake. The connection stops counting as open when QUIT is read (before the 221
+/// goes out, so a client that waits for 221 before reconnecting is never seen twice) or
+/// when the session ends.
 pub(crate) fn serve(
     stream: TcpStream,
     rec: &Recorder,
-    pipelining: bool,
+    settings: &Settings,
     conn: usize,
 ) -> io::Result<()> {
     let _ = stream.set_nodelay(true);
-    let read_half = match stream.try_clone() {
-        Ok(s) => s,
-        Err(e) => {
-            rec.connection_closed();
-            return Err(e);
-        }
-    };
-    let reader = BufReader::with_capacity(READ_BUFFER, read_half);
-    let writer = BufWriter::with_capacity(WRITE_BUFFER, stream);
     let mut s = Session {
         rec,
-        pipelining,
+        settings,
         conn,
-        reader,
-        writer,
+        reader: BufReader::with_capacity(READ_BUFFER, Stream::Plain(stream)),
+        out: Vec::with_capacity(WRITE_BUFFER),
+        tls: None,
         greeted: false,
         sender: None,
         recipients: Vec::new(),
         body: Vec::new(),
         accepted: 0,
-        open: true,
+        open: Open { rec, open: true },
     };
-    let result = s.run();
-    s.close();
-    result
+    s.reply("220 sink.impulse.test ESMTP impulse-sink ready")?;
+    s.flush()?;
+    loop {
+        match s.run()? {
+            Next::StartTls(config) => {
+                // `into_inner` drops whatever is buffered behind the STARTTLS line. If the
+                // handshake fails, `s` is dropped without its reader and `Open` still
+                // ends the connection's count.
+                let (stream, negotiated) = tls::accept(s.reader.into_inner(), config)?;
+                s.reader = BufReader::with_capacity(READ_BUFFER, stream);
+                s.tls_started(negotiated);
+            }
+            Next::Continue | Next::Quit => {
+                s.reader.get_mut().finish();
+                return Ok(());
+            }
+        }
+    }
 }
 
 struct Session<'a> {
     rec: &'a Recorder,
-    pipelining: bool,
+    settings: &'a Settings,
     conn: usize,
-    reader: BufReader<TcpStream>,
-    writer: BufWriter<TcpStream>,
+    reader: BufReader<Stream>,
+    /// Replies not yet written.
+    out: Vec<u8>,
+    /// What TLS negotiated, once STARTTLS completed.
+    tls: Option<String>,
     greeted: bool,
     /// MAIL FROM of the open transaction.
     sender: Option<String>,
@@ -70,21 +98,41 @@ struct Session<'a> {
     /// DATA buffer, reused between messages when bodies are not recorded.
     body: Vec<u8>,
     accepted: usize,
-    /// Still counted as an open connection.
+    open: Open<'a>,
+}
+
+/// Counts the connection as open until [`Open::close`] or drop.
+struct Open<'a> {
+    rec: &'a Recorder,
     open: bool,
+}
+
+impl Open<'_> {
+    fn close(&mut self) {
+        if std::mem::take(&mut self.open) {
+            self.rec.connection_closed();
+        }
+    }
+}
+
+impl Drop for Open<'_> {
+    fn drop(&mut self) {
+        self.close();
+    }
 }
 
 /// What to do after a command.
 enum Next {
     Continue,
+    /// QUIT or EOF: the session is over.
     Quit,
+    /// The 220 to STARTTLS is out; hand the socket to TLS.
+    StartTls(Arc<ServerConfig>),
 }
 
 impl Session<'_> {
-    fn run(&mut self) -> io::Result<()> {
-        self.writer
-            .write_all(b"220 sink.impulse.test ESMTP impulse-sink ready\r\n")?;
-        self.writer.flush()?;
+    /// Answer commands until the session ends or switches to TLS.
+    fn run(&mut self) -> io::Result<Next> {
         let mut line = Vec::with_capacity(512);
         loop {
             line.clear();
@@ -94,7 +142,7 @@ impl Session<'_> {
                 .take(MAX_COMMAND)
                 .read_until(b'\n', &mut line)?;
             if n == 0 {
-                return Ok(());
+                return Ok(Next::Quit);
             }
             let next = if line.ends_with(b"\n") {
                 self.command(trim_eol(&line))?
@@ -103,12 +151,12 @@ impl Session<'_> {
                 self.reply("500 5.5.2 line too long")?;
                 Next::Continue
             };
-            if let Next::Quit = next {
-                self.writer.flush()?;
-                return Ok(());
+            if !matches!(next, Next::Continue) {
+                self.flush()?;
+                return Ok(next);
             }
-            if !self.complete_line_buffered() {
-                self.writer.flush()?;
+            if !self.complete_line_buffered() || self.out.len() >= WRITE_BUFFER {
+                self.flush()?;
             }
         }
     }
@@ -133,8 +181,9 @@ impl Session<'_> {
             }
             b"NOOP" => self.reply("250 2.0.0 Ok")?,
             b"VRFY" => self.reply("252 2.5.0 Cannot VRFY user")?,
+            b"STARTTLS" => return self.starttls(arg),
             b"QUIT" => {
-                self.close();
+                self.open.close();
                 self.reply("221 2.0.0 Bye")?;
                 return Ok(Next::Quit);
             }
@@ -150,17 +199,47 @@ impl Session<'_> {
         }
         self.reset();
         self.greeted = true;
-        let w = &mut self.writer;
+        let starttls = self.settings.tls.is_some() && self.tls.is_none();
+        let w = &mut self.out;
         w.write_all(b"250-sink.impulse.test greets ")?;
         w.write_all(arg)?;
         w.write_all(b"\r\n")?;
-        if self.pipelining {
+        if self.settings.pipelining {
             w.write_all(b"250-PIPELINING\r\n")?;
+        }
+        if starttls {
+            w.write_all(b"250-STARTTLS\r\n")?;
         }
         write!(
             w,
             "250-8BITMIME\r\n250-SIZE {MAX_SIZE}\r\n250 ENHANCEDSTATUSCODES\r\n"
         )
+    }
+
+    fn starttls(&mut self, arg: &[u8]) -> io::Result<Next> {
+        let config = match &self.settings.tls {
+            Some(config) if self.tls.is_none() => Arc::clone(config),
+            _ => {
+                self.reply("502 5.5.1 STARTTLS not offered")?;
+                return Ok(Next::Continue);
+            }
+        };
+        if !arg.is_empty() {
+            self.reply("501 5.5.4 Syntax: STARTTLS")?;
+        } else if self.sender.is_some() {
+            self.reply("503 5.5.1 STARTTLS not allowed in a mail transaction")?;
+        } else {
+            self.reply("220 2.0.0 Ready to start TLS")?;
+            return Ok(Next::StartTls(config));
+        }
+        Ok(Next::Continue)
+    }
+
+    /// TLS is up: forget the greeting (RFC 3207, section 4.2) and note what was negotiated.
+    fn tls_started(&mut self, negotiated: String) {
+        self.reset();
+        self.greeted = false;
+        self.tls = Some(negotiated);
     }
 
     fn mail(&mut self, arg: &[u8]) -> io::Result<()> {
@@ -220,7 +299,7 @@ impl Session<'_> {
         }
         self.reply("354 End data with <CR><LF>.<CR><LF>")?;
         if !self.complete_line_buffered() {
-            self.writer.flush()?;
+            self.flush()?;
         }
         self.body.clear();
         match data::read_data(&mut self.reader, &mut self.body, MAX_SIZE)? {
@@ -250,6 +329,7 @@ impl Session<'_> {
             connection: self.conn,
             message_id,
             size,
+            tls: self.tls.clone(),
             received_at: Instant::now(),
         };
         if let Some(spare) = self.rec.accept(msg) {
@@ -258,7 +338,7 @@ impl Session<'_> {
         self.accepted += 1;
         self.reset();
         write!(
-            self.writer,
+            self.out,
             "250 2.0.0 Ok: queued as C{}M{}\r\n",
             self.conn, self.accepted
         )
@@ -270,10 +350,13 @@ impl Session<'_> {
         self.reader.buffer().contains(&b'\n')
     }
 
-    fn close(&mut self) {
-        if std::mem::take(&mut self.open) {
-            self.rec.connection_closed();
-        }
+    /// Write out the held-back replies.
+    fn flush(&mut self) -> io::Result<()> {
+        let stream = self.reader.get_mut();
+        stream.write_all(&self.out)?;
+        stream.flush()?;
+        self.out.clear();
+        Ok(())
     }
 
     fn reset(&mut self) {
@@ -282,8 +365,9 @@ impl Session<'_> {
     }
 
     fn reply(&mut self, line: &str) -> io::Result<()> {
-        self.writer.write_all(line.as_bytes())?;
-        self.writer.write_all(b"\r\n")
+        self.out.extend_from_slice(line.as_bytes());
+        self.out.extend_from_slice(b"\r\n");
+        Ok(())
     }
 
     /// Discard the rest of an overlong command line.
