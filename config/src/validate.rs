@@ -6,7 +6,6 @@
 //! so the loader can find its line and column in the text. A domain entry that only
 //! inherits a bad value from `"*"` is not reported again: the `"*"` entry is.
 
-use crate::TlsMode;
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::{locate::Seg, Config, DomainCfg, HostPort};
@@ -158,10 +157,6 @@ pub(crate) fn unsupported(cfg: &Config) -> Vec<Problem> {
         let inherited = |f: fn(&DomainCfg) -> bool| name != "*" && star.is_some_and(f);
         if d.throttle.is_some() && !inherited(|s| s.throttle.is_some()) {
             r.add(at("throttle"), WHY);
-        }
-        let tls = |d: &DomainCfg| !matches!(d.tls, TlsMode::Opportunistic | TlsMode::Disabled);
-        if tls(d) && !inherited(tls) {
-            r.add(at("tls"), format!("{WHY} (outbound TLS)"));
         }
     }
     report.0

@@ -93,6 +93,8 @@ impl Checker {
                     prop_assert_eq!(s.state(), ClientState::Closed);
                 }
                 ClientEvent::Ready => {}
+                // Sessions here have TLS disabled.
+                ClientEvent::StartTls => prop_assert!(false, "StartTls with TLS disabled"),
             }
         }
         Ok(())

@@ -159,6 +159,7 @@ impl Handler<Bounce> for Bouncer {
                     format!("delivery status notification for {}", b.original),
                 ),
                 peer: "bounce".into(),
+                tls: None,
             };
             Ok((stored, domain, b.sender, size, now, record))
         };

@@ -307,7 +307,9 @@ impl Control {
                 self.clients.remove(&conn);
                 self.reg.set_mailbox(self.clients.len());
             }
-            ConnEvent::Connected { .. } | ConnEvent::ConnectFailed { .. } => {}
+            ConnEvent::Connected { .. }
+            | ConnEvent::ConnectFailed { .. }
+            | ConnEvent::TlsReady { .. } => {}
         }
     }
 }

@@ -245,6 +245,7 @@ impl Inbound {
                     attempts: 0,
                     response: LoggedResponse::new(250, Some("2.0.0".into()), "queued"),
                     peer: m.meta.peer.clone(),
+                    tls: None,
                 })
             })
             .collect();
@@ -347,7 +348,10 @@ impl Inbound {
                 }
             }
             ConnEvent::Closed { .. } => ctx.stop(),
-            ConnEvent::Connected { .. } | ConnEvent::ConnectFailed { .. } => {}
+            // Inbound STARTTLS is not offered yet: no handshake is ever started.
+            ConnEvent::Connected { .. }
+            | ConnEvent::ConnectFailed { .. }
+            | ConnEvent::TlsReady { .. } => {}
         }
     }
 }

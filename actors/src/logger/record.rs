@@ -60,6 +60,9 @@ pub struct LogRecord {
     pub response: LoggedResponse,
     /// The other side: the client for receptions, the next hop for deliveries.
     pub peer: String,
+    /// TLS version and cipher, when the session with `peer` was encrypted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<impulse_runtime::io::TlsInfo>,
 }
 
 /// Now, as the records print it.
@@ -95,6 +98,7 @@ mod tests {
             attempts: 1,
             response: LoggedResponse::new(250, Some("2.0.0".into()), "ok"),
             peer: "127.0.0.1:25".into(),
+            tls: None,
         };
         let v: serde_json::Value = serde_json::from_slice(&r.to_line()).unwrap();
         for key in [

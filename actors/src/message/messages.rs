@@ -29,6 +29,8 @@ pub struct Outcome {
     pub results: Vec<(String, RcptResult)>,
     /// The next hop that answered.
     pub peer: String,
+    /// The session's TLS, if it was encrypted (goes in the Delivery records).
+    pub tls: Option<impulse_runtime::io::TlsInfo>,
 }
 
 /// The attempt could not happen or did not finish (connection failure, no route, read

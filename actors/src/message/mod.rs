@@ -124,8 +124,27 @@ impl MessageActor {
         peer: &str,
         ctx: &mut Context<Self>,
     ) {
+        self.settle_results_via(results, peer, None, ctx);
+    }
+
+    /// [`settle_results`](Self::settle_results) for a session that had `tls`: the
+    /// Delivery records say so.
+    fn settle_results_via(
+        &mut self,
+        results: Vec<(usize, Verdict, LoggedResponse)>,
+        peer: &str,
+        tls: Option<impulse_runtime::io::TlsInfo>,
+        ctx: &mut Context<Self>,
+    ) {
         let Some(msg) = &self.msg else { return };
-        let s = settle(msg, &self.domain_name, &self.cfg, results, peer, now_ms());
+        let mut s = settle(msg, &self.domain_name, &self.cfg, results, peer, now_ms());
+        if tls.is_some() {
+            for r in &mut s.records {
+                if r.kind == RecordType::Delivery {
+                    r.tls = tls.clone();
+                }
+            }
+        }
         self.apply(s, ctx);
     }
 
@@ -387,7 +406,7 @@ impl Handler<Outcome> for MessageActor {
                     }
                 })
                 .collect();
-            act.settle_results(results, &msg.peer, ctx);
+            act.settle_results_via(results, &msg.peer, msg.tls, ctx);
         });
     }
 }

@@ -155,6 +155,7 @@ fn record(
         attempts: msg.attempts,
         response: response.clone(),
         peer: peer.to_string(),
+        tls: None,
     }
 }
 

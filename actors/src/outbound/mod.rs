@@ -12,6 +12,7 @@
 //! before anything worked) goes to the domain when it closes.
 
 pub mod messages;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,11 +22,11 @@ use actix::prelude::*;
 use bytes::Bytes;
 use impulse_config::DomainCfg;
 use impulse_runtime::alloc;
-use impulse_runtime::io::{ConnEvent, ConnId, Credit};
+use impulse_runtime::io::{ConnEvent, ConnId, Credit, TlsInfo, TlsStart};
 use impulse_runtime::registry::Registration;
 use impulse_runtime::supervise::{contain, fault_point};
 use impulse_runtime::ActorClass;
-use impulse_smtp::client::{ClientEvent, ClientSession, OutboundTx};
+use impulse_smtp::client::{ClientEvent, ClientSession, OutboundTx, TlsPolicy};
 
 use crate::context::Shared;
 use crate::dns::Hop;
@@ -83,6 +84,11 @@ pub struct Outbound {
     failure: Option<LoggedResponse>,
     last_activity: Instant,
     finished: bool,
+    /// STARTTLS policy of this connection (Opportunistic becomes Disabled for a retry in
+    /// plaintext after a failed handshake).
+    tls_policy: TlsPolicy,
+    /// What the handshake negotiated.
+    tls: Option<TlsInfo>,
 }
 
 impl Outbound {
@@ -94,7 +100,8 @@ impl Outbound {
         cfg: DomainCfg,
     ) -> Outbound {
         assert!(!hops.is_empty(), "an outbound connection needs a next hop");
-        let session = ClientSession::new(shared.config.delivery.ehlo_name.clone());
+        let tls_policy = tls::policy(cfg.tls);
+        let session = ClientSession::with_tls(shared.config.delivery.ehlo_name.clone(), tls_policy);
         let addr = hops[0].addr;
         Outbound {
             shared,
@@ -114,6 +121,8 @@ impl Outbound {
             failure: None,
             last_activity: Instant::now(),
             finished: false,
+            tls_policy,
+            tls: None,
         }
     }
 
@@ -161,10 +170,38 @@ impl Outbound {
             self.shared.io.abort(conn);
         }
         self.at += 1;
-        self.failure = None;
-        self.session = ClientSession::new(self.shared.config.delivery.ehlo_name.clone());
-        self.connect(ctx);
+        self.restart(ctx);
         true
+    }
+
+    /// A fresh session and connection to hop `self.at`.
+    fn restart(&mut self, ctx: &mut Context<Self>) {
+        self.failure = None;
+        self.tls = None;
+        self.session = ClientSession::with_tls(
+            self.shared.config.delivery.ehlo_name.clone(),
+            self.tls_policy,
+        );
+        self.connect(ctx);
+    }
+
+    /// The TLS handshake with this hop failed. `Opportunistic` tries the same hop once
+    /// more in plaintext (as Postfix does), since a broken TLS stack should not stop
+    /// mail that may go in the clear; otherwise it is a failure of this hop.
+    fn tls_failed(&mut self, error: &str, ctx: &mut Context<Self>) -> bool {
+        let text = format!("TLS handshake with {} failed: {error}", self.addr);
+        if self.tls_policy == TlsPolicy::Opportunistic && !self.worked && !self.draining {
+            if let Some((conn, _)) = self.conn.take() {
+                self.shared.io.abort(conn);
+            }
+            self.tls_policy = TlsPolicy::Disabled;
+            self.reg
+                .set_detail(format!("{text}; trying again in plaintext"));
+            self.restart(ctx);
+            return true;
+        }
+        self.fail(451, "4.7.5", text);
+        self.next_hop(ctx)
     }
 
     fn flush(&mut self) {
@@ -187,6 +224,7 @@ impl Outbound {
                         debug_assert_eq!(cur.0, id);
                         msg.do_send(Outcome {
                             results: outcome.recipients,
+                            tls: self.tls.clone(),
                             peer: self.addr.to_string(),
                         });
                     }
@@ -202,6 +240,16 @@ impl Outbound {
                         return;
                     }
                     self.close();
+                }
+                ClientEvent::StartTls => {
+                    if let Some((conn, _)) = &self.conn {
+                        let hop = &self.hops[self.at];
+                        let start = TlsStart::Client {
+                            config: tls::encrypt_only(),
+                            name: tls::server_name(&hop.name, hop.addr.ip()),
+                        };
+                        self.shared.io.start_tls(*conn, start);
+                    }
                 }
                 ClientEvent::Closed => self.close(),
             }
@@ -427,12 +475,27 @@ impl Outbound {
                 }
                 self.drive(ctx);
             }
+            ConnEvent::TlsReady { info, .. } => {
+                self.last_activity = Instant::now();
+                self.tls = Some(info);
+                self.session.tls_started();
+                self.drive(ctx);
+            }
             ConnEvent::ReadClosed { .. } => {
                 // The server shut its side: nothing more will be answered. Close; the
                 // `Closed` that follows (`PeerClosed`) finishes the connection.
                 self.close();
             }
             ConnEvent::Closed { reason, .. } => {
+                let handshaking =
+                    self.session.state() == impulse_smtp::client::ClientState::StartTls;
+                if handshaking && self.phase == Phase::Greeting {
+                    if self.tls_failed(&format!("{reason:?}"), ctx) {
+                        return;
+                    }
+                    self.finish(ctx);
+                    return;
+                }
                 if self.phase != Phase::Quitting {
                     self.fail(
                         451,

@@ -25,6 +25,7 @@ use mio::{event, Interest, Registry, Token};
 use super::credit::{Credit, Pause};
 use super::event_loop::EventLoop;
 use super::stats::Counters;
+use super::tls::{TlsLayer, TlsStart};
 use super::{CloseReason, ConnEvent, ConnId};
 
 /// Most chunks read from one connection per loop turn.
@@ -40,11 +41,20 @@ pub(super) enum Stream {
     Unix(mio::net::UnixStream),
 }
 
-impl Stream {
+impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Stream::Tcp(s) => s.read(buf),
             Stream::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
         }
     }
 
@@ -55,6 +65,12 @@ impl Stream {
         }
     }
 
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Stream {
     fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.shutdown(how),
@@ -140,6 +156,11 @@ pub(super) struct Conn {
     pub dirty: bool,
     /// Listed in the loop's ready queue.
     pub queued: bool,
+    /// TLS is on: reads and writes go through rustls ([`super::tls`]).
+    pub tls: Option<Box<TlsLayer>>,
+    /// TLS was asked for while plaintext output was still queued: it starts once that
+    /// is written (the `220` of STARTTLS must leave in plaintext).
+    pub tls_pending: Option<TlsStart>,
 }
 
 /// Send an event to the owner; false if the owner is gone.
@@ -174,6 +195,8 @@ impl Conn {
             paused: false,
             dirty: false,
             queued: false,
+            tls: None,
+            tls_pending: None,
         }
     }
 
@@ -266,8 +289,20 @@ impl Conn {
         Ok(true)
     }
 
+    /// Nothing left to write: no queued output, no ciphertext inside rustls.
+    pub(super) fn drained(&self) -> bool {
+        self.out.is_empty() && !self.tls.as_ref().is_some_and(|t| t.wants_write())
+    }
+
     /// Write queued output until it is gone or the socket would block.
     fn flush(&mut self, c: &mut Counters) -> io::Result<()> {
+        if self.tls.is_some() {
+            self.flush_tls(c)?;
+            if let Some(credit) = &self.credit {
+                credit.set_write_backlog(self.out_len);
+            }
+            return Ok(());
+        }
         while !self.out.is_empty() {
             let mut slices = [IoSlice::new(&[]); MAX_IOV];
             let mut k = 0;
@@ -357,6 +392,9 @@ impl EventLoop {
                     Err(e) => Step::End(Some(CloseReason::Error(e.to_string()))),
                 }
             }
+            State::Open if conn.tls.is_some() => {
+                conn.read_tls(&mut self.buf, budget, &mut self.counters)
+            }
             State::Open => {
                 conn.read_open(&mut self.buf, budget, short_read_drains, &mut self.counters)
             }
@@ -390,8 +428,44 @@ impl EventLoop {
             self.finish(token, Some(CloseReason::Error(e.to_string())));
             return;
         }
-        if conn.closing && conn.out.is_empty() {
+        if conn.out.is_empty() && conn.tls_pending.is_some() {
+            self.activate_tls(token);
+            return;
+        }
+        if conn.closing && conn.drained() {
             self.complete_close(token);
+        }
+    }
+
+    /// Start TLS on connection `id` now, or once its queued plaintext is written.
+    pub(super) fn start_tls(&mut self, id: ConnId, start: TlsStart) {
+        let token = Token(id as usize);
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
+        if conn.closing || conn.tls.is_some() || conn.state != State::Open {
+            return;
+        }
+        conn.tls_pending = Some(start);
+        self.flush_conn(token);
+    }
+
+    fn activate_tls(&mut self, token: Token) {
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
+        let Some(start) = conn.tls_pending.take() else {
+            return;
+        };
+        match TlsLayer::new(start) {
+            Ok(layer) => {
+                conn.tls = Some(Box::new(layer));
+                // A client speaks first (ClientHello); a server may find the client's
+                // hello already waiting, with no edge to come for it.
+                self.flush_conn(token);
+                self.read_conn(token);
+            }
+            Err(e) => self.finish(token, Some(CloseReason::Error(format!("TLS: {e}")))),
         }
     }
 
@@ -425,10 +499,16 @@ impl EventLoop {
             return;
         };
         conn.closing = true;
+        conn.tls_pending = None;
         if conn.paused {
             // Its input is now discarded, whatever the credit says.
             conn.paused = false;
             self.counters.resumed();
+        }
+        if let Some(tls) = conn.tls.as_mut() {
+            tls.close_notify();
+            self.flush_conn(token);
+            return;
         }
         if conn.state != State::Connecting && conn.out.is_empty() {
             self.complete_close(token);

@@ -195,6 +195,7 @@ impl EventLoop {
                 credit,
             } => self.connect(conn, addr, source, owner, credit),
             Command::Write { conn, data } => self.queue_write(conn, data),
+            Command::StartTls { conn, start } => self.start_tls(conn, start),
             Command::Close(conn) => self.close_conn(conn),
             Command::Abort(conn) => self.finish_by_owner(Token(conn as usize)),
             Command::Resume(conn) => self.resume(conn),

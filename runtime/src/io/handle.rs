@@ -54,6 +54,10 @@ pub(super) enum Command {
         conn: ConnId,
         data: Bytes,
     },
+    StartTls {
+        conn: ConnId,
+        start: super::TlsStart,
+    },
     Close(ConnId),
     Abort(ConnId),
     Resume(ConnId),
@@ -253,6 +257,13 @@ impl IoHandle {
         if !data.is_empty() {
             let _ = self.shared.send(Command::Write { conn, data });
         }
+    }
+
+    /// Turn connection `conn` into TLS (STARTTLS): output queued before this call is
+    /// written in plaintext first, then the handshake runs; `TlsReady` follows, or
+    /// `Closed` with the error.
+    pub fn start_tls(&self, conn: ConnId, start: super::TlsStart) {
+        let _ = self.shared.send(Command::StartTls { conn, start });
     }
 
     /// Graceful close: flush what is queued, shut the socket down, close it, then send

@@ -21,7 +21,7 @@
 //!
 //! Files: `handle` (the handle and the command channel), `credit` (read credit),
 //! `event_loop` (the poll loop and command dispatch), `conn` (one connection: reads,
-//! writes, close), `outbound` (connecting), `listener` (accepting), `sock` (raw socket
+//! writes, close), `tls` (rustls on the socket), `outbound` (connecting), `listener` (accepting), `sock` (raw socket
 //! setup through libc), `stats` (the counters behind [`IoHandle::stats`]).
 
 mod conn;
@@ -32,6 +32,7 @@ mod listener;
 mod outbound;
 mod sock;
 mod stats;
+mod tls;
 
 use std::net::SocketAddr;
 
@@ -39,6 +40,7 @@ use serde::{Deserialize, Serialize};
 
 pub use credit::Credit;
 pub use handle::IoHandle;
+pub use tls::{TlsInfo, TlsStart};
 
 /// Identifies one connection for the life of the process (never reused).
 pub type ConnId = u64;
@@ -91,6 +93,9 @@ pub enum ConnEvent {
     /// write fails: `Closed { reason: Error }`). The final `Closed` then says
     /// `PeerClosed`.
     ReadClosed { conn: ConnId },
+    /// The TLS handshake asked for with [`IoHandle::start_tls`] is complete: `Data` is
+    /// decrypted from now on.
+    TlsReady { conn: ConnId, info: TlsInfo },
     /// The connection is gone. Sent exactly once per attached or connected connection,
     /// and always the last event for it.
     Closed { conn: ConnId, reason: CloseReason },
@@ -104,6 +109,7 @@ impl ConnEvent {
             | ConnEvent::Connected { conn, .. }
             | ConnEvent::ConnectFailed { conn, .. }
             | ConnEvent::ReadClosed { conn }
+            | ConnEvent::TlsReady { conn, .. }
             | ConnEvent::Closed { conn, .. } => *conn,
         }
     }

@@ -19,7 +19,7 @@ impl ClientSession {
     pub(super) fn on_ehlo(&mut self, reply: Reply) {
         if reply.is_positive_completion() {
             self.caps = Capabilities::from_ehlo(&reply);
-            self.become_idle();
+            self.after_ehlo();
         } else if reply.is_permanent() {
             self.send_hello("HELO ", Expect::Helo);
         } else {
@@ -30,13 +30,14 @@ impl ClientSession {
     pub(super) fn on_helo(&mut self, reply: Reply) {
         if reply.is_positive_completion() {
             self.caps = Capabilities::default();
-            self.become_idle();
+            // No extensions, so no STARTTLS: `Required` gives up here.
+            self.after_ehlo();
         } else {
             self.fail(Some(reply), "EHLO and HELO were both refused");
         }
     }
 
-    fn send_hello(&mut self, verb: &str, expect: Expect) {
+    pub(super) fn send_hello(&mut self, verb: &str, expect: Expect) {
         self.out.extend_from_slice(verb.as_bytes());
         self.out.extend_from_slice(self.ehlo_name.as_bytes());
         self.out.extend_from_slice(b"\r\n");

@@ -11,6 +11,10 @@
 //! ```text
 //! Greeting --220--> Ehlo --2xx--> Idle            (Ready)
 //!                   Ehlo --5xx--> Helo --2xx--> Idle (Ready)
+//!                   Ehlo --2xx, STARTTLS wanted and offered--> StartTls
+//! StartTls --220--> (StartTls event; driver runs the handshake) --tls_started--> Ehlo
+//! StartTls --other, Opportunistic--> Idle (Ready, plaintext)
+//! Ehlo --2xx, Required, STARTTLS not offered--> Closed (Failed)
 //! Idle --send_message--> [Rset] Mail -> Rcpt* -> Data -> Body -> Idle (Done, Ready)
 //! Idle --quit--> Quit --any reply--> Closed       (Closed)
 //! any --421 / bad greeting / EHLO+HELO refused / protocol error / abort--> Closed
@@ -21,17 +25,23 @@
 //! replies in order; without it, one command per reply. The state is the command whose
 //! reply is awaited next. Files: `handshake.rs` (greeting, EHLO, HELO), `transaction.rs`
 //! (RSET, MAIL, RCPT, DATA, end of data), `capabilities.rs` (EHLO keywords), `outcome.rs`
-//! (what goes in and comes out per message).
+//! (what goes in and comes out per message), `starttls.rs` (the TLS policy).
+//!
+//! After the `220` to STARTTLS nothing more the server sent in plaintext is believed:
+//! the rest of that input is thrown away, and the session starts again with EHLO once
+//! the driver says TLS is up (RFC 3207 §4.2).
 
 mod capabilities;
 mod handshake;
 mod outcome;
+mod starttls;
 mod transaction;
 
 use std::collections::VecDeque;
 
 pub use capabilities::Capabilities;
 pub use outcome::{NotIdle, OutboundTx, RcptResult, TxOutcome};
+pub use starttls::TlsPolicy;
 
 use crate::reply::{Reply, ReplyParser};
 use transaction::{Rcpt, Tx};
@@ -45,6 +55,8 @@ pub enum ClientState {
     Ehlo,
     /// HELO sent after EHLO was refused.
     Helo,
+    /// STARTTLS sent; or answered 220 and the handshake is under way.
+    StartTls,
     /// Ready for `send_message` (or `quit`).
     Idle,
     /// MAIL FROM sent.
@@ -84,6 +96,9 @@ pub enum ClientEvent {
         /// Human-readable cause.
         reason: String,
     },
+    /// STARTTLS was accepted: run the TLS handshake now, then call
+    /// [`ClientSession::tls_started`].
+    StartTls,
     /// QUIT was answered; close the connection.
     Closed,
 }
@@ -94,6 +109,7 @@ enum Expect {
     Greeting,
     Ehlo,
     Helo,
+    StartTls,
     Rset,
     Mail,
     /// RCPT for the recipient at this index of the transaction.
@@ -120,6 +136,11 @@ pub struct ClientSession {
     /// `quit` was called: send QUIT as soon as the session is idle.
     quit_requested: bool,
     closed: bool,
+    tls: TlsPolicy,
+    /// TLS is up (after `tls_started`).
+    tls_active: bool,
+    /// STARTTLS got 220: input is ignored until `tls_started`.
+    awaiting_tls: bool,
 }
 
 impl ClientSession {
@@ -127,6 +148,11 @@ impl ClientSession {
     /// are not printable ASCII are dropped, it is cut to 255 bytes, and an empty name
     /// becomes `localhost`.
     pub fn new(ehlo_name: String) -> Self {
+        Self::with_tls(ehlo_name, TlsPolicy::Disabled)
+    }
+
+    /// A session that uses STARTTLS as `tls` says.
+    pub fn with_tls(ehlo_name: String, tls: TlsPolicy) -> Self {
         let mut name: String = ehlo_name.chars().filter(|c| c.is_ascii_graphic()).collect();
         name.truncate(255);
         if name.is_empty() {
@@ -144,12 +170,15 @@ impl ClientSession {
             need_rset: false,
             quit_requested: false,
             closed: false,
+            tls,
+            tls_active: false,
+            awaiting_tls: false,
         }
     }
 
     /// Feeds bytes received from the server.
     pub fn ingest(&mut self, input: &[u8]) {
-        if self.closed {
+        if self.closed || self.awaiting_tls {
             return;
         }
         let mut replies = std::mem::take(&mut self.replies);
@@ -159,10 +188,18 @@ impl ClientSession {
                 break;
             }
             self.on_reply(reply);
+            if self.awaiting_tls {
+                // Whatever followed the 220 in plaintext is not believed.
+                self.parser = ReplyParser::new();
+                break;
+            }
         }
+        replies.clear();
         self.replies = replies;
         if let Err(e) = parsed {
-            self.fail(None, format!("protocol error: {e}"));
+            if !self.awaiting_tls {
+                self.fail(None, format!("protocol error: {e}"));
+            }
         }
     }
 
@@ -210,10 +247,12 @@ impl ClientSession {
             return ClientState::Closed;
         }
         match self.expects.front() {
+            None if self.awaiting_tls => ClientState::StartTls,
             None => ClientState::Idle,
             Some(Expect::Greeting) => ClientState::Greeting,
             Some(Expect::Ehlo) => ClientState::Ehlo,
             Some(Expect::Helo) => ClientState::Helo,
+            Some(Expect::StartTls) => ClientState::StartTls,
             Some(Expect::Rset) => ClientState::Rset,
             Some(Expect::Mail) => ClientState::Mail,
             Some(Expect::Rcpt(_)) => ClientState::Rcpt,
@@ -253,6 +292,7 @@ impl ClientSession {
             Expect::Greeting => self.on_greeting(reply),
             Expect::Ehlo => self.on_ehlo(reply),
             Expect::Helo => self.on_helo(reply),
+            Expect::StartTls => self.on_starttls(reply),
             Expect::Rset => self.on_rset(reply),
             Expect::Mail => self.on_mail(reply),
             Expect::Rcpt(index) => self.on_rcpt(index, reply),

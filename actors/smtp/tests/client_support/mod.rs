@@ -92,6 +92,7 @@ pub fn describe(event: &ClientEvent) -> String {
     match event {
         ClientEvent::Ready => "ready".to_owned(),
         ClientEvent::Closed => "closed".to_owned(),
+        ClientEvent::StartTls => "starttls".to_owned(),
         ClientEvent::Failed { reply, .. } => match reply {
             Some(r) => format!("failed {}", r.code),
             None => "failed -".to_owned(),

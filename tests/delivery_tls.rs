@@ -1,0 +1,116 @@
+//! Outbound STARTTLS end to end: the real daemon delivering to a recording sink that
+//! offers (or does not offer) STARTTLS with an rcgen certificate; rustls runs inside
+//! impulsed's epoll I/O loop.
+//!
+//! - `Opportunistic` (the default) uses STARTTLS when offered: the sink records the
+//!   message as received over TLS, and the Delivery record carries version and cipher.
+//! - `Opportunistic` without STARTTLS delivers in plaintext.
+//! - `Required` to a sink without STARTTLS defers (TransientFailure), sends nothing.
+//! - `Required` with STARTTLS delivers encrypted; `Disabled` never asks.
+
+mod common;
+
+use common::delivery::{send, LOG_WAIT};
+use common::log::{code, has, of_type, text};
+use common::{config, Daemon};
+use impulse_sink::{self_signed_tls, Sink, SinkConfig};
+use serde_json::Value;
+
+fn sink(tls: bool) -> Sink {
+    Sink::start(SinkConfig {
+        tls: tls.then(|| self_signed_tls(&["localhost"])),
+        ..SinkConfig::default()
+    })
+    .unwrap()
+}
+
+fn daemon(dir: &std::path::Path, sink: &Sink, mode: Option<&str>) -> Daemon {
+    let domains = match mode {
+        Some(m) => format!("domains: {{ \"*\": (tls: {m}, retry_interval: \"1h\") }},"),
+        None => String::new(),
+    };
+    Daemon::start(dir, &config(dir, Some(sink.addr()), &domains))
+}
+
+fn delivery<'a>(records: &'a [Value], rcpt: &str) -> &'a Value {
+    of_type(records, "Delivery", Some(rcpt))[0]
+}
+
+#[test]
+fn opportunistic_uses_starttls_when_offered() {
+    let sink = sink(true);
+    let tmp = tempfile::tempdir().unwrap();
+    let d = daemon(tmp.path(), &sink, None);
+    send(d.smtp, &["user@example.com"], "over TLS\r\n");
+    let records = d.wait_for_log(LOG_WAIT, "the Delivery", |r| {
+        has(r, "Delivery", "user@example.com")
+    });
+    let got = sink.messages();
+    assert_eq!(got.len(), 1);
+    let tls = got[0]
+        .tls
+        .as_deref()
+        .expect("the sink received it over TLS");
+    assert!(tls.contains("TLS"), "{tls}");
+    let rec = delivery(&records, "user@example.com");
+    assert_eq!(rec["tls"]["version"], "TLSv1_3", "{rec}");
+    assert!(
+        rec["tls"]["cipher"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("TLS13_")),
+        "{rec}"
+    );
+}
+
+#[test]
+fn opportunistic_without_starttls_is_plaintext() {
+    let sink = sink(false);
+    let tmp = tempfile::tempdir().unwrap();
+    let d = daemon(tmp.path(), &sink, Some("Opportunistic"));
+    send(d.smtp, &["user@example.com"], "in the clear\r\n");
+    let records = d.wait_for_log(LOG_WAIT, "the Delivery", |r| {
+        has(r, "Delivery", "user@example.com")
+    });
+    assert_eq!(sink.messages()[0].tls, None);
+    assert!(delivery(&records, "user@example.com").get("tls").is_none());
+}
+
+#[test]
+fn required_defers_when_starttls_is_missing() {
+    let sink = sink(false);
+    let tmp = tempfile::tempdir().unwrap();
+    let d = daemon(tmp.path(), &sink, Some("Required"));
+    send(d.smtp, &["user@example.com"], "never in the clear\r\n");
+    let records = d.wait_for_log(LOG_WAIT, "a TransientFailure", |r| {
+        has(r, "TransientFailure", "user@example.com")
+    });
+    let tf = of_type(&records, "TransientFailure", Some("user@example.com"))[0];
+    assert_eq!(code(tf) / 100, 4, "{tf}");
+    assert!(text(tf).contains("TLS is required"), "{tf}");
+    assert_eq!(sink.count(), 0, "nothing was sent without TLS");
+}
+
+#[test]
+fn required_delivers_encrypted_and_disabled_never_asks() {
+    let sink = sink(true);
+    let tmp = tempfile::tempdir().unwrap();
+    let d = daemon(tmp.path(), &sink, Some("Required"));
+    send(d.smtp, &["user@example.com"], "encrypted\r\n");
+    d.wait_for_log(LOG_WAIT, "the Delivery", |r| {
+        has(r, "Delivery", "user@example.com")
+    });
+    assert!(sink.messages()[0].tls.is_some());
+
+    let plain = tempfile::tempdir().unwrap();
+    let d2 = daemon(plain.path(), &sink, Some("Disabled"));
+    send(d2.smtp, &["other@example.com"], "plain on purpose\r\n");
+    d2.wait_for_log(LOG_WAIT, "the Delivery", |r| {
+        has(r, "Delivery", "other@example.com")
+    });
+    let m = sink
+        .messages()
+        .into_iter()
+        .find(|m| m.recipients == ["other@example.com"])
+        .unwrap();
+    assert_eq!(m.tls, None, "Disabled does not use STARTTLS");
+}
