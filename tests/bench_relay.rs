@@ -62,3 +62,21 @@ fn harness_reports_impulsed_refusing_its_config() {
     // impulsed's own FILE:LINE:COL reason is passed on.
     assert!(err.contains(&format!("{}:2:5", cfg.display())), "{err}");
 }
+
+#[test]
+fn relay_benchmark_through_mx_lookup_and_tls_loses_nothing() {
+    let opts = RelayOptions {
+        messages: 200,
+        size: 512,
+        sessions: 4,
+        timeout: Duration::from_secs(60),
+        mx: true,
+        tls: true,
+        ..RelayOptions::new(impulsed())
+    };
+    let report = impulse_bench::run(&opts).expect("relay run");
+    let text = format!("{report}\n{}", report.to_json());
+    assert_eq!(report.t.delivered, 200, "{text}");
+    assert_eq!(report.t.lost + report.t.duplicated + report.t.unexpected, 0, "{text}");
+    assert!(report.complete(), "{text}");
+}

@@ -1,27 +1,42 @@
 //! The impulsed configuration a relay run uses: one listener on a free loopback port,
 //! a data directory inside the run's temporary directory, and every domain routed to the
-//! sink.
+//! sink — statically, or by MX lookup through a loopback DNS server.
 
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-/// The RON text for a run whose data lives in `data_dir` and whose mail goes to `sink`,
-/// with `pools.arbiters` set when `arbiters` is given.
-pub fn render(data_dir: &Path, sink: SocketAddr, arbiters: Option<usize>) -> String {
+/// How mail reaches the sink.
+#[derive(Debug, Clone, Copy)]
+pub enum Route {
+    /// `routes: { "*": sink }`.
+    Static(SocketAddr),
+    /// No route: MX lookup asking `dns`, delivery on `port`.
+    Mx { dns: SocketAddr, port: u16 },
+}
+
+/// The RON text for a run whose data lives in `data_dir` and whose mail goes by
+/// `route`, with `pools.arbiters` set when `arbiters` is given.
+pub fn render(data_dir: &Path, route: Route, arbiters: Option<usize>) -> String {
     let pools = arbiters
         .map(|n| format!("    pools: (arbiters: {n}),\n"))
         .unwrap_or_default();
+    let route = match route {
+        Route::Static(sink) => format!("    routes: {{ \"*\": \"{sink}\" }},\n"),
+        Route::Mx { dns, port } => {
+            format!("    dns: (servers: [\"{dns}\"]),\n    delivery: (port: {port}),\n")
+        }
+    };
     format!(
-        "(\n    data_dir: {},\n    listeners: [(address: \"127.0.0.1:0\")],\n    routes: {{ \"*\": \"{sink}\" }},\n{pools})\n",
+        "(\n    data_dir: {},\n    listeners: [(address: \"127.0.0.1:0\")],\n{route}{pools})\n",
         ron_string(&data_dir.to_string_lossy())
     )
 }
 
 /// Write `impulsed.ron` into `dir` (data directory `dir/data`); returns its path.
-pub fn write(dir: &Path, sink: SocketAddr, arbiters: Option<usize>) -> io::Result<PathBuf> {
+pub fn write(dir: &Path, route: Route, arbiters: Option<usize>) -> io::Result<PathBuf> {
     let path = dir.join("impulsed.ron");
-    std::fs::write(&path, render(&dir.join("data"), sink, arbiters))?;
+    std::fs::write(&path, render(&dir.join("data"), route, arbiters))?;
     Ok(path)
 }
 
@@ -49,16 +64,24 @@ mod tests {
     fn renders_the_three_keys() {
         let text = render(
             Path::new("/tmp/run/data"),
-            "127.0.0.1:40001".parse().unwrap(),
+            Route::Static("127.0.0.1:40001".parse().unwrap()),
             None,
         );
         assert_eq!(
             text,
             "(\n    data_dir: \"/tmp/run/data\",\n    listeners: [(address: \"127.0.0.1:0\")],\n    routes: { \"*\": \"127.0.0.1:40001\" },\n)\n"
         );
-        let v6 = render(Path::new("d"), "[::1]:25".parse().unwrap(), Some(2));
+        let v6 = render(Path::new("d"), Route::Static("[::1]:25".parse().unwrap()), Some(2));
         assert!(v6.contains("\"*\": \"[::1]:25\""));
         assert!(v6.contains("    pools: (arbiters: 2),\n)"), "{v6}");
+        let mx = Route::Mx {
+            dns: "127.0.0.1:5353".parse().unwrap(),
+            port: 2526,
+        };
+        let mx = render(Path::new("d"), mx, None);
+        assert!(!mx.contains("routes"), "{mx}");
+        assert!(mx.contains("dns: (servers: [\"127.0.0.1:5353\"]),"), "{mx}");
+        assert!(mx.contains("delivery: (port: 2526),"), "{mx}");
     }
 
     #[test]
@@ -69,7 +92,7 @@ mod tests {
     #[test]
     fn writes_into_the_directory() {
         let dir = tempfile::tempdir().unwrap();
-        let path = write(dir.path(), "127.0.0.1:9".parse().unwrap(), None).unwrap();
+        let path = write(dir.path(), Route::Static("127.0.0.1:9".parse().unwrap()), None).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains(&format!("{:?}", dir.path().join("data").to_string_lossy())));
     }

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! impulse-bench relay --impulsed PATH [--messages N] [--size S] [--sessions C]
-//!                     [--timeout 120s] [--keep] [--json] [--arbiters N]
+//!                     [--timeout 120s] [--keep] [--json] [--arbiters N] [--mx] [--tls]
 //! ```
 
 use std::path::PathBuf;
@@ -57,6 +57,12 @@ enum Cmd {
         /// `pools.arbiters` for impulsed (default: its own, one per core).
         #[arg(long)]
         arbiters: Option<usize>,
+        /// Route by MX lookup through a loopback DNS server instead of a static route.
+        #[arg(long)]
+        mx: bool,
+        /// The sink offers STARTTLS (impulsed's default `Opportunistic` uses it).
+        #[arg(long)]
+        tls: bool,
     },
 }
 
@@ -74,6 +80,8 @@ fn main() -> anyhow::Result<()> {
             verbose,
             json,
             arbiters,
+            mx,
+            tls,
         } => {
             let report = impulse_bench::run(&RelayOptions {
                 impulsed,
@@ -86,6 +94,8 @@ fn main() -> anyhow::Result<()> {
                 keep,
                 verbose,
                 arbiters,
+                mx,
+                tls,
             })?;
             if json {
                 println!("{}", report.to_json());

@@ -30,6 +30,10 @@ pub struct RelayOptions {
     pub verbose: bool,
     /// `pools.arbiters` for impulsed (None: its default, one per core).
     pub arbiters: Option<usize>,
+    /// Deliver by MX lookup (a loopback DNS server names the sink) instead of a route.
+    pub mx: bool,
+    /// The sink offers STARTTLS.
+    pub tls: bool,
 }
 
 impl RelayOptions {
@@ -47,6 +51,8 @@ impl RelayOptions {
             keep: false,
             verbose: false,
             arbiters: None,
+            mx: false,
+            tls: false,
         }
     }
 }
@@ -60,6 +66,7 @@ const GRACE: Duration = Duration::from_secs(30);
 pub fn run(opts: &RelayOptions) -> anyhow::Result<Report> {
     let sink = Sink::start(SinkConfig {
         record_bodies: false,
+        tls: opts.tls.then(|| impulse_sink::self_signed_tls(&["mx.example.com"])),
         ..SinkConfig::default()
     })
     .context("starting the sink")?;
@@ -67,7 +74,28 @@ pub fn run(opts: &RelayOptions) -> anyhow::Result<Report> {
         .prefix("impulse-bench-")
         .tempdir()
         .context("creating the temporary directory")?;
-    let cfg_path = config::write(tmp.path(), sink.addr(), opts.arbiters)
+    // With `mx`, example.com's MX is the sink's address, served by a DNS server on
+    // loopback; impulsed delivers to MX hosts on the sink's port.
+    let dns = if opts.mx {
+        let ip = match sink.addr().ip() {
+            std::net::IpAddr::V4(ip) => ip,
+            std::net::IpAddr::V6(_) => anyhow::bail!("--mx needs an IPv4 sink"),
+        };
+        let zone = impulse_dns::Zone::new()
+            .mx("example.com", 10, "mx.example.com")
+            .a("mx.example.com", ip);
+        Some(impulse_dns::DnsServer::start(zone).context("starting the DNS server")?)
+    } else {
+        None
+    };
+    let route = match &dns {
+        Some(d) => config::Route::Mx {
+            dns: d.addr(),
+            port: sink.addr().port(),
+        },
+        None => config::Route::Static(sink.addr()),
+    };
+    let cfg_path = config::write(tmp.path(), route, opts.arbiters)
         .context("writing the impulsed config")?;
     let mut daemon = Daemon::start(
         &opts.impulsed,
