@@ -77,6 +77,10 @@ fn relay_benchmark_through_mx_lookup_and_tls_loses_nothing() {
     let report = impulse_bench::run(&opts).expect("relay run");
     let text = format!("{report}\n{}", report.to_json());
     assert_eq!(report.t.delivered, 200, "{text}");
-    assert_eq!(report.t.lost + report.t.duplicated + report.t.unexpected, 0, "{text}");
+    assert_eq!(
+        report.t.lost + report.t.duplicated + report.t.unexpected,
+        0,
+        "{text}"
+    );
     assert!(report.complete(), "{text}");
 }

@@ -39,6 +39,8 @@ pub struct DomainCfg {
     pub max_messages_per_connection: usize,
     /// Most messages per period (`"1000/s"`); none = unlimited.
     pub throttle: Option<Rate>,
+    /// Most new connections per period (`"10/s"`); none = unlimited.
+    pub connection_throttle: Option<Rate>,
     /// Delay before the first retry; doubles per attempt up to `max_retry_interval`.
     pub retry_interval: Duration,
     /// Longest delay between two attempts.
@@ -59,6 +61,7 @@ impl Default for DomainCfg {
             max_connections: defaults::max_connections(),
             max_messages_per_connection: defaults::max_messages_per_connection(),
             throttle: None,
+            connection_throttle: None,
             retry_interval: defaults::retry_interval(),
             max_retry_interval: defaults::max_retry_interval(),
             message_expiration: defaults::message_expiration(),
@@ -95,6 +98,9 @@ pub struct PartialDomainCfg {
     /// removes a throttle inherited from `"*"`.
     #[serde(deserialize_with = "present")]
     pub throttle: Option<Option<Rate>>,
+    /// See [`DomainCfg::connection_throttle`]; `Some(None)` removes an inherited one.
+    #[serde(deserialize_with = "present")]
+    pub connection_throttle: Option<Option<Rate>>,
     /// See [`DomainCfg::retry_interval`].
     pub retry_interval: Option<Duration>,
     /// See [`DomainCfg::max_retry_interval`].
@@ -118,6 +124,7 @@ impl PartialDomainCfg {
                 .max_messages_per_connection
                 .unwrap_or(base.max_messages_per_connection),
             throttle: self.throttle.unwrap_or(base.throttle),
+            connection_throttle: self.connection_throttle.unwrap_or(base.connection_throttle),
             retry_interval: self.retry_interval.unwrap_or(base.retry_interval),
             max_retry_interval: self.max_retry_interval.unwrap_or(base.max_retry_interval),
             message_expiration: self.message_expiration.unwrap_or(base.message_expiration),

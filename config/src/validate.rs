@@ -151,14 +151,6 @@ pub(crate) fn unsupported(cfg: &Config) -> Vec<Problem> {
     if cfg.http.is_some() {
         r.add(vec![key("http")], WHY);
     }
-    let star = cfg.domains.get("*");
-    for (name, d) in &cfg.domains {
-        let at = |k: &str| vec![key("domains"), key(name), key(k)];
-        let inherited = |f: fn(&DomainCfg) -> bool| name != "*" && star.is_some_and(f);
-        if d.throttle.is_some() && !inherited(|s| s.throttle.is_some()) {
-            r.add(at("throttle"), WHY);
-        }
-    }
     report.0
 }
 

@@ -67,7 +67,6 @@ fn keys_of_unbuilt_features_are_refused_with_their_positions() {
     for (line, what) in [
         (6, "tls_cert"),
         (9, "users"),
-        (21, "throttle"),
         (28, "bindings"),
         (31, "dkim"),
         (34, "http"),

@@ -18,6 +18,7 @@
 
 pub mod backoff;
 pub mod messages;
+pub mod throttle;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -44,6 +45,7 @@ use crate::spool::journal::RetryState;
 use crate::spool::NoteRetry;
 use crate::stats::Stats;
 pub use messages::*;
+use throttle::Throttle;
 
 /// How the domain reaches its next hop.
 #[derive(Debug, Clone)]
@@ -78,6 +80,11 @@ pub struct Domain {
     /// After a connection failure: no new attempt before this time; messages that
     /// become active meanwhile are deferred with the failure's response.
     hop_down: Option<(Instant, LoggedResponse, String)>,
+    /// `throttle` (messages) and `connection_throttle` (new connections).
+    throttle: Option<Throttle>,
+    conn_throttle: Option<Throttle>,
+    /// A dispatch is scheduled for when a throttle admits again.
+    throttle_wake: Option<SpawnHandle>,
     /// Shutting down: open nothing, assign nothing, let connections quit.
     draining: bool,
     finished: u64,
@@ -87,6 +94,7 @@ pub struct Domain {
 impl Domain {
     pub fn new(name: String, shared: Arc<Shared>, reg: Registration) -> Domain {
         let cfg = shared.config.domain(&name);
+        let (throttle, connection_throttle) = (cfg.throttle, cfg.connection_throttle);
         let hop = next_hop(&name, shared.config.route(&name));
         Domain {
             name: name.into(),
@@ -104,6 +112,9 @@ impl Domain {
             idle: Vec::new(),
             timer: None,
             hop_down: None,
+            throttle: Throttle::optional(throttle),
+            conn_throttle: Throttle::optional(connection_throttle),
+            throttle_wake: None,
             draining: false,
             finished: 0,
             deferred: 0,
@@ -162,12 +173,18 @@ impl Domain {
                 }
             },
         };
+        let now = Instant::now();
         while !self.active.is_empty() {
-            let Some((_, out)) = self.idle.pop() else {
+            let Some((id, out)) = self.idle.pop() else {
                 break;
             };
             if !out.connected() {
                 continue;
+            }
+            if let Some(Err(wait)) = self.throttle.as_mut().map(|t| t.admit(now)) {
+                self.idle.push((id, out));
+                self.wake_after(wait, ctx);
+                break;
             }
             let Some(msg) = self.active.pop_front() else {
                 break;
@@ -180,6 +197,10 @@ impl Domain {
         while self.active.len() > self.connecting.len()
             && self.connections.len() < self.cfg.max_connections
         {
+            if let Some(Err(wait)) = self.conn_throttle.as_mut().map(|t| t.admit(now)) {
+                self.wake_after(wait, ctx);
+                break;
+            }
             let reg = Registration::new(
                 &self.shared.registry,
                 ActorClass::Outbound,
@@ -200,6 +221,18 @@ impl Domain {
             Stats::add(&self.shared.stats.connections_out, 1);
         }
         self.update_registry();
+    }
+
+    /// Dispatch again once a throttle admits (one pending wake at a time).
+    fn wake_after(&mut self, wait: Duration, ctx: &mut Context<Self>) {
+        if self.throttle_wake.is_some() {
+            return;
+        }
+        self.throttle_wake = Some(ctx.run_later(wait, |act, ctx| {
+            let _g = alloc::enter(ActorClass::Domain);
+            act.throttle_wake = None;
+            act.dispatch(ctx);
+        }));
     }
 
     /// Ask the resolver for the next hops; the answer dispatches again, or settles the
@@ -441,6 +474,7 @@ impl Supervised for Domain {
     /// survive in the struct; the old context's timer did not.
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
         self.timer = None;
+        self.throttle_wake = None;
         self.reg.set_state("restarting");
     }
 }

@@ -71,7 +71,11 @@ mod tests {
             text,
             "(\n    data_dir: \"/tmp/run/data\",\n    listeners: [(address: \"127.0.0.1:0\")],\n    routes: { \"*\": \"127.0.0.1:40001\" },\n)\n"
         );
-        let v6 = render(Path::new("d"), Route::Static("[::1]:25".parse().unwrap()), Some(2));
+        let v6 = render(
+            Path::new("d"),
+            Route::Static("[::1]:25".parse().unwrap()),
+            Some(2),
+        );
         assert!(v6.contains("\"*\": \"[::1]:25\""));
         assert!(v6.contains("    pools: (arbiters: 2),\n)"), "{v6}");
         let mx = Route::Mx {
@@ -92,7 +96,12 @@ mod tests {
     #[test]
     fn writes_into_the_directory() {
         let dir = tempfile::tempdir().unwrap();
-        let path = write(dir.path(), Route::Static("127.0.0.1:9".parse().unwrap()), None).unwrap();
+        let path = write(
+            dir.path(),
+            Route::Static("127.0.0.1:9".parse().unwrap()),
+            None,
+        )
+        .unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains(&format!("{:?}", dir.path().join("data").to_string_lossy())));
     }

@@ -66,7 +66,9 @@ const GRACE: Duration = Duration::from_secs(30);
 pub fn run(opts: &RelayOptions) -> anyhow::Result<Report> {
     let sink = Sink::start(SinkConfig {
         record_bodies: false,
-        tls: opts.tls.then(|| impulse_sink::self_signed_tls(&["mx.example.com"])),
+        tls: opts
+            .tls
+            .then(|| impulse_sink::self_signed_tls(&["mx.example.com"])),
         ..SinkConfig::default()
     })
     .context("starting the sink")?;
@@ -95,8 +97,8 @@ pub fn run(opts: &RelayOptions) -> anyhow::Result<Report> {
         },
         None => config::Route::Static(sink.addr()),
     };
-    let cfg_path = config::write(tmp.path(), route, opts.arbiters)
-        .context("writing the impulsed config")?;
+    let cfg_path =
+        config::write(tmp.path(), route, opts.arbiters).context("writing the impulsed config")?;
     let mut daemon = Daemon::start(
         &opts.impulsed,
         &cfg_path,
