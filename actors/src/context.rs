@@ -16,6 +16,7 @@ use impulse_runtime::supervise::PanicCount;
 
 use crate::arbiters::Arbiters;
 use crate::bounce::Bouncer;
+use crate::dkim::DkimKeys;
 use crate::dns::Resolver;
 use crate::ids::IdGen;
 use crate::logger::Logger;
@@ -36,6 +37,8 @@ pub struct Shared {
     pub spool: Addr<Spool>,
     /// The spool's health, read without asking the spool (MAIL FROM, `status`).
     pub spool_health: Arc<SpoolHealth>,
+    /// DKIM signing keys by sending domain.
+    pub dkim: Arc<DkimKeys>,
     /// Delivery status notifications (set once at boot, after the router exists).
     pub bouncer: OnceLock<Addr<Bouncer>>,
     /// MX and address lookups (on an arbiter of their own).

@@ -15,6 +15,7 @@
 //! - [`outbound`] — the SMTP client session actor delivering to a next hop.
 //! - [`logger`] — the JSON-lines message log.
 //! - [`bounce`] — delivery status notifications (RFC 3464) back to the sender.
+//! - [`dkim`] — DKIM signing keys per sending domain, and the signing itself.
 //! - [`control`] — the `impulsectl` control-socket server.
 //! - [`queued`] — the compact record a message is while no actor works on it.
 //! - [`arbiters`] — the event-loop threads and which actor runs on which.
@@ -26,6 +27,7 @@ pub mod batch;
 pub mod bounce;
 pub mod context;
 pub mod control;
+pub mod dkim;
 pub mod dns;
 pub mod domain;
 pub mod ids;

@@ -26,6 +26,7 @@ use crate::arbiters;
 use crate::bounce::Bouncer;
 use crate::context::Shared;
 use crate::control::{Control, Shutdown};
+use crate::dkim::DkimKeys;
 use crate::dns::{DnsSettings, Resolver};
 use crate::ids::IdGen;
 use crate::listener::{self, Bound, Listener};
@@ -65,6 +66,8 @@ pub struct Root {
 /// Start every long-lived actor. Must run inside a running actix `System`.
 pub fn boot(config: Config) -> Result<Booted, String> {
     let config = Arc::new(config);
+    // Keys are read once per configuration: a key that does not load stops the start.
+    let dkim = Arc::new(DkimKeys::load(&config.dkim)?);
     let registry = Registry::new();
     let root_reg = Registration::new(&registry, ActorClass::Root, "impulsed", None);
     let root_id = root_reg.id();
@@ -136,6 +139,7 @@ pub fn boot(config: Config) -> Result<Booted, String> {
         spool,
         spool_health,
         bouncer: OnceLock::new(),
+        dkim,
         resolver,
         arbiters,
         root_id,

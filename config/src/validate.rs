@@ -145,9 +145,6 @@ pub(crate) fn unsupported(cfg: &Config) -> Vec<Problem> {
     if !cfg.bindings.is_empty() {
         r.add(vec![key("bindings")], WHY);
     }
-    if !cfg.dkim.is_empty() {
-        r.add(vec![key("dkim")], format!("{WHY} (DKIM signing)"));
-    }
     if cfg.http.is_some() {
         r.add(vec![key("http")], WHY);
     }

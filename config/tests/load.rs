@@ -68,7 +68,6 @@ fn keys_of_unbuilt_features_are_refused_with_their_positions() {
         (6, "tls_cert"),
         (9, "users"),
         (28, "bindings"),
-        (31, "dkim"),
         (34, "http"),
     ] {
         assert!(

@@ -175,9 +175,46 @@ impl Inbound {
         self.close();
     }
 
-    /// Spool a completed message (one record per recipient domain), then answer.
+    /// Spool a completed message, DKIM-signed first (on the pool) when its From domain
+    /// has a key.
     fn store(&mut self, envelope: Envelope, data: Vec<u8>, ctx: &mut Context<Self>) {
         self.storing = true;
+        let Some(key) = self.shared.dkim.for_message(&data) else {
+            self.store_signed(envelope, data, None, ctx);
+            return;
+        };
+        let job = self.shared.pool.run(move || {
+            let signature = key.sign(&data);
+            (data, signature)
+        });
+        ctx.spawn(job.into_actor(self).map(move |res, act, ctx| {
+            let _g = alloc::enter(ActorClass::Inbound);
+            match res {
+                Ok((data, Ok(sig))) => act.store_signed(envelope, data, Some(sig), ctx),
+                Ok((data, Err(e))) => {
+                    // A message is not refused for its signature: it goes unsigned,
+                    // and the operator hears why.
+                    eprintln!("dkim: cannot sign a message from {}: {e}", envelope.sender);
+                    act.store_signed(envelope, data, None, ctx);
+                }
+                Err(e) => {
+                    act.storing = false;
+                    let why = format!("cannot sign the message: {e}");
+                    act.session.message_done(MessageOutcome::TempFail(why));
+                    act.drive(ctx);
+                }
+            }
+        }));
+    }
+
+    /// Spool a completed message (one record per recipient domain), then answer.
+    fn store_signed(
+        &mut self,
+        envelope: Envelope,
+        data: Vec<u8>,
+        signature: Option<String>,
+        ctx: &mut Context<Self>,
+    ) {
         let mut by_domain: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for r in &envelope.recipients {
             by_domain.entry(domain_of(r)).or_default().push(r.clone());
@@ -198,8 +235,10 @@ impl Inbound {
             // The body belongs to the message (the spool may keep it for its delivery).
             let full = {
                 let _g = alloc::enter(ActorClass::Message);
-                let mut full = Vec::with_capacity(header.len() + data.len());
+                let sig = signature.as_deref().unwrap_or("");
+                let mut full = Vec::with_capacity(header.len() + sig.len() + data.len());
                 full.extend_from_slice(header.as_bytes());
+                full.extend_from_slice(sig.as_bytes());
                 full.extend_from_slice(&data);
                 full
             };
