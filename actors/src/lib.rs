@@ -15,6 +15,7 @@
 //! - [`outbound`] — the SMTP client session actor delivering to a next hop.
 //! - [`logger`] — the JSON-lines message log.
 //! - [`bounce`] — delivery status notifications (RFC 3464) back to the sender.
+//! - [`binding`] — egress identities (source address, EHLO name) and queue keys.
 //! - [`dkim`] — DKIM signing keys per sending domain, and the signing itself.
 //! - [`control`] — the `impulsectl` control-socket server.
 //! - [`queued`] — the compact record a message is while no actor works on it.
@@ -24,6 +25,7 @@
 
 pub mod arbiters;
 pub mod batch;
+pub mod binding;
 pub mod bounce;
 pub mod context;
 pub mod control;

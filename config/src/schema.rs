@@ -151,6 +151,9 @@ pub struct DeliveryCfg {
     pub port: u16,
     /// Name sent in EHLO when no binding gives one; default: this machine's host name.
     pub ehlo_name: String,
+    /// The binding of messages without an `X-Impulse-Binding:` header; none = the
+    /// system's own source address and `ehlo_name`.
+    pub default_binding: Option<String>,
 }
 
 impl Default for DeliveryCfg {
@@ -158,6 +161,7 @@ impl Default for DeliveryCfg {
         DeliveryCfg {
             port: defaults::delivery_port(),
             ehlo_name: defaults::hostname(),
+            default_binding: None,
         }
     }
 }

@@ -71,6 +71,26 @@ pub(crate) fn problems(cfg: &Config) -> Vec<Problem> {
     if cfg.delivery.port == 0 {
         r.add(vec![key("delivery"), key("port")], "must not be 0");
     }
+    if let Some(b) = &cfg.delivery.default_binding {
+        if !cfg.bindings.contains_key(b) {
+            r.add(
+                vec![key("delivery"), key("default_binding")],
+                format!("names no binding: {b:?} is not in bindings"),
+            );
+        }
+    }
+    for name in cfg.bindings.keys() {
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            r.add(
+                vec![key("bindings"), key(name)],
+                "a binding name is letters, digits, '-', '_' and '.'",
+            );
+        }
+    }
     if cfg.delivery.ehlo_name.trim().is_empty() {
         r.add(vec![key("delivery"), key("ehlo_name")], "must not be empty");
     }
@@ -141,9 +161,6 @@ pub(crate) fn unsupported(cfg: &Config) -> Vec<Problem> {
             vec![key("auth"), key("users")],
             format!("{WHY} (SMTP AUTH)"),
         );
-    }
-    if !cfg.bindings.is_empty() {
-        r.add(vec![key("bindings")], WHY);
     }
     if cfg.http.is_some() {
         r.add(vec![key("http")], WHY);

@@ -127,6 +127,9 @@ pub struct QueueRow {
     pub finished: u64,
     /// Attempts that ended in a retry.
     pub deferred: u64,
+    /// The binding this queue sends from (none: the system's own address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binding: Option<String>,
 }
 
 #[cfg(test)]

@@ -134,7 +134,11 @@ pub fn response(resp: &Response) -> String {
                 .iter()
                 .map(|d| {
                     vec![
-                        d.domain.clone(),
+                        // A binding's queue shows as BINDING/DOMAIN.
+                        match &d.binding {
+                            Some(b) => format!("{b}/{}", d.domain),
+                            None => d.domain.clone(),
+                        },
                         d.active.to_string(),
                         d.delayed.to_string(),
                         d.in_flight.to_string(),

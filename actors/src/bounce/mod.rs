@@ -27,6 +27,7 @@ use impulse_runtime::registry::Registration;
 use impulse_runtime::ActorClass;
 use impulse_smtp::domain_of;
 
+use crate::binding;
 use crate::context::Shared;
 use crate::ids::{now_ms, MessageId};
 use crate::logger::record::{timestamp_now, LogRecord, LoggedResponse, RecordType};
@@ -125,12 +126,15 @@ impl Handler<Bounce> for Bouncer {
                 })
             };
             let domain = domain_of(&b.sender);
+            // Reports go out from the default binding, like mail without a header.
+            let key =
+                binding::queue_key(&domain, shared.config.delivery.default_binding.as_deref());
             let size = report.len();
             let meta = MessageMeta {
                 id,
                 received_at: now,
                 sender: String::new(),
-                domain: domain.clone(),
+                domain: key.clone(),
                 recipients: vec![b.sender.clone()],
                 peer: "bounce".into(),
             };
@@ -161,7 +165,7 @@ impl Handler<Bounce> for Bouncer {
                 peer: "bounce".into(),
                 tls: None,
             };
-            Ok((stored, domain, b.sender, size, now, record))
+            Ok((stored, key, b.sender, size, now, record))
         };
         Box::pin(work.into_actor(self).map(move |res, act, _ctx| {
             let _g = alloc::enter(ActorClass::Bouncer);

@@ -33,6 +33,7 @@ use impulse_runtime::registry::{ActorId, Name, Registration};
 use impulse_runtime::supervise::guard;
 use impulse_runtime::ActorClass;
 
+use crate::binding::{self, Egress};
 use crate::context::Shared;
 use crate::dns::{Hop, Resolution, Resolve, Resolved, Target};
 use crate::ids::{now_ms, MessageId};
@@ -62,6 +63,8 @@ pub struct Domain {
     shared: Arc<Shared>,
     reg: Registration,
     cfg: DomainCfg,
+    /// The binding its connections send from.
+    egress: Arc<Egress>,
     hop: NextHop,
     /// The last resolution's hops, until they expire.
     resolved: Option<(Instant, Arc<[Hop]>)>,
@@ -92,12 +95,23 @@ pub struct Domain {
 }
 
 impl Domain {
-    pub fn new(name: String, shared: Arc<Shared>, reg: Registration) -> Domain {
+    /// The container of queue `key`: a domain, or `BINDING/DOMAIN` ([`binding`]).
+    pub fn new(key: String, shared: Arc<Shared>, reg: Registration) -> Domain {
+        let (binding_name, name) = binding::split_key(&key);
+        let egress = Egress::of(&shared.config, binding_name);
+        if binding_name.is_some() && egress.name.is_none() {
+            eprintln!(
+                "domain {key}: binding {binding_name:?} is not configured any more; \
+                 sending from the system's own address"
+            );
+        }
+        let name = name.to_string();
         let cfg = shared.config.domain(&name);
         let (throttle, connection_throttle) = (cfg.throttle, cfg.connection_throttle);
         let hop = next_hop(&name, shared.config.route(&name));
         Domain {
             name: name.into(),
+            egress: Arc::new(egress),
             shared,
             reg,
             cfg,
@@ -214,6 +228,7 @@ impl Domain {
                 ctx.address(),
                 hops.clone(),
                 self.cfg.clone(),
+                self.egress.clone(),
             )
             .start();
             self.connections.insert(id, out);
@@ -614,6 +629,7 @@ impl Handler<QueueInfo> for Domain {
                 .map(|((due, _), _)| due.saturating_sub(now) / 1000),
             finished: self.finished,
             deferred: self.deferred,
+            binding: self.egress.name.clone(),
         })
     }
 }

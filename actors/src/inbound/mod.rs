@@ -31,6 +31,7 @@ use impulse_runtime::ActorClass;
 use impulse_smtp::server::{Event, MessageOutcome, Policy, Session};
 use impulse_smtp::{domain_of, Envelope};
 
+use crate::binding;
 use crate::context::Shared;
 use crate::ids::now_ms;
 use crate::logger::{self, LogRecord, LoggedResponse, RecordType};
@@ -179,8 +180,20 @@ impl Inbound {
     /// has a key.
     fn store(&mut self, envelope: Envelope, data: Vec<u8>, ctx: &mut Context<Self>) {
         self.storing = true;
+        // The binding header is taken out before anything else sees the message.
+        let (header, stripped) = binding::take_header(&data);
+        let data = stripped.unwrap_or(data);
+        let binding = match binding::choose(&self.shared.config, header.as_deref()) {
+            Ok(b) => b,
+            Err(why) => {
+                self.storing = false;
+                self.session.message_done(MessageOutcome::Reject(why));
+                self.drive(ctx);
+                return;
+            }
+        };
         let Some(key) = self.shared.dkim.for_message(&data) else {
-            self.store_signed(envelope, data, None, ctx);
+            self.store_signed(envelope, data, None, binding, ctx);
             return;
         };
         let job = self.shared.pool.run(move || {
@@ -190,12 +203,12 @@ impl Inbound {
         ctx.spawn(job.into_actor(self).map(move |res, act, ctx| {
             let _g = alloc::enter(ActorClass::Inbound);
             match res {
-                Ok((data, Ok(sig))) => act.store_signed(envelope, data, Some(sig), ctx),
+                Ok((data, Ok(sig))) => act.store_signed(envelope, data, Some(sig), binding, ctx),
                 Ok((data, Err(e))) => {
                     // A message is not refused for its signature: it goes unsigned,
                     // and the operator hears why.
                     eprintln!("dkim: cannot sign a message from {}: {e}", envelope.sender);
-                    act.store_signed(envelope, data, None, ctx);
+                    act.store_signed(envelope, data, None, binding, ctx);
                 }
                 Err(e) => {
                     act.storing = false;
@@ -213,6 +226,7 @@ impl Inbound {
         envelope: Envelope,
         data: Vec<u8>,
         signature: Option<String>,
+        binding: Option<String>,
         ctx: &mut Context<Self>,
     ) {
         let mut by_domain: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -224,6 +238,7 @@ impl Inbound {
         let mut queued = Vec::with_capacity(by_domain.len());
         let peer = self.peer.ip().to_string();
         for (domain, recipients) in by_domain {
+            let domain = binding::queue_key(&domain, binding.as_deref());
             let id = self.shared.ids.next();
             let header = received::received_header(
                 self.session.helo_name().unwrap_or(""),
@@ -279,7 +294,7 @@ impl Inbound {
                     timestamp: at.clone(),
                     sender: m.meta.sender.clone(),
                     recipient: r.clone(),
-                    domain: m.meta.domain.clone(),
+                    domain: binding::split_key(&m.meta.domain).1.to_string(),
                     size,
                     attempts: 0,
                     response: LoggedResponse::new(250, Some("2.0.0".into()), "queued"),

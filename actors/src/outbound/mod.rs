@@ -28,6 +28,7 @@ use impulse_runtime::supervise::{contain, fault_point};
 use impulse_runtime::ActorClass;
 use impulse_smtp::client::{ClientEvent, ClientSession, OutboundTx, TlsPolicy};
 
+use crate::binding::Egress;
 use crate::context::Shared;
 use crate::dns::Hop;
 use crate::domain::{ConnectionClosed, Domain, Leaving, Ready};
@@ -89,6 +90,8 @@ pub struct Outbound {
     tls_policy: TlsPolicy,
     /// What the handshake negotiated.
     tls: Option<TlsInfo>,
+    /// The binding: source address and EHLO name.
+    egress: Arc<Egress>,
 }
 
 impl Outbound {
@@ -98,10 +101,11 @@ impl Outbound {
         domain: Addr<Domain>,
         hops: Arc<[Hop]>,
         cfg: DomainCfg,
+        egress: Arc<Egress>,
     ) -> Outbound {
         assert!(!hops.is_empty(), "an outbound connection needs a next hop");
         let tls_policy = tls::policy(cfg.tls);
-        let session = ClientSession::with_tls(shared.config.delivery.ehlo_name.clone(), tls_policy);
+        let session = ClientSession::with_tls(egress.ehlo_name.clone(), tls_policy);
         let addr = hops[0].addr;
         Outbound {
             shared,
@@ -123,6 +127,7 @@ impl Outbound {
             finished: false,
             tls_policy,
             tls: None,
+            egress,
         }
     }
 
@@ -150,7 +155,7 @@ impl Outbound {
                 hop.name
             ));
         }
-        let source = None;
+        let source = self.egress.source;
         let (conn, credit) = self
             .shared
             .io
@@ -178,10 +183,7 @@ impl Outbound {
     fn restart(&mut self, ctx: &mut Context<Self>) {
         self.failure = None;
         self.tls = None;
-        self.session = ClientSession::with_tls(
-            self.shared.config.delivery.ehlo_name.clone(),
-            self.tls_policy,
-        );
+        self.session = ClientSession::with_tls(self.egress.ehlo_name.clone(), self.tls_policy);
         self.connect(ctx);
     }
 

@@ -26,6 +26,10 @@ pub struct ReceivedMessage {
     pub message_id: Option<String>,
     /// Size of the unstuffed data in bytes (kept even without bodies).
     pub size: usize,
+    /// The client's address (its source address and port).
+    pub peer: Option<std::net::SocketAddr>,
+    /// The name the client gave in EHLO (or HELO).
+    pub helo: String,
     /// When the final 250 was decided.
     pub received_at: Instant,
     /// `None` for a message received in plaintext; after STARTTLS the negotiated protocol

@@ -48,10 +48,13 @@ pub(crate) fn serve(
     conn: usize,
 ) -> io::Result<()> {
     let _ = stream.set_nodelay(true);
+    let peer = stream.peer_addr().ok();
     let mut s = Session {
         rec,
         settings,
         conn,
+        peer,
+        helo: String::new(),
         reader: BufReader::with_capacity(READ_BUFFER, Stream::Plain(stream)),
         out: Vec::with_capacity(WRITE_BUFFER),
         tls: None,
@@ -86,6 +89,10 @@ struct Session<'a> {
     rec: &'a Recorder,
     settings: &'a Settings,
     conn: usize,
+    /// The client's address.
+    peer: Option<std::net::SocketAddr>,
+    /// The name the client gave in its last EHLO or HELO.
+    helo: String,
     reader: BufReader<Stream>,
     /// Replies not yet written.
     out: Vec<u8>,
@@ -170,6 +177,7 @@ impl Session<'_> {
             b"HELO" => {
                 self.reset();
                 self.greeted = true;
+                self.helo = String::from_utf8_lossy(arg).into_owned();
                 self.reply("250 sink.impulse.test")?;
             }
             b"MAIL" => self.mail(arg)?,
@@ -199,6 +207,7 @@ impl Session<'_> {
         }
         self.reset();
         self.greeted = true;
+        self.helo = String::from_utf8_lossy(arg).into_owned();
         let starttls = self.settings.tls.is_some() && self.tls.is_none();
         let w = &mut self.out;
         w.write_all(b"250-sink.impulse.test greets ")?;
@@ -330,6 +339,8 @@ impl Session<'_> {
             message_id,
             size,
             tls: self.tls.clone(),
+            peer: self.peer,
+            helo: self.helo.clone(),
             received_at: Instant::now(),
         };
         if let Some(spare) = self.rec.accept(msg) {
