@@ -114,3 +114,70 @@ fn required_delivers_encrypted_and_disabled_never_asks() {
         .unwrap();
     assert_eq!(m.tls, None, "Disabled does not use STARTTLS");
 }
+
+/// A CA, and a sink certificate for `localhost` and 127.0.0.1 that it signed.
+fn ca_signed() -> (String, std::sync::Arc<rustls::ServerConfig>) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Impulse test CA");
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf.der().clone(), ca_cert.der().clone()], key)
+        .unwrap();
+    (ca_cert.pem(), std::sync::Arc::new(config))
+}
+
+fn verified_daemon(dir: &std::path::Path, sink: &Sink, ca: &str) -> Daemon {
+    let ca_path = dir.join("ca.pem");
+    std::fs::write(&ca_path, ca).unwrap();
+    let extra = format!(
+        "delivery: (tls_ca: \"{}\"),\n    domains: {{ \"*\": (tls: Verified, retry_interval: \"1h\") }},",
+        ca_path.display()
+    );
+    Daemon::start(dir, &config(dir, Some(sink.addr()), &extra))
+}
+
+#[test]
+fn verified_checks_the_certificate_against_tls_ca() {
+    let (ca, server) = ca_signed();
+    let good = Sink::start(SinkConfig {
+        tls: Some(server),
+        ..SinkConfig::default()
+    })
+    .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = verified_daemon(tmp.path(), &good, &ca);
+    send(d.smtp, &["user@example.com"], "verified\r\n");
+    d.wait_for_log(LOG_WAIT, "the Delivery", |r| {
+        has(r, "Delivery", "user@example.com")
+    });
+    assert!(good.messages()[0].tls.is_some());
+
+    // A self-signed certificate the CA did not sign: no delivery, a deferral.
+    let (other_ca, _) = ca_signed();
+    let bad = sink(true);
+    let tmp2 = tempfile::tempdir().unwrap();
+    let d2 = verified_daemon(tmp2.path(), &bad, &other_ca);
+    send(d2.smtp, &["user@example.com"], "must not go\r\n");
+    let records = d2.wait_for_log(LOG_WAIT, "a TransientFailure", |r| {
+        has(r, "TransientFailure", "user@example.com")
+    });
+    let tf = of_type(&records, "TransientFailure", Some("user@example.com"))[0];
+    assert!(text(tf).contains("TLS"), "{tf}");
+    assert_eq!(bad.count(), 0, "nothing sent over an unverified session");
+}

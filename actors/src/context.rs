@@ -20,6 +20,7 @@ use crate::dkim::DkimKeys;
 use crate::dns::Resolver;
 use crate::ids::IdGen;
 use crate::logger::Logger;
+use crate::outbound::tls::TlsClients;
 use crate::spool::health::SpoolHealth;
 use crate::spool::Spool;
 use crate::stats::Stats;
@@ -39,6 +40,8 @@ pub struct Shared {
     pub spool_health: Arc<SpoolHealth>,
     /// DKIM signing keys by sending domain.
     pub dkim: Arc<DkimKeys>,
+    /// Outbound TLS client configurations (with `delivery.tls_ca` loaded).
+    pub tls_clients: Arc<TlsClients>,
     /// Delivery status notifications (set once at boot, after the router exists).
     pub bouncer: OnceLock<Addr<Bouncer>>,
     /// MX and address lookups (on an arbiter of their own).

@@ -31,6 +31,7 @@ use crate::dns::{DnsSettings, Resolver};
 use crate::ids::IdGen;
 use crate::listener::{self, Bound, Listener};
 use crate::logger::{Log, Logger};
+use crate::outbound::tls::TlsClients;
 use crate::queued::QueuedMessage;
 use crate::router::Router;
 use crate::spool::health::SpoolHealth;
@@ -68,6 +69,7 @@ pub fn boot(config: Config) -> Result<Booted, String> {
     let config = Arc::new(config);
     // Keys are read once per configuration: a key that does not load stops the start.
     let dkim = Arc::new(DkimKeys::load(&config.dkim)?);
+    let tls_clients = Arc::new(TlsClients::load(config.delivery.tls_ca.as_deref())?);
     let registry = Registry::new();
     let root_reg = Registration::new(&registry, ActorClass::Root, "impulsed", None);
     let root_id = root_reg.id();
@@ -140,6 +142,7 @@ pub fn boot(config: Config) -> Result<Booted, String> {
         spool_health,
         bouncer: OnceLock::new(),
         dkim,
+        tls_clients,
         resolver,
         arbiters,
         root_id,

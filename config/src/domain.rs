@@ -21,6 +21,9 @@ pub enum TlsMode {
     Opportunistic,
     /// Defer rather than deliver without TLS.
     Required,
+    /// Like `Required`, and the certificate must verify against the system roots plus
+    /// `delivery.tls_ca`, for the MX host's name.
+    Verified,
 }
 
 impl Default for TlsMode {

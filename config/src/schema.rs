@@ -154,6 +154,8 @@ pub struct DeliveryCfg {
     /// The binding of messages without an `X-Impulse-Binding:` header; none = the
     /// system's own source address and `ehlo_name`.
     pub default_binding: Option<String>,
+    /// Extra CA certificates (PEM) trusted for `tls: Verified`, beside the system's.
+    pub tls_ca: Option<PathBuf>,
 }
 
 impl Default for DeliveryCfg {
@@ -162,6 +164,7 @@ impl Default for DeliveryCfg {
             port: defaults::delivery_port(),
             ehlo_name: defaults::hostname(),
             default_binding: None,
+            tls_ca: None,
         }
     }
 }

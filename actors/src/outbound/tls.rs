@@ -4,10 +4,11 @@
 //! `Opportunistic` and `Required` encrypt without checking the certificate (RFC 7435
 //! opportunistic security; Postfix's `may` and `encrypt`): most MX certificates do not
 //! name the MX host, and an unauthenticated encrypted session still beats plaintext.
-//! The verifier here therefore accepts any certificate but still checks the handshake
-//! signatures, so the session is bound to the key the server presented. `Verified`
-//! (certificate checked against the roots) is not built yet and is refused by the config
-//! loader.
+//! The verifier for them therefore accepts any certificate but still checks the
+//! handshake signatures, so the session is bound to the key the server presented.
+//! `Verified` (Postfix's `verify`) checks the chain against the system roots plus
+//! `delivery.tls_ca` and the name against the MX host (rustls-platform-verifier); a
+//! certificate that does not verify fails the handshake, and the hop with it.
 
 use std::sync::{Arc, OnceLock};
 
@@ -23,7 +24,53 @@ pub fn policy(mode: TlsMode) -> TlsPolicy {
     match mode {
         TlsMode::Disabled => TlsPolicy::Disabled,
         TlsMode::Opportunistic => TlsPolicy::Opportunistic,
-        TlsMode::Required => TlsPolicy::Required,
+        TlsMode::Required | TlsMode::Verified => TlsPolicy::Required,
+    }
+}
+
+/// The client configurations, built once per configuration (at start): `tls_ca` is read
+/// then, and a file that does not load stops the start.
+pub struct TlsClients {
+    encrypt_only: Arc<rustls::ClientConfig>,
+    verified: Arc<rustls::ClientConfig>,
+}
+
+impl TlsClients {
+    pub fn load(tls_ca: Option<&std::path::Path>) -> Result<TlsClients, String> {
+        let mut extra = Vec::new();
+        if let Some(path) = tls_ca {
+            use rustls::pki_types::pem::PemObject;
+            let what = format!("delivery.tls_ca {}", path.display());
+            let pem = std::fs::read(path).map_err(|e| format!("{what}: {e}"))?;
+            for cert in CertificateDer::pem_slice_iter(&pem) {
+                extra.push(cert.map_err(|e| format!("{what}: {e}"))?);
+            }
+            if extra.is_empty() {
+                return Err(format!("{what}: no certificate in the file"));
+            }
+        }
+        let provider = provider();
+        let verifier =
+            rustls_platform_verifier::Verifier::new_with_extra_roots(extra, provider.clone())
+                .map_err(|e| format!("cannot load the system's root certificates: {e}"))?;
+        let verified = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
+            .with_no_client_auth();
+        Ok(TlsClients {
+            encrypt_only: encrypt_only(),
+            verified: Arc::new(verified),
+        })
+    }
+
+    /// The configuration for a domain's `tls` mode.
+    pub fn for_mode(&self, mode: TlsMode) -> Arc<rustls::ClientConfig> {
+        match mode {
+            TlsMode::Verified => self.verified.clone(),
+            _ => self.encrypt_only.clone(),
+        }
     }
 }
 
