@@ -145,6 +145,14 @@ struct Seen {
 /// A one-connection SMTP server that offers PIPELINING or not and records the first
 /// command group and the raw DATA.
 fn scripted_hop(pipelining: bool) -> (SocketAddr, mpsc::Receiver<Seen>) {
+    scripted_hop_offering(pipelining, "")
+}
+
+/// [`scripted_hop`], with `extra` EHLO keyword lines (each `250-KEYWORD\r\n`).
+fn scripted_hop_offering(
+    pipelining: bool,
+    extra: &'static str,
+) -> (SocketAddr, mpsc::Receiver<Seen>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = mpsc::channel();
@@ -164,12 +172,13 @@ fn scripted_hop(pipelining: bool) -> (SocketAddr, mpsc::Receiver<Seen>) {
         w.write_all(b"220 hop.test ESMTP\r\n").unwrap();
         let ehlo = read_line(&mut r, &mut line);
         assert!(ehlo.to_ascii_uppercase().starts_with("EHLO"), "{ehlo}");
+        w.write_all(b"250-hop.test\r\n").unwrap();
+        w.write_all(extra.as_bytes()).unwrap();
         if pipelining {
-            w.write_all(b"250-hop.test\r\n250-PIPELINING\r\n250 ENHANCEDSTATUSCODES\r\n")
+            w.write_all(b"250-PIPELINING\r\n250 ENHANCEDSTATUSCODES\r\n")
                 .unwrap();
         } else {
-            w.write_all(b"250-hop.test\r\n250 ENHANCEDSTATUSCODES\r\n")
-                .unwrap();
+            w.write_all(b"250 ENHANCEDSTATUSCODES\r\n").unwrap();
         }
         let mut first_group = Vec::new();
         let mut early_bytes = 0;
@@ -304,4 +313,27 @@ fn does_not_pipeline_when_not_offered() {
     d.wait_for_log(LOG_WAIT, "the Delivery", |r| {
         has(r, "Delivery", "lockstep@example.com")
     });
+}
+
+#[test]
+fn eight_bit_content_is_declared_when_the_hop_offers_8bitmime() {
+    for (offer, declared) in [("250-8BITMIME\r\n", true), ("", false)] {
+        let (hop, seen) = scripted_hop_offering(true, offer);
+        let tmp = tempfile::tempdir().unwrap();
+        let d = Daemon::start(tmp.path(), &config(tmp.path(), Some(hop), ""));
+        send(
+            d.smtp,
+            &["utf8@example.com"],
+            "Gr\u{fc}\u{df}e aus K\u{f6}ln\r\n",
+        );
+        let seen = seen
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("no transaction; stderr:\n{}", d.stderr()));
+        let mail = seen.first_group[0].to_ascii_uppercase();
+        assert_eq!(
+            mail.contains("BODY=8BITMIME"),
+            declared,
+            "offer {offer:?}: {mail}"
+        );
+    }
 }

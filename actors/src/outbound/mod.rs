@@ -366,7 +366,10 @@ impl Outbound {
         ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
             let _g = alloc::enter(ActorClass::Outbound);
             match res {
-                Ok(Some((tx, body))) => {
+                Ok(Some((mut tx, body))) => {
+                    // 8-bit content is declared (BODY=8BITMIME, RFC 6152) when the next
+                    // hop offers it; the spool keeps no flag for it, the bytes tell.
+                    tx.envelope.body_8bit = body.iter().any(|&b| b >= 0x80);
                     let tx = OutboundTx {
                         id: tx.id.0,
                         envelope: tx.envelope,
