@@ -192,3 +192,53 @@ fn a_route_host_name_is_resolved() {
         "a route bypasses MX lookup"
     );
 }
+
+#[test]
+fn domains_with_the_same_mx_share_connections_and_limits() {
+    // Two domains, one provider: with max_connections 1 the site never has two
+    // connections open, and the second domain's mail rides the first one's connection.
+    let sink = sink_at(9, 0);
+    let port = sink.addr().port();
+    let zone = Zone::new()
+        .mx("one.test", 10, "mx.provider.test")
+        .mx("two.test", 10, "mx.provider.test")
+        .a("mx.provider.test", ip(9));
+    let dns = DnsServer::start(zone).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "dns: (servers: [\"{}\"]),\n    delivery: (port: {port}),\n    \
+         domains: {{ \"*\": (max_connections: 1) }},",
+        dns.addr()
+    );
+    let d = Daemon::start(tmp.path(), &config(tmp.path(), None, &extra));
+    for i in 0..4 {
+        send(d.smtp, &[&format!("a{i}@one.test")], "one\r\n");
+    }
+    assert!(sink.wait_for(4, Duration::from_secs(30)), "{}", d.stderr());
+    for i in 0..4 {
+        send(d.smtp, &[&format!("b{i}@two.test")], "two\r\n");
+    }
+    assert!(sink.wait_for(8, Duration::from_secs(30)), "{}", d.stderr());
+    assert_eq!(
+        sink.max_concurrent_connections(),
+        1,
+        "the site's connections count across its domains"
+    );
+    assert_eq!(
+        sink.connections_total(),
+        1,
+        "two.test's mail took one.test's idle connection"
+    );
+    // Still one queue row per domain.
+    let q = d.ctl_json(&["queues"]);
+    let names: Vec<&str> = q["domains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["domain"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"one.test") && names.contains(&"two.test"),
+        "{q:#}"
+    );
+}

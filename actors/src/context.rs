@@ -44,6 +44,8 @@ pub struct Shared {
     pub tls_clients: Arc<TlsClients>,
     /// Delivery status notifications (set once at boot, after the router exists).
     pub bouncer: OnceLock<Addr<Bouncer>>,
+    /// Sites: destinations sharing connections and limits (MX rollup).
+    pub sites: crate::domain::site::Sites,
     /// MX and address lookups (on an arbiter of their own).
     pub resolver: Addr<Resolver>,
     /// The actix arbiters actors are placed on.

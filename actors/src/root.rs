@@ -141,6 +141,7 @@ pub fn boot(config: Config) -> Result<Booted, String> {
         spool,
         spool_health,
         bouncer: OnceLock::new(),
+        sites: Default::default(),
         dkim,
         tls_clients,
         resolver,

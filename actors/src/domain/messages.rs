@@ -64,3 +64,10 @@ pub struct QueueInfo;
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Drain;
+
+/// A connection of this container was adopted by another container of its site.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct HandedOver {
+    pub conn: ActorId,
+}

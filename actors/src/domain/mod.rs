@@ -17,7 +17,9 @@
 //! (NXDOMAIN, null MX) fails its messages permanently; a DNS failure defers them.
 
 pub mod backoff;
+mod dispatch;
 pub mod messages;
+pub mod site;
 pub mod throttle;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -40,13 +42,13 @@ use crate::ids::{now_ms, MessageId};
 use crate::logger::{self, LoggedResponse};
 use crate::message::settle::{settle, Verdict};
 use crate::message::{Apply, MessageActor};
-use crate::outbound::{Assign, Outbound};
+use crate::outbound::Outbound;
 use crate::queued::QueuedMessage;
 use crate::spool::journal::RetryState;
 use crate::spool::NoteRetry;
 use crate::stats::Stats;
 pub use messages::*;
-use throttle::Throttle;
+use site::Site;
 
 /// How the domain reaches its next hop.
 #[derive(Debug, Clone)]
@@ -83,9 +85,9 @@ pub struct Domain {
     /// After a connection failure: no new attempt before this time; messages that
     /// become active meanwhile are deferred with the failure's response.
     hop_down: Option<(Instant, LoggedResponse, String)>,
-    /// `throttle` (messages) and `connection_throttle` (new connections).
-    throttle: Option<Throttle>,
-    conn_throttle: Option<Throttle>,
+    /// The site its hops belong to (shared connections and limits, [`site`]), and the
+    /// hops it was computed for.
+    site: Option<(Arc<[Hop]>, Arc<Site>)>,
     /// A dispatch is scheduled for when a throttle admits again.
     throttle_wake: Option<SpawnHandle>,
     /// Shutting down: open nothing, assign nothing, let connections quit.
@@ -107,7 +109,6 @@ impl Domain {
         }
         let name = name.to_string();
         let cfg = shared.config.domain(&name);
-        let (throttle, connection_throttle) = (cfg.throttle, cfg.connection_throttle);
         let hop = next_hop(&name, shared.config.route(&name));
         Domain {
             name: name.into(),
@@ -126,8 +127,7 @@ impl Domain {
             idle: Vec::new(),
             timer: None,
             hop_down: None,
-            throttle: Throttle::optional(throttle),
-            conn_throttle: Throttle::optional(connection_throttle),
+            site: None,
             throttle_wake: None,
             draining: false,
             finished: 0,
@@ -154,100 +154,6 @@ impl Domain {
     fn update_registry(&self) {
         self.reg.set_state(self.state_name());
         self.reg.set_mailbox(self.active.len());
-    }
-
-    /// Hand active messages to idle connections, then open connections while there is
-    /// more work than connections and the limit allows.
-    fn dispatch(&mut self, ctx: &mut Context<Self>) {
-        if self.draining {
-            self.update_registry();
-            return;
-        }
-        if let Some((until, response, peer)) = &self.hop_down {
-            if Instant::now() < *until {
-                let (response, peer) = (response.clone(), peer.clone());
-                self.defer_active(response, peer, false, ctx);
-                self.update_registry();
-                return;
-            }
-            self.hop_down = None;
-        }
-        if self.active.is_empty() {
-            self.update_registry();
-            return;
-        }
-        let hops = match &self.hop {
-            NextHop::Static(hops) => hops.clone(),
-            NextHop::Lookup(target) => match &self.resolved {
-                Some((until, hops)) if Instant::now() < *until => hops.clone(),
-                _ => {
-                    let target = target.clone();
-                    self.resolve(target, ctx);
-                    return;
-                }
-            },
-        };
-        let now = Instant::now();
-        while !self.active.is_empty() {
-            let Some((id, out)) = self.idle.pop() else {
-                break;
-            };
-            if !out.connected() {
-                continue;
-            }
-            if let Some(Err(wait)) = self.throttle.as_mut().map(|t| t.admit(now)) {
-                self.idle.push((id, out));
-                self.wake_after(wait, ctx);
-                break;
-            }
-            let Some(msg) = self.active.pop_front() else {
-                break;
-            };
-            let id = msg.id;
-            let actor = self.wake(msg, ctx);
-            out.do_send(Assign { id, msg: actor });
-        }
-        // Each connection still being set up will take one message when it is ready.
-        while self.active.len() > self.connecting.len()
-            && self.connections.len() < self.cfg.max_connections
-        {
-            if let Some(Err(wait)) = self.conn_throttle.as_mut().map(|t| t.admit(now)) {
-                self.wake_after(wait, ctx);
-                break;
-            }
-            let reg = Registration::new(
-                &self.shared.registry,
-                ActorClass::Outbound,
-                hops[0].addr.to_string(),
-                Some(self.reg.id()),
-            );
-            let id = reg.id();
-            let out = Outbound::new(
-                self.shared.clone(),
-                reg,
-                ctx.address(),
-                hops.clone(),
-                self.cfg.clone(),
-                self.egress.clone(),
-            )
-            .start();
-            self.connections.insert(id, out);
-            self.connecting.insert(id);
-            Stats::add(&self.shared.stats.connections_out, 1);
-        }
-        self.update_registry();
-    }
-
-    /// Dispatch again once a throttle admits (one pending wake at a time).
-    fn wake_after(&mut self, wait: Duration, ctx: &mut Context<Self>) {
-        if self.throttle_wake.is_some() {
-            return;
-        }
-        self.throttle_wake = Some(ctx.run_later(wait, |act, ctx| {
-            let _g = alloc::enter(ActorClass::Domain);
-            act.throttle_wake = None;
-            act.dispatch(ctx);
-        }));
     }
 
     /// Ask the resolver for the next hops; the answer dispatches again, or settles the
@@ -527,8 +433,10 @@ impl Handler<Ready> for Domain {
         self.guarded(ctx, move |act, ctx| {
             act.connecting.remove(&msg.conn);
             act.idle.retain(|(id, _)| *id != msg.conn);
+            act.connections.insert(msg.conn, msg.addr.clone());
             act.idle.push((msg.conn, msg.addr));
             act.dispatch(ctx);
+            act.park_idle();
         });
     }
 }
@@ -539,6 +447,23 @@ impl Handler<Leaving> for Domain {
     fn handle(&mut self, msg: Leaving, ctx: &mut Context<Self>) {
         self.guarded(ctx, move |act, _| {
             act.idle.retain(|(id, _)| *id != msg.conn);
+            if let Some((_, site)) = &act.site {
+                site.unpark(msg.conn);
+            }
+        });
+    }
+}
+
+impl Handler<HandedOver> for Domain {
+    type Result = ();
+
+    /// Another container of the site adopted this idle connection: it is theirs now.
+    fn handle(&mut self, msg: HandedOver, ctx: &mut Context<Self>) {
+        self.guarded(ctx, move |act, _| {
+            act.idle.retain(|(id, _)| *id != msg.conn);
+            act.connections.remove(&msg.conn);
+            act.connecting.remove(&msg.conn);
+            act.update_registry();
         });
     }
 }

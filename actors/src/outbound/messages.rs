@@ -1,7 +1,9 @@
 //! Messages an outbound connection answers.
 
 use actix::{Addr, Message};
+use impulse_config::DomainCfg;
 
+use crate::domain::Domain;
 use crate::ids::MessageId;
 use crate::message::MessageActor;
 
@@ -17,3 +19,15 @@ pub struct Assign {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Drain;
+
+/// Another container of the same site takes this idle connection for its message `id`:
+/// from now on the connection reports to `domain` and uses its limits. A connection that
+/// is not idle any more answers the message with `Requeue`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Adopt {
+    pub domain: Addr<Domain>,
+    pub cfg: DomainCfg,
+    pub id: MessageId,
+    pub msg: Addr<MessageActor>,
+}

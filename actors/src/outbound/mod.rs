@@ -31,7 +31,8 @@ use impulse_smtp::client::{ClientEvent, ClientSession, OutboundTx, TlsPolicy};
 use crate::binding::Egress;
 use crate::context::Shared;
 use crate::dns::Hop;
-use crate::domain::{ConnectionClosed, Domain, Leaving, Ready};
+use crate::domain::site::Slot;
+use crate::domain::{ConnectionClosed, Domain, HandedOver, Leaving, Ready};
 use crate::ids::MessageId;
 use crate::logger::LoggedResponse;
 use crate::message::{Begin, Defer, MessageActor, Outcome, Requeue};
@@ -92,6 +93,8 @@ pub struct Outbound {
     tls: Option<TlsInfo>,
     /// The binding: source address and EHLO name.
     egress: Arc<Egress>,
+    /// Its place among the site's open connections (given back when it stops).
+    _slot: Option<Slot>,
 }
 
 impl Outbound {
@@ -128,7 +131,14 @@ impl Outbound {
             tls_policy,
             tls: None,
             egress,
+            _slot: None,
         }
+    }
+
+    /// Hold `slot` (the site's count of open connections) for the connection's life.
+    pub fn with_slot(mut self, slot: Slot) -> Outbound {
+        self._slot = Some(slot);
+        self
     }
 
     fn set_phase(&mut self, phase: Phase) {
@@ -523,6 +533,23 @@ impl Handler<Assign> for Outbound {
             return;
         }
         self.guarded(ctx, move |act, ctx| act.start(msg.id, msg.msg, ctx));
+    }
+}
+
+impl Handler<Adopt> for Outbound {
+    type Result = ();
+
+    fn handle(&mut self, a: Adopt, ctx: &mut Context<Self>) {
+        if self.phase != Phase::Idle || self.finished {
+            a.msg.do_send(Requeue);
+            return;
+        }
+        let old = std::mem::replace(&mut self.domain, a.domain);
+        old.do_send(HandedOver {
+            conn: self.reg.id(),
+        });
+        self.cfg = a.cfg;
+        self.guarded(ctx, move |act, ctx| act.start(a.id, a.msg, ctx));
     }
 }
 

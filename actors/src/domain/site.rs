@@ -1,0 +1,231 @@
+//! Sites: destinations that share connections and limits (KumoMTA's "site", Momentum's
+//! MX rollup). Thousands of domains hosted by one provider have the same MX hosts; one
+//! connection there can carry mail for any of them, and the provider's limits are per
+//! connection source, not per domain.
+//!
+//! **Key.** The binding, then the sorted, de-duplicated names and ports of the
+//! exchangers the domain resolved to (`b1|mx1.example.net:25,mx2.example.net:25`); for a
+//! static route, its address and port. Names rather than addresses, so a provider that rotates addresses
+//! stays one site; the whole set rather than the first host, so domains that share only
+//! a backup MX stay apart.
+//!
+//! **What is shared.** The count of open connections (each domain still applies its own
+//! `max_connections` to it, so the site never exceeds the smallest limit of the domains
+//! that open connections), the `throttle` and `connection_throttle` of the domain that
+//! first named the site, and idle connections: a container whose queue is empty hands
+//! its idle connection to the site, and another container of the site takes it instead of
+//! opening one. Each domain keeps its own queues, retries and `impulsectl queues` row.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use actix::Addr;
+use dashmap::DashMap;
+use impulse_config::DomainCfg;
+use impulse_runtime::registry::ActorId;
+
+use super::throttle::Throttle;
+use crate::dns::Hop;
+use crate::outbound::Outbound;
+
+/// Every site, by key.
+#[derive(Default)]
+pub struct Sites {
+    by_key: DashMap<String, Arc<Site>>,
+}
+
+impl Sites {
+    /// The site of `key`, created with `cfg`'s throttles if new.
+    pub fn get(&self, key: &str, cfg: &DomainCfg) -> Arc<Site> {
+        if let Some(s) = self.by_key.get(key) {
+            return s.clone();
+        }
+        self.by_key
+            .entry(key.to_string())
+            .or_insert_with(|| Arc::new(Site::new(key, cfg)))
+            .clone()
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_key.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_key.is_empty()
+    }
+}
+
+/// The site key for `hops` from `binding`.
+pub fn key(binding: Option<&str>, hops: &[Hop]) -> String {
+    let names: BTreeSet<String> = hops
+        .iter()
+        .map(|h| {
+            let name = h.name.trim_end_matches('.').to_ascii_lowercase();
+            format!("{name}:{}", h.addr.port())
+        })
+        .collect();
+    let names: Vec<String> = names.into_iter().collect();
+    format!("{}|{}", binding.unwrap_or(""), names.join(","))
+}
+
+/// One site's shared state.
+pub struct Site {
+    pub key: String,
+    open: AtomicUsize,
+    throttle: Mutex<Option<Throttle>>,
+    conn_throttle: Mutex<Option<Throttle>>,
+    idle: Mutex<Vec<(ActorId, Addr<Outbound>)>>,
+}
+
+impl Site {
+    fn new(key: &str, cfg: &DomainCfg) -> Site {
+        Site {
+            key: key.to_string(),
+            open: AtomicUsize::new(0),
+            throttle: Mutex::new(Throttle::optional(cfg.throttle)),
+            conn_throttle: Mutex::new(Throttle::optional(cfg.connection_throttle)),
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Connections open to the site now.
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Acquire)
+    }
+
+    /// Reserve a connection if fewer than `max` are open: the slot is given back when
+    /// dropped (by the connection that holds it).
+    pub fn try_open(self: &Arc<Self>, max: usize) -> Option<Slot> {
+        let mut n = self.open.load(Ordering::Acquire);
+        loop {
+            if n >= max {
+                return None;
+            }
+            match self
+                .open
+                .compare_exchange(n, n + 1, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return Some(Slot(self.clone())),
+                Err(now) => n = now,
+            }
+        }
+    }
+
+    /// The message throttle: `Err(wait)` when the next message must wait.
+    pub fn admit_message(&self, now: Instant) -> Result<(), std::time::Duration> {
+        lock(&self.throttle)
+            .as_mut()
+            .map_or(Ok(()), |t| t.admit(now))
+    }
+
+    /// The connection throttle.
+    pub fn admit_connection(&self, now: Instant) -> Result<(), std::time::Duration> {
+        lock(&self.conn_throttle)
+            .as_mut()
+            .map_or(Ok(()), |t| t.admit(now))
+    }
+
+    /// Offer an idle connection to the other domains of the site.
+    pub fn park(&self, id: ActorId, conn: Addr<Outbound>) {
+        let mut idle = lock(&self.idle);
+        idle.retain(|(_, c)| c.connected());
+        if !idle.iter().any(|(i, _)| *i == id) {
+            idle.push((id, conn));
+        }
+    }
+
+    /// Take an idle connection of the site, if one is still alive.
+    pub fn take_idle(&self) -> Option<(ActorId, Addr<Outbound>)> {
+        let mut idle = lock(&self.idle);
+        while let Some((id, c)) = idle.pop() {
+            if c.connected() {
+                return Some((id, c));
+            }
+        }
+        None
+    }
+
+    /// Forget connection `id` (it quit or was taken back).
+    pub fn unpark(&self, id: ActorId) {
+        lock(&self.idle).retain(|(i, _)| *i != id);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One open connection's place in its site; given back on drop.
+pub struct Slot(Arc<Site>);
+
+impl Slot {
+    pub fn site(&self) -> &Arc<Site> {
+        &self.0
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hop(name: &str, addr: &str) -> Hop {
+        Hop {
+            name: name.into(),
+            preference: 10,
+            addr: addr.parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn the_key_is_the_binding_and_the_exchanger_names() {
+        let a = [
+            hop("MX2.p.test", "127.0.0.3:25"),
+            hop("mx1.p.test.", "127.0.0.2:25"),
+        ];
+        let b = [
+            hop("mx1.p.test", "127.0.0.9:25"),
+            hop("mx2.p.test", "127.0.0.8:25"),
+        ];
+        assert_eq!(key(None, &a), "|mx1.p.test:25,mx2.p.test:25");
+        let other_port = [
+            hop("mx1.p.test", "127.0.0.2:2525"),
+            hop("mx2.p.test", "127.0.0.3:25"),
+        ];
+        assert_ne!(
+            key(None, &other_port),
+            key(None, &a),
+            "another port, another site"
+        );
+        assert_eq!(key(None, &a), key(None, &b), "addresses do not matter");
+        assert_ne!(key(Some("b1"), &a), key(None, &a), "bindings stay apart");
+        assert_ne!(
+            key(None, &a[..1]),
+            key(None, &a),
+            "a different set is another site"
+        );
+    }
+
+    #[test]
+    fn slots_count_open_connections_up_to_the_limit() {
+        let sites = Sites::default();
+        let s = sites.get("k", &DomainCfg::default());
+        let a = s.try_open(2).unwrap();
+        let _b = s.try_open(2).unwrap();
+        assert!(s.try_open(2).is_none());
+        assert!(
+            s.try_open(3).is_some(),
+            "a domain with a higher limit may open one more"
+        );
+        drop(a);
+        assert_eq!(s.open(), 1);
+        assert!(Arc::ptr_eq(&s, &sites.get("k", &DomainCfg::default())));
+    }
+}
