@@ -181,3 +181,82 @@ fn verified_checks_the_certificate_against_tls_ca() {
     assert!(text(tf).contains("TLS"), "{tf}");
     assert_eq!(bad.count(), 0, "nothing sent over an unverified session");
 }
+
+/// A next hop whose STARTTLS is broken: it says 220 and then speaks garbage. The second
+/// connection (plaintext) takes the message; returns its address and the number of
+/// messages it accepted.
+fn broken_tls_hop() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::io::{BufRead, BufReader, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    std::thread::spawn(move || {
+        for s in listener.incoming().flatten() {
+            let count = count.clone();
+            std::thread::spawn(move || {
+                let mut w = s.try_clone().unwrap();
+                let mut r = BufReader::new(s);
+                let _ = w.write_all(b"220 broken.test ESMTP\r\n");
+                let mut line = String::new();
+                let mut in_data = false;
+                while r.read_line(&mut line).unwrap_or(0) > 0 {
+                    if in_data {
+                        if line == ".\r\n" {
+                            in_data = false;
+                            count.fetch_add(1, Ordering::SeqCst);
+                            let _ = w.write_all(b"250 2.0.0 ok\r\n");
+                        }
+                        line.clear();
+                        continue;
+                    }
+                    let verb = line.trim_end().to_ascii_uppercase();
+                    let reply: &[u8] = match verb.split(' ').next().unwrap_or("") {
+                        "EHLO" => b"250-broken.test\r\n250-PIPELINING\r\n250 STARTTLS\r\n",
+                        "STARTTLS" => {
+                            let _ =
+                                w.write_all(b"220 2.0.0 go ahead\r\nthis is not TLS at all\r\n");
+                            return;
+                        }
+                        "MAIL" | "RCPT" => b"250 ok\r\n",
+                        "DATA" => {
+                            in_data = true;
+                            b"354 go on\r\n"
+                        }
+                        "QUIT" => b"221 bye\r\n",
+                        _ => b"500 what\r\n",
+                    };
+                    let _ = w.write_all(reply);
+                    line.clear();
+                }
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+#[test]
+fn opportunistic_retries_in_plaintext_after_a_failed_handshake() {
+    let (hop, accepted) = broken_tls_hop();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = Daemon::start(tmp.path(), &config(tmp.path(), Some(hop), ""));
+    send(d.smtp, &["user@example.com"], "plaintext after all\r\n");
+    let records = d.wait_for_log(LOG_WAIT, "the Delivery", |r| {
+        has(r, "Delivery", "user@example.com")
+    });
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let rec = delivery(&records, "user@example.com");
+    assert!(rec.get("tls").is_none(), "{rec}");
+    assert_eq!(
+        rec["attempts"], 1,
+        "the plaintext retry is the same attempt: {rec}"
+    );
+    assert!(
+        of_type(&records, "TransientFailure", None).is_empty(),
+        "{records:#?}"
+    );
+}

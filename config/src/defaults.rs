@@ -131,6 +131,17 @@ pub fn connect_timeout() -> Duration {
     Duration::from_secs(60)
 }
 
+/// `domains.*.banner_timeout`: 5 minutes (RFC 5321 §4.5.3.2.1, the initial 220).
+pub fn banner_timeout() -> Duration {
+    Duration::from_secs(5 * 60)
+}
+
+/// `domains.*.data_timeout`: 10 minutes (RFC 5321 §4.5.3.2.6, the reply to the final
+/// dot; the data blocks before it, §4.5.3.2.5, get the same bound).
+pub fn data_timeout() -> Duration {
+    Duration::from_secs(10 * 60)
+}
+
 /// `domains.*.command_timeout`: 5 minutes.
 pub fn command_timeout() -> Duration {
     Duration::from_secs(5 * 60)

@@ -56,6 +56,10 @@ pub struct DomainCfg {
     pub connect_timeout: Duration,
     /// Time allowed for each SMTP command's reply.
     pub command_timeout: Duration,
+    /// Time allowed for the server's greeting after the connection is made.
+    pub banner_timeout: Duration,
+    /// Time allowed for sending the message data and for the reply to its final dot.
+    pub data_timeout: Duration,
 }
 
 impl Default for DomainCfg {
@@ -71,6 +75,8 @@ impl Default for DomainCfg {
             tls: defaults::tls_mode(),
             connect_timeout: defaults::connect_timeout(),
             command_timeout: defaults::command_timeout(),
+            banner_timeout: defaults::banner_timeout(),
+            data_timeout: defaults::data_timeout(),
         }
     }
 }
@@ -116,6 +122,10 @@ pub struct PartialDomainCfg {
     pub connect_timeout: Option<Duration>,
     /// See [`DomainCfg::command_timeout`].
     pub command_timeout: Option<Duration>,
+    /// See [`DomainCfg::banner_timeout`].
+    pub banner_timeout: Option<Duration>,
+    /// See [`DomainCfg::data_timeout`].
+    pub data_timeout: Option<Duration>,
 }
 
 impl PartialDomainCfg {
@@ -134,6 +144,8 @@ impl PartialDomainCfg {
             tls: self.tls.unwrap_or(base.tls),
             connect_timeout: self.connect_timeout.unwrap_or(base.connect_timeout),
             command_timeout: self.command_timeout.unwrap_or(base.command_timeout),
+            banner_timeout: self.banner_timeout.unwrap_or(base.banner_timeout),
+            data_timeout: self.data_timeout.unwrap_or(base.data_timeout),
         }
     }
 }

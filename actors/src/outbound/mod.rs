@@ -26,7 +26,7 @@ use impulse_runtime::io::{ConnEvent, ConnId, Credit, TlsInfo, TlsStart};
 use impulse_runtime::registry::Registration;
 use impulse_runtime::supervise::{contain, fault_point};
 use impulse_runtime::ActorClass;
-use impulse_smtp::client::{ClientEvent, ClientSession, OutboundTx, TlsPolicy};
+use impulse_smtp::client::{ClientEvent, ClientSession, ClientState, OutboundTx, TlsPolicy};
 
 use crate::binding::Egress;
 use crate::context::Shared;
@@ -93,6 +93,8 @@ pub struct Outbound {
     tls: Option<TlsInfo>,
     /// The binding: source address and EHLO name.
     egress: Arc<Egress>,
+    /// Why the transaction in flight was given up, for its deferral.
+    lost: Option<String>,
     /// Its place among the site's open connections (given back when it stops).
     _slot: Option<Slot>,
 }
@@ -131,6 +133,7 @@ impl Outbound {
             tls_policy,
             tls: None,
             egress,
+            lost: None,
             _slot: None,
         }
     }
@@ -305,7 +308,9 @@ impl Outbound {
                 response: LoggedResponse::new(
                     451,
                     Some("4.4.2".into()),
-                    format!("connection to {} lost during the transaction", self.addr),
+                    self.lost.take().unwrap_or_else(|| {
+                        format!("connection to {} lost during the transaction", self.addr)
+                    }),
                 ),
                 peer: self.addr.to_string(),
                 attempted: true,
@@ -333,22 +338,26 @@ impl Outbound {
                 }
                 return;
             }
+            // Before the 220 (RFC 5321 §4.5.3.2.1); after it, each EHLO/STARTTLS reply.
+            Phase::Greeting if self.session.state() == ClientState::Greeting => {
+                self.cfg.banner_timeout.get()
+            }
+            // Sending the data and waiting for the reply to the final dot.
+            Phase::Busy if self.session.state() == ClientState::Body => self.cfg.data_timeout.get(),
             _ => self.cfg.command_timeout.get(),
         };
         if idle_for >= limit {
             if matches!(self.phase, Phase::Connecting | Phase::Greeting) && self.next_hop(ctx) {
                 return;
             }
-            self.fail(
-                451,
-                "4.4.2",
-                format!(
-                    "{} timed out after {:?} ({})",
-                    self.addr,
-                    limit,
-                    self.phase.name()
-                ),
+            let why = format!(
+                "{} timed out after {:?} ({})",
+                self.addr,
+                limit,
+                self.phase.name()
             );
+            self.lost = Some(why.clone());
+            self.fail(451, "4.4.2", why);
             if let Some((conn, _)) = &self.conn {
                 self.shared.io.abort(*conn);
             }
