@@ -70,6 +70,19 @@ fn exit_codes_json_and_socket_variable() {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     one_line(&out);
 
+    // Usage errors: 64 (EX_USAGE), never 2 (which means unreachable); help is 0.
+    for args in [
+        &["no-such-command"][..],
+        &["tree", "--no-such-flag"],
+        &["tree", "--depth", "many"],
+        &[],
+    ] {
+        let out = ctl_raw(&socket, None, args);
+        assert_eq!(out.status.code(), Some(64), "{args:?}: {out:?}");
+    }
+    let out = ctl_raw(&socket, None, &["--help"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+
     // Unknown class: refused with exit 1 and a one-line reason.
     for args in [
         &["tree", "--class", "no-such-class"][..],

@@ -44,4 +44,4 @@ pub mod router;
 pub mod spool;
 pub mod stats;
 
-pub use root::{boot, Booted};
+pub use root::{boot, boot_from, Booted};

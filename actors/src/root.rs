@@ -59,13 +59,20 @@ pub struct Root {
     router: Arc<Router>,
     control: Option<Addr<Control>>,
     shutting_down: bool,
-    /// SIGTERM and SIGINT streams, registered during `boot` (so a signal that arrives
-    /// right after `ready` is already a graceful stop) and watched from `started`.
-    signals: Option<(Signal, Signal)>,
+    /// SIGTERM, SIGINT and SIGHUP streams, registered during `boot` (so a signal that
+    /// arrives right after `ready` is already handled) and watched from `started`.
+    signals: Option<(Signal, Signal, Signal)>,
+    /// The file the configuration came from (none: the embedded default).
+    config_path: Option<PathBuf>,
 }
 
 /// Start every long-lived actor. Must run inside a running actix `System`.
 pub fn boot(config: Config) -> Result<Booted, String> {
+    boot_from(config, None)
+}
+
+/// [`boot`], for a configuration read from `path` (what SIGHUP reads again).
+pub fn boot_from(config: Config, path: Option<PathBuf>) -> Result<Booted, String> {
     let config = Arc::new(config);
     // Keys are read once per configuration: a key that does not load stops the start.
     let dkim = Arc::new(DkimKeys::load(&config.dkim)?);
@@ -161,12 +168,14 @@ pub fn boot(config: Config) -> Result<Booted, String> {
 
     // Take over SIGTERM and SIGINT now, before `ready`: until a stream exists, their
     // default action would kill the process without a graceful stop.
+    // SIGHUP too: its default action would kill the daemon.
     let signals = match (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
     ) {
-        (Ok(term), Ok(int)) => Some((term, int)),
-        (Err(e), _) | (_, Err(e)) => {
+        (Ok(term), Ok(int), Ok(hup)) => Some((term, int, hup)),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
             io.shutdown();
             return Err(format!("cannot install signal handlers: {e}"));
         }
@@ -224,6 +233,7 @@ pub fn boot(config: Config) -> Result<Booted, String> {
             control: Some(control),
             shutting_down: false,
             signals,
+            config_path: path,
         }
     });
     if let Some(reason) = failure {
@@ -346,9 +356,18 @@ impl Actor for Root {
             }
         });
         let addr = ctx.address();
-        let Some((mut term, mut int)) = self.signals.take() else {
+        let Some((mut term, mut int, mut hup)) = self.signals.take() else {
             return;
         };
+        let path = self.config_path.clone();
+        ctx.spawn(
+            async move {
+                while hup.recv().await.is_some() {
+                    reload_check(path.as_deref());
+                }
+            }
+            .into_actor(self),
+        );
         ctx.spawn(
             async move {
                 let which = tokio::select! {
@@ -361,6 +380,27 @@ impl Actor for Root {
             }
             .into_actor(self),
         );
+    }
+}
+
+/// SIGHUP: read the configuration file again and report. A file with errors is refused
+/// with every error, and the running configuration stays. Applying a valid file as a new
+/// generation (listeners, limits, pools changed online) is not built yet: the daemon
+/// says so and keeps running as it is, rather than dying as the signal's default would.
+fn reload_check(path: Option<&std::path::Path>) {
+    let Some(path) = path else {
+        eprintln!(
+            "reload (SIGHUP): running on the embedded default; there is no file to read again"
+        );
+        return;
+    };
+    match Config::load(path) {
+        Ok(_) => eprintln!(
+            "reload (SIGHUP): {} is valid, but applying a new configuration generation is not \
+             supported yet; the running configuration stays (restart impulsed to apply it)",
+            path.display()
+        ),
+        Err(e) => eprintln!("reload (SIGHUP) refused, the running configuration stays:\n{e}"),
     }
 }
 

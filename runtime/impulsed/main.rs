@@ -7,6 +7,7 @@
 //! allocator so `impulsectl memory` can attribute memory to actor classes.
 //!
 //! Exit codes: 0 clean stop, 1 bad config or start failure (one-line reason on stderr).
+//! SIGHUP reads the configuration file again and reports (see `impulse_actors::root`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -62,7 +63,8 @@ fn main() -> ExitCode {
         None => Config::embedded_default(),
     };
     let system = actix::System::new();
-    let booted = match system.block_on(async { impulse_actors::boot(config) }) {
+    let path = args.config.clone();
+    let booted = match system.block_on(async { impulse_actors::boot_from(config, path) }) {
         Ok(b) => b,
         Err(reason) => {
             eprintln!("impulsed: {reason}");

@@ -79,7 +79,23 @@ fn parse_class(name: &Option<String>) -> Result<Option<ActorClass>, String> {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    // Usage errors exit 64 (sysexits' EX_USAGE), not clap's 2: 2 means the daemon could
+    // not be reached.
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            let usage = !matches!(
+                e.kind(),
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+            );
+            let _ = e.print();
+            return if usage {
+                ExitCode::from(64)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     let (request, class) = match &args.command {
         Command::Status => (Request::Status, Ok(None)),
         Command::Tree {
