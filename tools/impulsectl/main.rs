@@ -11,6 +11,7 @@
 mod client;
 mod render;
 
+mod hash_password;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -66,6 +67,8 @@ enum Command {
     Queues,
     /// Stop the daemon gracefully.
     Shutdown,
+    /// Read a password on stdin, print its argon2id PHC hash for `auth.users` (no daemon).
+    HashPassword,
 }
 
 fn parse_class(name: &Option<String>) -> Result<Option<ActorClass>, String> {
@@ -96,6 +99,9 @@ fn main() -> ExitCode {
             };
         }
     };
+    if matches!(args.command, Command::HashPassword) {
+        return hash_password::run();
+    }
     let (request, class) = match &args.command {
         Command::Status => (Request::Status, Ok(None)),
         Command::Tree {
@@ -119,6 +125,7 @@ fn main() -> ExitCode {
         Command::Pools => (Request::Pools, Ok(None)),
         Command::Queues => (Request::Queues, Ok(None)),
         Command::Shutdown => (Request::Shutdown, Ok(None)),
+        Command::HashPassword => unreachable!("answered above, without the daemon"),
     };
     let class = match class {
         Ok(c) => c,
