@@ -88,6 +88,18 @@ impl Router {
         }
     }
 
+    /// Every live container whose domain is `domain` (any binding), or every one.
+    pub fn matching(&self, domain: Option<&str>) -> Vec<Addr<Domain>> {
+        self.domains
+            .iter()
+            .filter(|e| e.value().connected())
+            .filter(|e| {
+                domain.is_none_or(|d| crate::binding::split_key(e.key()).1.eq_ignore_ascii_case(d))
+            })
+            .map(|e| e.value().clone())
+            .collect()
+    }
+
     /// Every live container.
     pub fn all(&self) -> Vec<Addr<Domain>> {
         self.domains

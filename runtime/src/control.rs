@@ -42,6 +42,12 @@ pub enum Request {
     Queues,
     /// Graceful stop.
     Shutdown,
+    /// Make delayed messages due now: every queue, or only `domain`'s (all its
+    /// bindings). The domain's back-off after a failed connection is lifted too.
+    Flush {
+        #[serde(default)]
+        domain: Option<String>,
+    },
 }
 
 /// The daemon's answer to a [`Request`].

@@ -67,6 +67,11 @@ enum Command {
     Queues,
     /// Stop the daemon gracefully.
     Shutdown,
+    /// Make delayed messages due now (every queue, or one domain's).
+    Flush {
+        /// Only this destination domain.
+        domain: Option<String>,
+    },
     /// Read a password on stdin, print its argon2id PHC hash for `auth.users` (no daemon).
     HashPassword,
 }
@@ -125,6 +130,12 @@ fn main() -> ExitCode {
         Command::Pools => (Request::Pools, Ok(None)),
         Command::Queues => (Request::Queues, Ok(None)),
         Command::Shutdown => (Request::Shutdown, Ok(None)),
+        Command::Flush { domain } => (
+            Request::Flush {
+                domain: domain.clone(),
+            },
+            Ok(None),
+        ),
         Command::HashPassword => unreachable!("answered above, without the daemon"),
     };
     let class = match class {

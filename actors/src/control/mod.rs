@@ -23,7 +23,7 @@ use impulse_runtime::supervise::{fault_point, guard};
 use impulse_runtime::ActorClass;
 
 use crate::context::Shared;
-use crate::domain::QueueInfo;
+use crate::domain::{FlushDelayed, QueueInfo};
 use crate::router::Router;
 use crate::stats::Stats;
 pub use messages::*;
@@ -130,6 +130,28 @@ impl Control {
                 });
                 let message = "shutting down".to_string();
                 self.reply(conn, move || Response::Ok { message }, ctx)
+            }
+            Request::Flush { domain } => {
+                let domains = self.router.matching(domain.as_deref());
+                if domains.is_empty() {
+                    let message = match &domain {
+                        Some(d) => format!("no queue for {d}"),
+                        None => "no queues".into(),
+                    };
+                    return self.reply(conn, move || Response::Error { message }, ctx);
+                }
+                let queues = domains.len();
+                let fut = async move {
+                    let mut n = 0;
+                    for d in domains {
+                        n += d.send(FlushDelayed).await.unwrap_or(0);
+                    }
+                    n
+                };
+                ctx.spawn(fut.into_actor(self).map(move |n: usize, act, ctx| {
+                    let message = format!("{n} delayed messages due now, in {queues} queues");
+                    act.reply(conn, move || Response::Ok { message }, ctx)
+                }));
             }
             Request::Queues | Request::Status => {
                 let domains = self.router.all();

@@ -65,6 +65,11 @@ pub struct QueueInfo;
 #[rtype(result = "()")]
 pub struct Drain;
 
+/// `impulsectl flush`: every delayed message is due now; answers how many there were.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct FlushDelayed;
+
 /// A connection of this container was adopted by another container of its site.
 #[derive(Message)]
 #[rtype(result = "()")]

@@ -454,6 +454,26 @@ impl Handler<Leaving> for Domain {
     }
 }
 
+impl Handler<FlushDelayed> for Domain {
+    type Result = usize;
+
+    fn handle(&mut self, _: FlushDelayed, ctx: &mut Context<Self>) -> usize {
+        let mut n = 0;
+        self.guarded(ctx, |act, ctx| {
+            n = act.delayed.len();
+            act.hop_down = None;
+            for (_, mut msg) in std::mem::take(&mut act.delayed) {
+                msg.retry_at = 0;
+                msg.set_state("queued");
+                act.active.push_back(msg);
+            }
+            act.arm_timer(ctx);
+            act.dispatch(ctx);
+        });
+        n
+    }
+}
+
 impl Handler<HandedOver> for Domain {
     type Result = ();
 

@@ -258,9 +258,19 @@ impl DnsServer {
 
     /// Serve `zone` on `addr` (port 0 picks a free port, the same for UDP and TCP).
     pub fn start_on(addr: SocketAddr, zone: Zone) -> io::Result<DnsServer> {
-        let udp = std::net::UdpSocket::bind(addr)?;
+        // Port 0: the UDP port the kernel picks may be taken for TCP (by another test's
+        // listener); pick again a few times.
+        let mut tries = if addr.port() == 0 { 20 } else { 1 };
+        let (udp, tcp) = loop {
+            let udp = std::net::UdpSocket::bind(addr)?;
+            let picked = udp.local_addr()?;
+            match std::net::TcpListener::bind(picked) {
+                Ok(tcp) => break (udp, tcp),
+                Err(e) if tries > 1 && e.kind() == io::ErrorKind::AddrInUse => tries -= 1,
+                Err(e) => return Err(e),
+            }
+        };
         let addr = udp.local_addr()?;
-        let tcp = std::net::TcpListener::bind(addr)?;
         udp.set_nonblocking(true)?;
         tcp.set_nonblocking(true)?;
         let state = Arc::new(State {
