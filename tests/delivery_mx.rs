@@ -242,3 +242,55 @@ fn domains_with_the_same_mx_share_connections_and_limits() {
         "{q:#}"
     );
 }
+
+#[test]
+fn impulsectl_domain_shows_limits_hops_and_backoff() {
+    let good = sink_at(12, 0);
+    let port = good.addr().port();
+    let zone = Zone::new()
+        .mx("shown.test", 10, "mx1.shown.test")
+        .mx("shown.test", 20, "mx2.shown.test")
+        .a("mx1.shown.test", ip(13))
+        .a("mx2.shown.test", ip(12));
+    let dns = DnsServer::start(zone).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = daemon(tmp.path(), &dns, port, "");
+    send(d.smtp, &["user@shown.test"], "shown\r\n");
+    d.wait_for_log(LOG_WAIT, "the Delivery", |r| {
+        has(r, "Delivery", "user@shown.test")
+    });
+    let v = d.ctl_json(&["domain", "shown.test"]);
+    assert_eq!(v["type"], "domain", "{v:#}");
+    assert_eq!(v["domain"], "shown.test");
+    assert_eq!(v["max_connections"], 32, "{v:#}");
+    assert_eq!(v["next_hops_from"], "mx", "{v:#}");
+    let hops: Vec<(String, u64)> = v["next_hops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["name"].as_str().unwrap().to_string(),
+                h["preference"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        hops,
+        vec![
+            ("mx1.shown.test".to_string(), 10),
+            ("mx2.shown.test".to_string(), 20)
+        ],
+        "{v:#}"
+    );
+    assert!(v["state"].is_string());
+    let text = d.ctl(&["domain", "shown.test"]);
+    assert!(text.status.success());
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("mx2.shown.test") && text.contains("127.0.0.12"),
+        "{text}"
+    );
+    let missing = d.ctl(&["domain", "nowhere.test"]);
+    assert_eq!(missing.status.code(), Some(1), "{missing:?}");
+}

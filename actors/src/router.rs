@@ -88,6 +88,24 @@ impl Router {
         }
     }
 
+    /// The live containers of `domain`, with their queue keys, the one without a
+    /// binding first.
+    pub fn queues_of(&self, domain: &str) -> Vec<(String, Addr<Domain>)> {
+        let mut v: Vec<(String, Addr<Domain>)> = self
+            .domains
+            .iter()
+            .filter(|e| e.value().connected())
+            .filter(|e| {
+                crate::binding::split_key(e.key())
+                    .1
+                    .eq_ignore_ascii_case(domain)
+            })
+            .map(|e| (e.key().clone(), e.value().clone()))
+            .collect();
+        v.sort_by_key(|(k, _)| (k.contains('/'), k.clone()));
+        v
+    }
+
     /// Every live container whose domain is `domain` (any binding), or every one.
     pub fn matching(&self, domain: Option<&str>) -> Vec<Addr<Domain>> {
         self.domains

@@ -48,6 +48,8 @@ pub enum Request {
         #[serde(default)]
         domain: Option<String>,
     },
+    /// One destination domain in detail (its queue without a binding first).
+    Domain { name: String },
 }
 
 /// The daemon's answer to a [`Request`].
@@ -72,6 +74,7 @@ pub enum Response {
     Queues {
         domains: Vec<QueueRow>,
     },
+    Domain(Box<DomainDetail>),
     /// The command was carried out.
     Ok {
         message: String,
@@ -114,6 +117,56 @@ pub struct StatusReport {
     pub received_per_sec: f64,
     /// Messages delivered per second over the last sampling window.
     pub delivered_per_sec: f64,
+}
+
+/// Answer to [`Request::Domain`]: limits in force, next hops, connections.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DomainDetail {
+    pub domain: String,
+    /// The binding of this queue; `other_queues` names the domain's other bindings.
+    pub binding: Option<String>,
+    pub other_queues: Vec<String>,
+    /// As in `queues`: `idle`, `active`, `delivering`, `backoff`, `resolving`, …
+    pub state: String,
+    pub active: usize,
+    pub delayed: usize,
+    pub in_flight: usize,
+    pub connections: usize,
+    pub max_connections: usize,
+    pub max_messages_per_connection: usize,
+    pub throttle: Option<String>,
+    pub connection_throttle: Option<String>,
+    pub tls: String,
+    pub retry_interval: String,
+    pub max_retry_interval: String,
+    pub message_expiration: String,
+    /// `route` (static), `mx` (resolved; `next_hops` until it expires) or `unresolved`.
+    pub next_hops_from: String,
+    pub next_hops: Vec<NextHopInfo>,
+    /// The site these hops belong to, and its open connections (all its domains).
+    pub site: Option<String>,
+    pub site_connections: usize,
+    pub next_retry_secs: Option<u64>,
+    /// Why the next hop is being avoided now (after a failed connection), if it is.
+    pub backoff_reason: Option<String>,
+    /// Each connection: its registry id, peer and state.
+    pub connection_states: Vec<ConnectionInfo>,
+}
+
+/// One next hop of a domain.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NextHopInfo {
+    pub name: String,
+    pub preference: u16,
+    pub address: String,
+}
+
+/// One outbound connection of a domain.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConnectionInfo {
+    pub id: u64,
+    pub peer: String,
+    pub state: String,
 }
 
 /// One domain container, as `impulsectl queues` shows it.

@@ -67,6 +67,11 @@ enum Command {
     Queues,
     /// Stop the daemon gracefully.
     Shutdown,
+    /// One destination domain: limits, next hops, connections, next retry.
+    Domain {
+        /// The destination domain.
+        name: String,
+    },
     /// Make delayed messages due now (every queue, or one domain's).
     Flush {
         /// Only this destination domain.
@@ -130,6 +135,7 @@ fn main() -> ExitCode {
         Command::Pools => (Request::Pools, Ok(None)),
         Command::Queues => (Request::Queues, Ok(None)),
         Command::Shutdown => (Request::Shutdown, Ok(None)),
+        Command::Domain { name } => (Request::Domain { name: name.clone() }, Ok(None)),
         Command::Flush { domain } => (
             Request::Flush {
                 domain: domain.clone(),

@@ -186,7 +186,72 @@ pub fn response(resp: &Response) -> String {
         Response::Error { message } => format!("error: {message}\n"),
         Response::Tree { text, total, .. } => format!("{text}{total} actors\n"),
         Response::Memory(m) => memory(m, None),
+        Response::Domain(d) => domain(d),
     }
+}
+
+/// `impulsectl domain NAME` as text: the fields, then the hops and connections.
+fn domain(d: &impulse_runtime::control::DomainDetail) -> String {
+    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    let mut out = String::new();
+    let rows = [
+        ("domain", d.domain.clone()),
+        ("binding", opt(&d.binding)),
+        ("state", d.state.clone()),
+        (
+            "active/delayed/in flight",
+            format!("{} / {} / {}", d.active, d.delayed, d.in_flight),
+        ),
+        (
+            "connections",
+            format!(
+                "{} of {} (site: {})",
+                d.connections, d.max_connections, d.site_connections
+            ),
+        ),
+        (
+            "max messages per connection",
+            d.max_messages_per_connection.to_string(),
+        ),
+        ("throttle", opt(&d.throttle)),
+        ("connection throttle", opt(&d.connection_throttle)),
+        ("tls", d.tls.clone()),
+        (
+            "retry",
+            format!(
+                "{} doubling to {}, expires after {}",
+                d.retry_interval, d.max_retry_interval, d.message_expiration
+            ),
+        ),
+        (
+            "next retry",
+            d.next_retry_secs.map_or("-".into(), |s| format!("{s}s")),
+        ),
+        ("backing off", opt(&d.backoff_reason)),
+        ("site", opt(&d.site)),
+        ("next hops from", d.next_hops_from.clone()),
+    ];
+    for (k, v) in rows {
+        let _ = writeln!(out, "{k:<28} {v}");
+    }
+    for h in &d.next_hops {
+        let _ = writeln!(
+            out,
+            "  hop  {:<5} {:<40} {}",
+            h.preference, h.name, h.address
+        );
+    }
+    for c in &d.connection_states {
+        let _ = writeln!(out, "  conn #{:<6} {:<24} {}", c.id, c.peer, c.state);
+    }
+    if !d.other_queues.is_empty() {
+        let _ = writeln!(
+            out,
+            "other queues of the domain: {}",
+            d.other_queues.join(", ")
+        );
+    }
+    out
 }
 
 #[cfg(test)]

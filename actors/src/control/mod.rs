@@ -23,7 +23,7 @@ use impulse_runtime::supervise::{fault_point, guard};
 use impulse_runtime::ActorClass;
 
 use crate::context::Shared;
-use crate::domain::{FlushDelayed, QueueInfo};
+use crate::domain::{DomainInfo, FlushDelayed, QueueInfo};
 use crate::router::Router;
 use crate::stats::Stats;
 pub use messages::*;
@@ -130,6 +130,25 @@ impl Control {
                 });
                 let message = "shutting down".to_string();
                 self.reply(conn, move || Response::Ok { message }, ctx)
+            }
+            Request::Domain { name } => {
+                let queues = self.router.queues_of(&name);
+                let Some((_, first)) = queues.first().cloned() else {
+                    let message = format!("no queue for {name}");
+                    return self.reply(conn, move || Response::Error { message }, ctx);
+                };
+                let others: Vec<String> = queues.iter().skip(1).map(|(k, _)| k.clone()).collect();
+                let fut = async move { first.send(DomainInfo).await };
+                ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| match res {
+                    Ok(mut d) => {
+                        d.other_queues = others;
+                        act.reply(conn, move || Response::Domain(Box::new(d)), ctx)
+                    }
+                    Err(e) => {
+                        let message = format!("the container of {name} did not answer: {e}");
+                        act.reply(conn, move || Response::Error { message }, ctx)
+                    }
+                }));
             }
             Request::Flush { domain } => {
                 let domains = self.router.matching(domain.as_deref());

@@ -65,6 +65,11 @@ pub struct QueueInfo;
 #[rtype(result = "()")]
 pub struct Drain;
 
+/// `impulsectl domain NAME`: this container in detail.
+#[derive(Message)]
+#[rtype(result = "impulse_runtime::control::DomainDetail")]
+pub struct DomainInfo;
+
 /// `impulsectl flush`: every delayed message is due now; answers how many there were.
 #[derive(Message)]
 #[rtype(result = "usize")]

@@ -17,6 +17,7 @@
 //! (NXDOMAIN, null MX) fails its messages permanently; a DNS failure defers them.
 
 pub mod backoff;
+mod detail;
 mod dispatch;
 pub mod messages;
 pub mod site;
