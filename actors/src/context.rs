@@ -38,6 +38,8 @@ pub struct Shared {
     pub spool: Addr<Spool>,
     /// The spool's health, read without asking the spool (MAIL FROM, `status`).
     pub spool_health: Arc<SpoolHealth>,
+    /// Suspended destinations (`impulsectl suspend`).
+    pub suspensions: Arc<crate::suspend::Suspensions>,
     /// DKIM signing keys by sending domain.
     pub dkim: Arc<DkimKeys>,
     /// Outbound TLS client configurations (with `delivery.tls_ca` loaded).

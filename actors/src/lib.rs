@@ -18,6 +18,7 @@
 //! - [`binding`] — egress identities (source address, EHLO name) and queue keys.
 //! - [`dkim`] — DKIM signing keys per sending domain, and the signing itself.
 //! - [`control`] — the `impulsectl` control-socket server.
+//! - [`suspend`] — suspended destinations, kept durably across restarts.
 //! - [`queued`] — the compact record a message is while no actor works on it.
 //! - [`arbiters`] — the event-loop threads and which actor runs on which.
 //! - [`batch`] — group commit, the one batching mechanism (spool and logger).
@@ -43,5 +44,6 @@ pub mod root;
 pub mod router;
 pub mod spool;
 pub mod stats;
+pub mod suspend;
 
 pub use root::{boot, boot_from, Booted};

@@ -97,6 +97,7 @@ pub fn boot_from(config: Config, path: Option<PathBuf>) -> Result<Booted, String
     let data_dir = config.data_dir.clone();
     std::fs::create_dir_all(&data_dir)
         .map_err(|e| format!("cannot create data directory {}: {e}", data_dir.display()))?;
+    let suspensions = Arc::new(crate::suspend::Suspensions::load(&data_dir)?);
     let panics: Arc<PanicCount> = Arc::default();
     let logger = Logger::open(
         &data_dir.join("logs"),
@@ -148,6 +149,7 @@ pub fn boot_from(config: Config, path: Option<PathBuf>) -> Result<Booted, String
         spool,
         spool_health,
         bouncer: OnceLock::new(),
+        suspensions,
         sites: Default::default(),
         dkim,
         tls_clients,

@@ -50,6 +50,17 @@ pub enum Request {
     },
     /// One destination domain in detail (its queue without a binding first).
     Domain { name: String },
+    /// Stop deliveries to `domain` (all bindings, or one), for good or for `duration_secs`;
+    /// kept across restarts. Mail is still accepted and queued.
+    Suspend {
+        domain: String,
+        #[serde(default)]
+        binding: Option<String>,
+        #[serde(default)]
+        duration_secs: Option<u64>,
+    },
+    /// Lift every suspension of `domain`.
+    Resume { domain: String },
 }
 
 /// The daemon's answer to a [`Request`].

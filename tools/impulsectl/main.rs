@@ -72,6 +72,18 @@ enum Command {
         /// The destination domain.
         name: String,
     },
+    /// Stop deliveries to a domain (mail is still accepted); survives a restart.
+    Suspend {
+        domain: String,
+        /// Only this binding's queue of the domain.
+        #[arg(long)]
+        binding: Option<String>,
+        /// End by itself after this long ("30m", "2h").
+        #[arg(long, value_parser = humantime::parse_duration)]
+        duration: Option<std::time::Duration>,
+    },
+    /// Restart deliveries to a suspended domain.
+    Resume { domain: String },
     /// Make delayed messages due now (every queue, or one domain's).
     Flush {
         /// Only this destination domain.
@@ -135,6 +147,24 @@ fn main() -> ExitCode {
         Command::Pools => (Request::Pools, Ok(None)),
         Command::Queues => (Request::Queues, Ok(None)),
         Command::Shutdown => (Request::Shutdown, Ok(None)),
+        Command::Suspend {
+            domain,
+            binding,
+            duration,
+        } => (
+            Request::Suspend {
+                domain: domain.clone(),
+                binding: binding.clone(),
+                duration_secs: duration.map(|d| d.as_secs().max(1)),
+            },
+            Ok(None),
+        ),
+        Command::Resume { domain } => (
+            Request::Resume {
+                domain: domain.clone(),
+            },
+            Ok(None),
+        ),
         Command::Domain { name } => (Request::Domain { name: name.clone() }, Ok(None)),
         Command::Flush { domain } => (
             Request::Flush {

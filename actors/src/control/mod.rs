@@ -150,6 +150,34 @@ impl Control {
                     }
                 }));
             }
+            Request::Suspend {
+                domain,
+                binding,
+                duration_secs,
+            } => {
+                let until_ms = duration_secs.map(|s| crate::ids::now_ms() + s * 1000);
+                let list = self.shared.suspensions.suspend(crate::suspend::Suspension {
+                    domain: domain.clone(),
+                    binding: binding.clone(),
+                    until_ms,
+                });
+                let what = match (&binding, duration_secs) {
+                    (Some(b), Some(s)) => format!("{domain} (binding {b}) suspended for {s}s"),
+                    (Some(b), None) => format!("{domain} (binding {b}) suspended"),
+                    (None, Some(s)) => format!("{domain} suspended for {s}s"),
+                    (None, None) => format!("{domain} suspended"),
+                };
+                self.persist_suspensions(conn, list, domain, what, ctx);
+            }
+            Request::Resume { domain } => {
+                let (n, list) = self.shared.suspensions.resume(&domain);
+                if n == 0 {
+                    let message = format!("{domain} is not suspended");
+                    return self.reply(conn, move || Response::Error { message }, ctx);
+                }
+                let what = format!("{domain} resumed");
+                self.persist_suspensions(conn, list, domain, what, ctx);
+            }
             Request::Flush { domain } => {
                 let domains = self.router.matching(domain.as_deref());
                 if domains.is_empty() {
@@ -299,6 +327,41 @@ impl Supervised for Control {
                 self.shared.io.close(conn);
             }
         }
+    }
+}
+
+impl Control {
+    /// Write the suspensions durably (on the pool), then tell `domain`'s containers and
+    /// answer `what`; a failed write is an error answer (and the change stays in memory
+    /// only, which the answer says).
+    fn persist_suspensions(
+        &mut self,
+        conn: ConnId,
+        list: Vec<crate::suspend::Suspension>,
+        domain: String,
+        what: String,
+        ctx: &mut Context<Self>,
+    ) {
+        let path = self.shared.suspensions.path().to_path_buf();
+        let job = self
+            .shared
+            .pool
+            .run(move || crate::suspend::persist(&path, &list));
+        ctx.spawn(job.into_actor(self).map(move |res, act, ctx| {
+            for d in act.router.matching(Some(&domain)) {
+                d.do_send(crate::domain::Wake);
+            }
+            let response = match res {
+                Ok(Ok(())) => Response::Ok { message: what },
+                Ok(Err(e)) => Response::Error {
+                    message: format!("{what}, but not saved (lost at a restart): {e}"),
+                },
+                Err(e) => Response::Error {
+                    message: format!("{what}, but not saved (lost at a restart): {e}"),
+                },
+            };
+            act.reply(conn, move || response, ctx)
+        }));
     }
 }
 

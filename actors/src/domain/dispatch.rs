@@ -30,6 +30,20 @@ impl Domain {
             self.update_registry();
             return;
         }
+        let now_ms = crate::ids::now_ms();
+        let suspension =
+            self.shared
+                .suspensions
+                .check(&self.name, self.egress.name.as_deref(), now_ms);
+        self.suspended = suspension.is_some();
+        if let Some(until) = suspension {
+            // Queued, not sent; look again when the suspension ends by itself.
+            if let Some(until) = until {
+                self.wake_after(Duration::from_millis(until.saturating_sub(now_ms) + 1), ctx);
+            }
+            self.update_registry();
+            return;
+        }
         if let Some((until, response, peer)) = &self.hop_down {
             if Instant::now() < *until {
                 let (response, peer): (LoggedResponse, String) = (response.clone(), peer.clone());

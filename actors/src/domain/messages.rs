@@ -65,6 +65,11 @@ pub struct QueueInfo;
 #[rtype(result = "()")]
 pub struct Drain;
 
+/// Look at the queue again now (a suspension was added or lifted).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Wake;
+
 /// `impulsectl domain NAME`: this container in detail.
 #[derive(Message)]
 #[rtype(result = "impulse_runtime::control::DomainDetail")]

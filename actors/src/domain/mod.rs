@@ -91,6 +91,8 @@ pub struct Domain {
     site: Option<(Arc<[Hop]>, Arc<Site>)>,
     /// A dispatch is scheduled for when a throttle admits again.
     throttle_wake: Option<SpawnHandle>,
+    /// Suspended by the operator: nothing is assigned or opened (see [`crate::suspend`]).
+    suspended: bool,
     /// Shutting down: open nothing, assign nothing, let connections quit.
     draining: bool,
     finished: u64,
@@ -130,6 +132,7 @@ impl Domain {
             hop_down: None,
             site: None,
             throttle_wake: None,
+            suspended: false,
             draining: false,
             finished: 0,
             deferred: 0,
@@ -139,6 +142,8 @@ impl Domain {
     fn state_name(&self) -> &'static str {
         if self.draining {
             "draining"
+        } else if self.suspended {
+            "suspended"
         } else if self.resolving {
             "resolving"
         } else if !self.connections.is_empty() {
@@ -451,6 +456,20 @@ impl Handler<Leaving> for Domain {
             if let Some((_, site)) = &act.site {
                 site.unpark(msg.conn);
             }
+        });
+    }
+}
+
+impl Handler<Wake> for Domain {
+    type Result = ();
+
+    fn handle(&mut self, _: Wake, ctx: &mut Context<Self>) {
+        self.guarded(ctx, |act, ctx| {
+            // A new suspension's end may come sooner than the pending wake-up.
+            if let Some(h) = act.throttle_wake.take() {
+                ctx.cancel_future(h);
+            }
+            act.dispatch(ctx);
         });
     }
 }
