@@ -56,6 +56,9 @@ impl Suspensions {
     /// is until a time, that time.
     pub fn check(&self, domain: &str, binding: Option<&str>, now_ms: u64) -> Option<Option<u64>> {
         let map = self.map.read().unwrap_or_else(|e| e.into_inner());
+        if map.is_empty() {
+            return None; // the common case, asked at every dispatch: no allocation
+        }
         let key = domain.to_ascii_lowercase();
         let any = map.get(&(key.clone(), None));
         let own = binding.and_then(|b| map.get(&(key, Some(b.to_string()))));
