@@ -61,6 +61,23 @@ pub enum Request {
     },
     /// Lift every suspension of `domain`.
     Resume { domain: String },
+    /// Fail queued messages for good (AdminBounce records, and a report to each sender
+    /// unless `quiet`): those of `domain`, or the one `message`, or those from `sender`
+    /// (the selectors combine). With `dry_run`, only list them.
+    Bounce {
+        #[serde(default)]
+        domain: Option<String>,
+        #[serde(default)]
+        message: Option<String>,
+        #[serde(default)]
+        sender: Option<String>,
+        #[serde(default)]
+        reason: Option<String>,
+        #[serde(default)]
+        quiet: bool,
+        #[serde(default)]
+        dry_run: bool,
+    },
 }
 
 /// The daemon's answer to a [`Request`].

@@ -84,6 +84,26 @@ enum Command {
     },
     /// Restart deliveries to a suspended domain.
     Resume { domain: String },
+    /// Fail queued messages for good, with a report to each sender unless --quiet.
+    Bounce {
+        /// The destination domain whose queued messages to fail.
+        domain: Option<String>,
+        /// Only this message (its queue id).
+        #[arg(long)]
+        message: Option<String>,
+        /// Only messages from this envelope sender.
+        #[arg(long)]
+        sender: Option<String>,
+        /// The text in the records and the reports.
+        #[arg(long)]
+        reason: Option<String>,
+        /// No report to the senders.
+        #[arg(long)]
+        quiet: bool,
+        /// Only list what would be bounced.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Make delayed messages due now (every queue, or one domain's).
     Flush {
         /// Only this destination domain.
@@ -162,6 +182,24 @@ fn main() -> ExitCode {
         Command::Resume { domain } => (
             Request::Resume {
                 domain: domain.clone(),
+            },
+            Ok(None),
+        ),
+        Command::Bounce {
+            domain,
+            message,
+            sender,
+            reason,
+            quiet,
+            dry_run,
+        } => (
+            Request::Bounce {
+                domain: domain.clone(),
+                message: message.clone(),
+                sender: sender.clone(),
+                reason: reason.clone(),
+                quiet: *quiet,
+                dry_run: *dry_run,
             },
             Ok(None),
         ),

@@ -23,7 +23,8 @@ use impulse_runtime::supervise::{fault_point, guard};
 use impulse_runtime::ActorClass;
 
 use crate::context::Shared;
-use crate::domain::{DomainInfo, FlushDelayed, QueueInfo};
+use crate::domain::{AdminBounce, DomainInfo, FlushDelayed, QueueInfo};
+use crate::ids::MessageId;
 use crate::router::Router;
 use crate::stats::Stats;
 pub use messages::*;
@@ -177,6 +178,56 @@ impl Control {
                 }
                 let what = format!("{domain} resumed");
                 self.persist_suspensions(conn, list, domain, what, ctx);
+            }
+            Request::Bounce {
+                domain,
+                message,
+                sender,
+                reason,
+                quiet,
+                dry_run,
+            } => {
+                let id = match message.as_deref().map(MessageId::parse) {
+                    Some(None) => {
+                        let message =
+                            format!("{:?} is not a message id", message.unwrap_or_default());
+                        return self.reply(conn, move || Response::Error { message }, ctx);
+                    }
+                    Some(Some(id)) => Some(id),
+                    None => None,
+                };
+                if domain.is_none() && id.is_none() && sender.is_none() {
+                    let message = "bounce needs a DOMAIN, --message ID or --sender S".to_string();
+                    return self.reply(conn, move || Response::Error { message }, ctx);
+                }
+                let ask = AdminBounce {
+                    message: id,
+                    sender,
+                    reason: reason.unwrap_or_else(|| "bounced by the operator".into()),
+                    quiet,
+                    dry_run,
+                };
+                let domains = self.router.matching(domain.as_deref());
+                let fut = async move {
+                    let mut ids = Vec::new();
+                    for d in domains {
+                        ids.extend(d.send(ask.clone()).await.unwrap_or_default());
+                    }
+                    ids
+                };
+                ctx.spawn(
+                    fut.into_actor(self)
+                        .map(move |ids: Vec<MessageId>, act, ctx| {
+                            let list: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
+                            let verb = if dry_run { "would bounce" } else { "bounced" };
+                            let mut message = format!("{verb} {} messages", list.len());
+                            if !list.is_empty() {
+                                message.push_str(": ");
+                                message.push_str(&list.join(" "));
+                            }
+                            act.reply(conn, move || Response::Ok { message }, ctx)
+                        }),
+                );
             }
             Request::Flush { domain } => {
                 let domains = self.router.matching(domain.as_deref());

@@ -1,12 +1,16 @@
-//! `impulsectl domain NAME`: what a container knows about itself — limits in force, next
+//! Operator requests answered from a container's own state. `impulsectl domain NAME`:
+//! what a container knows about itself — limits in force, next
 //! hops and where they came from, its site, back-off and each connection — read from
 //! its own state (no registry scan), so it answers at once however large the queue.
 
 use actix::prelude::*;
 use impulse_runtime::control::{ConnectionInfo, DomainDetail, NextHopInfo};
 
-use super::{Domain, DomainInfo, NextHop};
-use crate::ids::now_ms;
+use super::{AdminBounce, Domain, DomainInfo, NextHop};
+use crate::ids::{now_ms, MessageId};
+use crate::logger::LoggedResponse;
+use crate::message::settle::{settle, Verdict};
+use crate::message::Apply;
 
 impl Handler<DomainInfo> for Domain {
     type Result = MessageResult<DomainInfo>;
@@ -73,5 +77,67 @@ impl Handler<DomainInfo> for Domain {
                 .map(|(_, r, _)| format!("{} {}", r.code, r.text)),
             connection_states,
         })
+    }
+}
+
+impl Handler<AdminBounce> for Domain {
+    type Result = MessageResult<AdminBounce>;
+
+    /// Fail the matching queued messages: each pending recipient gets an AdminBounce
+    /// record, the message leaves the spool (and its sender gets a report unless
+    /// `quiet`), through the message actor as for any final outcome. Messages in flight
+    /// are left to their attempt.
+    fn handle(&mut self, b: AdminBounce, ctx: &mut Context<Self>) -> Self::Result {
+        let matches = |m: &crate::queued::QueuedMessage| {
+            b.message.is_none_or(|id| id == m.id)
+                && b.sender
+                    .as_deref()
+                    .is_none_or(|s| m.envelope.sender().eq_ignore_ascii_case(s))
+        };
+        let mut ids: Vec<MessageId> = self
+            .active
+            .iter()
+            .filter(|m| matches(m))
+            .map(|m| m.id)
+            .chain(self.delayed.values().filter(|m| matches(m)).map(|m| m.id))
+            .collect();
+        ids.sort();
+        if b.dry_run || ids.is_empty() {
+            return MessageResult(ids);
+        }
+        let mut chosen = Vec::new();
+        for m in std::mem::take(&mut self.active) {
+            if ids.binary_search(&m.id).is_ok() {
+                chosen.push(m);
+            } else {
+                self.active.push_back(m);
+            }
+        }
+        let delayed_keys: Vec<(u64, MessageId)> = self
+            .delayed
+            .iter()
+            .filter(|(_, m)| ids.binary_search(&m.id).is_ok())
+            .map(|(k, _)| *k)
+            .collect();
+        for k in delayed_keys {
+            if let Some(m) = self.delayed.remove(&k) {
+                chosen.push(m);
+            }
+        }
+        let response = LoggedResponse::new(550, Some("5.0.0".into()), b.reason.clone());
+        let now = now_ms();
+        for msg in chosen {
+            let results = msg
+                .pending()
+                .map(|(i, _)| (i, Verdict::Admin, response.clone()))
+                .collect();
+            let mut s = settle(&msg, &self.name, &self.cfg, results, "", now);
+            s.quiet = b.quiet;
+            let actor = self.wake(msg, ctx);
+            actor.do_send(Apply(s));
+        }
+        self.arm_timer(ctx);
+        self.update_registry();
+        MessageResult(ids)
     }
 }

@@ -65,6 +65,18 @@ pub struct QueueInfo;
 #[rtype(result = "()")]
 pub struct Drain;
 
+/// `impulsectl bounce`: fail the queued (not in-flight) messages that match, for good;
+/// answers their ids. With `dry_run` nothing changes.
+#[derive(Message, Clone)]
+#[rtype(result = "Vec<MessageId>")]
+pub struct AdminBounce {
+    pub message: Option<MessageId>,
+    pub sender: Option<String>,
+    pub reason: String,
+    pub quiet: bool,
+    pub dry_run: bool,
+}
+
 /// Look at the queue again now (a suspension was added or lifted).
 #[derive(Message)]
 #[rtype(result = "()")]

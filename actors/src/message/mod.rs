@@ -169,7 +169,9 @@ impl MessageActor {
         let id = msg.id;
         let logger = self.shared.logger.clone();
         let spool = self.shared.spool.clone();
-        let bounce = bounce_for(msg, &s.records, &s.expired_last)
+        let bounce = (!s.quiet)
+            .then(|| bounce_for(msg, &s.records, &s.expired_last))
+            .flatten()
             .map(|b| (b, self.shared.bouncer.get().cloned()));
         if s.finished {
             self.move_to(MsgState::Finishing);
@@ -253,7 +255,12 @@ fn bounce_for(
     }
     let failed: Vec<FailedRecipient> = records
         .iter()
-        .filter(|r| matches!(r.kind, RecordType::Bounce | RecordType::Expiration))
+        .filter(|r| {
+            matches!(
+                r.kind,
+                RecordType::Bounce | RecordType::Expiration | RecordType::AdminBounce
+            )
+        })
         .map(|r| {
             let expired = r.kind == RecordType::Expiration;
             // An expired recipient is reported with the last temporary answer it got.

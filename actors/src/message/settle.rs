@@ -25,6 +25,8 @@ pub enum Verdict {
     Delivered,
     Transient,
     Permanent,
+    /// Failed by the operator (`impulsectl bounce`): final, logged as AdminBounce.
+    Admin,
 }
 
 /// What an attempt settled to.
@@ -42,6 +44,8 @@ pub struct Settlement {
     /// For each recipient that expired: the last temporary response it got (this
     /// attempt's, if it was tried), which its bounce report quotes.
     pub expired_last: Vec<(String, LoggedResponse)>,
+    /// No report to the sender for these failures (`impulsectl bounce --quiet`).
+    pub quiet: bool,
 }
 
 /// Settle `results` (recipient index, verdict, response) for `msg`.
@@ -60,6 +64,7 @@ pub fn settle(
         retry_at: 0,
         counts: [0; 4],
         expired_last: Vec::new(),
+        quiet: false,
     };
     let rcpts: Vec<&str> = msg.envelope.recipients().collect();
     let mut last: Option<LoggedResponse> = None;
@@ -76,6 +81,10 @@ pub fn settle(
             Verdict::Permanent => {
                 s.counts[1] += 1;
                 RecordType::Bounce
+            }
+            Verdict::Admin => {
+                s.counts[1] += 1;
+                RecordType::AdminBounce
             }
             Verdict::Transient => {
                 s.counts[2] += 1;
