@@ -139,8 +139,27 @@ pub struct AuthCfg {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DnsCfg {
-    /// Name servers to ask; empty = the system resolver configuration.
+    /// Name servers to ask (`"IP:PORT"`, `"[IPv6]:PORT"`, or an address alone for port
+    /// 53); empty = the system resolver configuration.
+    #[serde(deserialize_with = "name_servers")]
     pub servers: Vec<SocketAddr>,
+}
+
+/// `dns.servers`: each an address with a port, or an address alone (port 53).
+fn name_servers<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<SocketAddr>, D::Error> {
+    let list = Vec::<String>::deserialize(d)?;
+    list.iter()
+        .map(|s| {
+            let s = s.trim();
+            s.parse::<SocketAddr>()
+                .or_else(|_| s.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+                .map_err(|_| {
+                    serde::de::Error::custom(format!(
+                        "{s:?} is not a name server address (\"IP\" or \"IP:PORT\")"
+                    ))
+                })
+        })
+        .collect()
 }
 
 /// Outbound delivery.

@@ -469,3 +469,24 @@ fn round_trips_through_ron() {
         assert_eq!(load(&written), cfg, "{written}");
     }
 }
+
+#[test]
+fn dns_servers_take_an_address_with_or_without_a_port() {
+    let cfg = Config::from_ron(
+        r#"(dns: (servers: ["127.0.0.1:5353", "127.0.0.2", "::1", "[::1]:5300"]))"#,
+        "t.ron",
+    )
+    .unwrap();
+    let got: Vec<String> = cfg.dns.servers.iter().map(|s| s.to_string()).collect();
+    assert_eq!(
+        got,
+        ["127.0.0.1:5353", "127.0.0.2:53", "[::1]:53", "[::1]:5300"]
+    );
+    let e = Config::from_ron(r#"(dns: (servers: ["dns.example"]))"#, "t.ron")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("t.ron:1:") && e.contains("not a name server address"),
+        "{e}"
+    );
+}
