@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use impulse_config::DkimCfg;
-use mail_auth::common::crypto::{Ed25519Key, RsaKey, Sha256};
+use mail_auth::common::crypto::{Ed25519Key, RsaKey, Sha256, SigningKey};
 use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dkim::{Canonicalization, DkimSigner, Done};
 use rustls::pki_types::pem::PemObject;
@@ -99,24 +99,22 @@ fn signer(pem: &[u8], domain: &str, selector: &str) -> Result<Signer, String> {
     let der = PrivateKeyDer::from_pem_slice(pem).map_err(|e| format!("no private key: {e}"))?;
     if let PrivateKeyDer::Pkcs8(p8) = &der {
         if let Ok(key) = Ed25519Key::from_pkcs8_der(p8.secret_pkcs8_der()) {
-            let s = DkimSigner::from_key(key)
-                .domain(domain)
-                .selector(selector)
-                .headers(SIGNED.iter().copied())
-                .header_canonicalization(Canonicalization::Relaxed)
-                .body_canonicalization(Canonicalization::Relaxed);
-            return Ok(Signer::Ed25519(s));
+            return Ok(Signer::Ed25519(configure(key, domain, selector)));
         }
     }
     let rsa = RsaKey::<Sha256>::from_key_der(der)
         .map_err(|e| format!("neither an Ed25519 nor an RSA key: {e}"))?;
-    let s = DkimSigner::from_key(rsa)
+    Ok(Signer::Rsa(configure(rsa, domain, selector)))
+}
+
+/// The signer for `key`: `domain`, `selector`, the [`SIGNED`] headers, relaxed/relaxed.
+fn configure<T: SigningKey>(key: T, domain: &str, selector: &str) -> DkimSigner<T, Done> {
+    DkimSigner::from_key(key)
         .domain(domain)
         .selector(selector)
         .headers(SIGNED.iter().copied())
         .header_canonicalization(Canonicalization::Relaxed)
-        .body_canonicalization(Canonicalization::Relaxed);
-    Ok(Signer::Rsa(s))
+        .body_canonicalization(Canonicalization::Relaxed)
 }
 
 /// The lower-cased domain of the first address in the `From:` header.

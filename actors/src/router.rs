@@ -108,14 +108,10 @@ impl Router {
 
     /// Every live container whose domain is `domain` (any binding), or every one.
     pub fn matching(&self, domain: Option<&str>) -> Vec<Addr<Domain>> {
-        self.domains
-            .iter()
-            .filter(|e| e.value().connected())
-            .filter(|e| {
-                domain.is_none_or(|d| crate::binding::split_key(e.key()).1.eq_ignore_ascii_case(d))
-            })
-            .map(|e| e.value().clone())
-            .collect()
+        match domain {
+            Some(d) => self.queues_of(d).into_iter().map(|(_, a)| a).collect(),
+            None => self.all(),
+        }
     }
 
     /// Every live container.

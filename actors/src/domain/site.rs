@@ -74,9 +74,12 @@ pub fn key(binding: Option<&str>, hops: &[Hop]) -> String {
 pub struct Site {
     pub key: String,
     open: AtomicUsize,
-    throttle: Mutex<Option<Throttle>>,
-    conn_throttle: Mutex<Option<Throttle>>,
+    /// None: unlimited, and no lock is taken per message.
+    throttle: Option<Mutex<Throttle>>,
+    conn_throttle: Option<Mutex<Throttle>>,
     idle: Mutex<Vec<(ActorId, Addr<Outbound>)>>,
+    /// How many connections are parked, so taking one back costs no lock when none is.
+    parked: AtomicUsize,
 }
 
 impl Site {
@@ -84,9 +87,10 @@ impl Site {
         Site {
             key: key.to_string(),
             open: AtomicUsize::new(0),
-            throttle: Mutex::new(Throttle::optional(cfg.throttle)),
-            conn_throttle: Mutex::new(Throttle::optional(cfg.connection_throttle)),
+            throttle: Throttle::optional(cfg.throttle).map(Mutex::new),
+            conn_throttle: Throttle::optional(cfg.connection_throttle).map(Mutex::new),
             idle: Mutex::new(Vec::new()),
+            parked: AtomicUsize::new(0),
         }
     }
 
@@ -115,16 +119,16 @@ impl Site {
 
     /// The message throttle: `Err(wait)` when the next message must wait.
     pub fn admit_message(&self, now: Instant) -> Result<(), std::time::Duration> {
-        lock(&self.throttle)
-            .as_mut()
-            .map_or(Ok(()), |t| t.admit(now))
+        self.throttle
+            .as_ref()
+            .map_or(Ok(()), |t| lock(t).admit(now))
     }
 
     /// The connection throttle.
     pub fn admit_connection(&self, now: Instant) -> Result<(), std::time::Duration> {
-        lock(&self.conn_throttle)
-            .as_mut()
-            .map_or(Ok(()), |t| t.admit(now))
+        self.conn_throttle
+            .as_ref()
+            .map_or(Ok(()), |t| lock(t).admit(now))
     }
 
     /// Offer an idle connection to the other domains of the site.
@@ -134,22 +138,34 @@ impl Site {
         if !idle.iter().any(|(i, _)| *i == id) {
             idle.push((id, conn));
         }
+        self.parked.store(idle.len(), Ordering::Release);
     }
 
     /// Take an idle connection of the site, if one is still alive.
     pub fn take_idle(&self) -> Option<(ActorId, Addr<Outbound>)> {
+        if self.parked.load(Ordering::Acquire) == 0 {
+            return None;
+        }
         let mut idle = lock(&self.idle);
+        let mut found = None;
         while let Some((id, c)) = idle.pop() {
             if c.connected() {
-                return Some((id, c));
+                found = Some((id, c));
+                break;
             }
         }
-        None
+        self.parked.store(idle.len(), Ordering::Release);
+        found
     }
 
     /// Forget connection `id` (it quit or was taken back).
     pub fn unpark(&self, id: ActorId) {
-        lock(&self.idle).retain(|(i, _)| *i != id);
+        if self.parked.load(Ordering::Acquire) == 0 {
+            return; // the common case, on every message: no lock
+        }
+        let mut idle = lock(&self.idle);
+        idle.retain(|(i, _)| *i != id);
+        self.parked.store(idle.len(), Ordering::Release);
     }
 }
 

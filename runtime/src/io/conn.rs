@@ -215,23 +215,10 @@ impl Conn {
         // What is read for a connection belongs to its owner, not to the loop.
         let _class = crate::alloc::enter(credit.class());
         loop {
-            if self.paused {
-                return Step::Idle;
-            }
-            let room = credit.room();
-            if room == 0 {
-                match credit.pause() {
-                    Pause::Paused => {
-                        self.paused = true;
-                        c.paused();
-                        return Step::Idle;
-                    }
-                    Pause::KeepReading => continue,
-                }
-            }
-            if budget == 0 {
-                return Step::More;
-            }
+            let room = match self.gate(&credit, budget, c) {
+                Ok(room) => room,
+                Err(step) => return step,
+            };
             let want = room.min(buf.len()).min(budget);
             match self.stream.read(&mut buf[..want]) {
                 Ok(0) => return Step::ReadClosed,
@@ -261,6 +248,37 @@ impl Conn {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Step::End(Some(CloseReason::Error(e.to_string()))),
             }
+        }
+    }
+
+    /// Whether one more read may happen in this pass: `Ok(room)`, the credit window
+    /// left, or the step that ends the pass (paused by its credit, or the turn's budget
+    /// spent). Shared by the plaintext and the TLS read passes.
+    pub(super) fn gate(
+        &mut self,
+        credit: &Credit,
+        budget: usize,
+        c: &mut Counters,
+    ) -> Result<usize, Step> {
+        loop {
+            if self.paused {
+                return Err(Step::Idle);
+            }
+            let room = credit.room();
+            if room == 0 {
+                match credit.pause() {
+                    Pause::Paused => {
+                        self.paused = true;
+                        c.paused();
+                        return Err(Step::Idle);
+                    }
+                    Pause::KeepReading => continue,
+                }
+            }
+            if budget == 0 {
+                return Err(Step::More);
+            }
+            return Ok(room);
         }
     }
 

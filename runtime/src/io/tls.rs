@@ -19,7 +19,6 @@ use bytes::Bytes;
 use rustls::pki_types::ServerName;
 
 use super::conn::{deliver, Conn, Step};
-use super::credit::Pause;
 use super::stats::Counters;
 use super::{CloseReason, ConnEvent};
 
@@ -108,21 +107,8 @@ impl Conn {
         };
         let _class = crate::alloc::enter(credit.class());
         loop {
-            if self.paused {
-                return Step::Idle;
-            }
-            if credit.room() == 0 {
-                match credit.pause() {
-                    Pause::Paused => {
-                        self.paused = true;
-                        c.paused();
-                        return Step::Idle;
-                    }
-                    Pause::KeepReading => continue,
-                }
-            }
-            if budget == 0 {
-                return Step::More;
+            if let Err(step) = self.gate(&credit, budget, c) {
+                return step;
             }
             let Some(tls) = self.tls.as_mut() else {
                 return Step::Idle;
