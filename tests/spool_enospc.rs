@@ -1,8 +1,8 @@
 //! Scenario: the spool's disk fills up while deliveries run. The data directory is a
 //! small tmpfs; messages are accepted, deferred once by the next hop, and the disk is
 //! filled to the last byte before their retry. Then:
-//! - new transactions get `452 4.3.1` at MAIL FROM, and `status` says the spool is
-//!   unhealthy;
+//! - new transactions get `452 4.3.1` at MAIL FROM, `status` says the spool is
+//!   unhealthy and `/health` answers 503;
 //! - the retries are delivered meanwhile, and their log records and done marks, which
 //!   cannot be written yet, are kept and retried — nothing is reported written that
 //!   was not;
@@ -81,7 +81,8 @@ fn send(addr: std::net::SocketAddr, rcpt: &str) -> (u16, String) {
 
 fn start(dir: &Path, sink: &Sink) -> Daemon {
     let extra = "spool: (min_free: 2097152, segment_size: 1048576),\n    \
-                 domains: { \"*\": (retry_interval: \"3s\", max_retry_interval: \"3s\") },";
+                 domains: { \"*\": (retry_interval: \"3s\", max_retry_interval: \"3s\") },\n    \
+                 http: (address: \"127.0.0.1:0\"),";
     Daemon::start(dir, &config(dir, Some(sink.addr()), extra))
 }
 
@@ -131,6 +132,10 @@ fn a_full_disk_refuses_new_mail_and_loses_or_repeats_nothing() {
     let total = MESSAGES + accepted_meanwhile;
     let status = daemon.ctl_json(&["status"]);
     assert_eq!(status["spool_healthy"], false, "{status}");
+    // The load balancer's view: /health says 503, with the reason.
+    let health = common::http::get(daemon.http.unwrap(), "/health");
+    assert_eq!(health.status, 503, "{}", health.body);
+    assert_eq!(health.json()["status"], "unhealthy");
 
     // The retries are delivered while the disk is full.
     assert!(sink.wait_for(total, WAIT), "{}", daemon.stderr());
@@ -144,6 +149,7 @@ fn a_full_disk_refuses_new_mail_and_loses_or_repeats_nothing() {
         || daemon.ctl_json(&["status"])["spool_healthy"] == true,
         || daemon.stderr(),
     );
+    assert_eq!(common::http::get(daemon.http.unwrap(), "/health").status, 200);
     let records = daemon.log_records();
     for i in 0..MESSAGES {
         let r = format!("later{i}@full.test");

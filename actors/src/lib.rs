@@ -6,7 +6,8 @@
 //!
 //! - [`root`] — boots everything in order, supervises, runs the graceful shutdown.
 //! - [`listener`] — one per listening address; starts an inbound session per connection.
-//! - [`inbound`] — the SMTP server session actor (and the `Received:` header).
+//! - [`inbound`] — the SMTP server session actor.
+//! - [`accept`] — accepting a message (SMTP or HTTP): binding, DKIM, split, fsync, `Received:`.
 //! - [`spool`] — the durable store: segment files, group-committed fsyncs, recovery.
 //! - [`router`] — finds or starts the domain container for a destination domain.
 //! - [`domain`] — one container per destination domain: queues, connections, retries.
@@ -18,12 +19,14 @@
 //! - [`binding`] — egress identities (source address, EHLO name) and queue keys.
 //! - [`dkim`] — DKIM signing keys per sending domain, and the signing itself.
 //! - [`control`] — the `impulsectl` control-socket server.
+//! - [`http`] — the HTTP endpoint: `/metrics`, `/health`, the control API, injection.
 //! - [`suspend`] — suspended destinations, kept durably across restarts.
 //! - [`queued`] — the compact record a message is while no actor works on it.
 //! - [`arbiters`] — the event-loop threads and which actor runs on which.
 //! - [`batch`] — group commit, the one batching mechanism (spool and logger).
 //! - [`context`], [`stats`], [`ids`] — what is shared: context, counters, message ids.
 
+pub mod accept;
 pub mod arbiters;
 pub mod batch;
 pub mod binding;
@@ -33,6 +36,7 @@ pub mod control;
 pub mod dkim;
 pub mod dns;
 pub mod domain;
+pub mod http;
 pub mod ids;
 pub mod inbound;
 pub mod listener;

@@ -1,7 +1,7 @@
 //! The root: boots the actor system in order and supervises it for the process's life.
 //!
 //! Boot order: registry → I/O actor → blocking pool → actor arbiters → logger → spool →
-//! control socket → listeners. Then `listening on ADDR` per listener and `ready` go to
+//! control socket → HTTP endpoint (if configured) → listeners. Then `listening on ADDR` per listener and `ready` go to
 //! stderr, while the root asks the spool to recover and hands every live message it
 //! answers with to the router (the spool only stores and answers). The root actor then
 //! samples allocator peaks, watches the actors whose loss would stop mail (spool,
@@ -28,6 +28,7 @@ use crate::context::Shared;
 use crate::control::{Control, Shutdown};
 use crate::dkim::DkimKeys;
 use crate::dns::{DnsSettings, Resolver};
+use crate::http::Http;
 use crate::ids::IdGen;
 use crate::listener::{self, Bound, Listener};
 use crate::logger::{Log, Logger};
@@ -47,6 +48,8 @@ const DNS_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Booted {
     pub root: Addr<Root>,
     pub listening: Vec<SocketAddr>,
+    /// The HTTP endpoint's bound address, when `http` is configured.
+    pub http: Option<SocketAddr>,
     pub control_socket: PathBuf,
 }
 
@@ -58,6 +61,8 @@ pub struct Root {
     listeners: Vec<Addr<Listener>>,
     router: Arc<Router>,
     control: Option<Addr<Control>>,
+    /// The HTTP endpoint and its listening socket (closed at shutdown).
+    http: Option<(Addr<Http>, impulse_runtime::io::ListenerId)>,
     shutting_down: bool,
     /// SIGTERM, SIGINT and SIGHUP streams, registered during `boot` (so a signal that
     /// arrives right after `ready` is already handled) and watched from `started`.
@@ -186,6 +191,7 @@ pub fn boot_from(config: Config, path: Option<PathBuf>) -> Result<Booted, String
     let control_socket = data_dir.join("control.sock");
     let mut failure: Option<String> = None;
     let mut listening = Vec::new();
+    let mut http_bound = None;
     let root = Root::create(|ctx| {
         let control = Control::new(
             shared.clone(),
@@ -199,6 +205,25 @@ pub fn boot_from(config: Config, path: Option<PathBuf>) -> Result<Booted, String
                 "cannot listen on {}: {e}",
                 control_socket.display()
             ));
+        }
+        let mut http = None;
+        if let Some(h) = &config.http {
+            let endpoint = Http::new(
+                shared.clone(),
+                router.clone(),
+                control.clone(),
+                Registration::new(&registry, ActorClass::Http, "http", Some(root_id)),
+            );
+            let actor = Supervisor::start(move |_| endpoint);
+            match io.listen_tcp(h.address, actor.clone().recipient()) {
+                Ok((id, local)) => {
+                    http_bound = Some(local);
+                    http = Some((actor, id));
+                }
+                Err(e) => {
+                    failure.get_or_insert(format!("cannot listen on {} (http): {e}", h.address));
+                }
+            }
         }
         let mut listeners = Vec::new();
         for l in &config.listeners {
@@ -233,6 +258,7 @@ pub fn boot_from(config: Config, path: Option<PathBuf>) -> Result<Booted, String
             listeners,
             router,
             control: Some(control),
+            http,
             shutting_down: false,
             signals,
             config_path: path,
@@ -245,6 +271,7 @@ pub fn boot_from(config: Config, path: Option<PathBuf>) -> Result<Booted, String
     Ok(Booted {
         root,
         listening,
+        http: http_bound,
         control_socket,
     })
 }
@@ -421,6 +448,9 @@ impl Handler<Shutdown> for Root {
         }
         self.router.drain();
         self.control.take();
+        if let Some((_, id)) = self.http.take() {
+            self.shared.io.close_listener(id);
+        }
         let deadline = Instant::now() + self.shared.config.shutdown_grace.get();
         self.wait_and_stop(deadline, ctx);
     }

@@ -162,9 +162,6 @@ pub(crate) fn unsupported(cfg: &Config) -> Vec<Problem> {
             format!("{WHY} (SMTP AUTH)"),
         );
     }
-    if cfg.http.is_some() {
-        r.add(vec![key("http")], WHY);
-    }
     report.0
 }
 

@@ -79,6 +79,9 @@ fn main() -> ExitCode {
     for addr in &booted.listening {
         eprintln!("listening on {addr}");
     }
+    if let Some(addr) = booted.http {
+        eprintln!("http listening on {addr}");
+    }
     eprintln!("ready");
     let code = system.run_with_code();
     let _ = std::fs::remove_file(&booted.control_socket);

@@ -27,11 +27,13 @@ pub enum ActorClass {
     Resolver = 12,
     /// The bounce generator (delivery status notifications).
     Bouncer = 13,
+    /// The HTTP endpoint (`/metrics`, `/health`, `/api/`).
+    Http = 14,
 }
 
 impl ActorClass {
     /// Number of classes; class values are `0..COUNT`.
-    pub const COUNT: usize = 14;
+    pub const COUNT: usize = 15;
 
     /// Every class, in numeric order.
     pub const ALL: [ActorClass; Self::COUNT] = [
@@ -49,6 +51,7 @@ impl ActorClass {
         ActorClass::Message,
         ActorClass::Resolver,
         ActorClass::Bouncer,
+        ActorClass::Http,
     ];
 
     /// The class with numeric value `v`; `Other` for anything out of range.
@@ -77,6 +80,7 @@ impl ActorClass {
             ActorClass::Message => "message",
             ActorClass::Resolver => "resolver",
             ActorClass::Bouncer => "bouncer",
+            ActorClass::Http => "http",
         }
     }
 

@@ -9,7 +9,8 @@
 //! record helpers, [`relay`] the sink, source and next-hop helpers of relaying scenarios;
 //! and, for one family of scenarios each, [`abuse`] the strict client and checks of the
 //! bad-input scenarios, [`ctl`] the busy daemon the `impulsectl` scenarios inspect,
-//! [`delivery`] the message sending of the delivery scenarios. Everything stays on
+//! [`delivery`] the message sending of the delivery scenarios, [`http`] the HTTP client
+//! and metrics parser of the HTTP scenarios. Everything stays on
 //! loopback.
 
 #![allow(dead_code, unused_imports)]
@@ -18,6 +19,7 @@ pub mod abuse;
 pub mod client;
 pub mod ctl;
 pub mod delivery;
+pub mod http;
 pub mod log;
 pub mod relay;
 
@@ -126,6 +128,8 @@ pub struct Daemon {
     child: Option<Child>,
     /// The SMTP listener's real address.
     pub smtp: SocketAddr,
+    /// The HTTP endpoint's address, when the config has `http`.
+    pub http: Option<SocketAddr>,
     /// The directory holding `impulse.ron` and `data/`.
     pub dir: PathBuf,
     stderr: Arc<Mutex<Vec<String>>>,
@@ -168,12 +172,16 @@ impl Daemon {
         }
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut smtp = None;
+        let mut http = None;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
                 Ok(line) => {
                     if let Some(addr) = line.strip_prefix("listening on ") {
                         smtp.get_or_insert(addr.trim().parse().expect("listen address"));
+                    }
+                    if let Some(addr) = line.strip_prefix("http listening on ") {
+                        http = Some(addr.trim().parse().expect("http address"));
                     }
                     if line == "ready" {
                         break;
@@ -191,6 +199,7 @@ impl Daemon {
         Daemon {
             child: Some(child),
             smtp: smtp.expect("a listening line before ready"),
+            http,
             dir: dir.to_path_buf(),
             stderr: lines,
         }

@@ -359,6 +359,18 @@ fn parse_path(s: &[u8], null_ok: bool) -> Result<(String, &[u8]), &'static str> 
     Ok((address.to_owned(), rest))
 }
 
+/// Checks one address given outside SMTP (the HTTP injection API) by the rules MAIL FROM
+/// (`sender`: the null sender allowed) or RCPT TO apply; the address comes back as it
+/// would from the command.
+pub fn check_address(address: &str, sender: bool) -> Result<String, &'static str> {
+    let path = format!("<{address}>");
+    match parse_path(path.as_bytes(), sender) {
+        Ok((a, b"")) => Ok(a),
+        Ok(_) => Err("Bad address syntax"),
+        Err(e) => Err(e),
+    }
+}
+
 /// Parses the space-separated `KEYWORD[=value]` list after a path.
 fn parse_params(s: &[u8]) -> Result<Vec<Param>, ParseError> {
     const BAD: ParseError = ParseError::Syntax("Bad parameter syntax");

@@ -41,6 +41,34 @@ pub fn dot_stuff(body: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(b".\r\n");
 }
 
+/// `body` with every line end made CRLF (bare LF and bare CR both become CRLF) and a final
+/// CRLF added when missing: the stored form of a message that did not arrive over SMTP
+/// (the HTTP injection API), so signing and delivery see the same bytes as for SMTP.
+pub fn canonical_lines(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + body.len() / 64 + 2);
+    let mut rest = body;
+    while !rest.is_empty() {
+        match memchr2(b'\r', b'\n', rest) {
+            None => {
+                out.extend_from_slice(rest);
+                out.extend_from_slice(b"\r\n");
+                break;
+            }
+            Some(i) => {
+                out.extend_from_slice(&rest[..i]);
+                out.extend_from_slice(b"\r\n");
+                let eol = if rest[i] == b'\r' && rest.get(i + 1) == Some(&b'\n') {
+                    2
+                } else {
+                    1
+                };
+                rest = &rest[i + eol..];
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,6 +106,22 @@ mod tests {
                 "body {:?}",
                 String::from_utf8_lossy(body)
             );
+        }
+    }
+
+    #[test]
+    fn canonical_lines_table() {
+        let table: &[(&[u8], &[u8])] = &[
+            (b"", b""),
+            (b"a", b"a\r\n"),
+            (b"a\nb\n", b"a\r\nb\r\n"),
+            (b"a\rb", b"a\r\nb\r\n"),
+            (b"a\r\n\r\nb\r\n", b"a\r\n\r\nb\r\n"),
+            (b".x\n", b".x\r\n"),
+            (b"\n\r", b"\r\n\r\n"),
+        ];
+        for (input, want) in table {
+            assert_eq!(&canonical_lines(input), want, "{input:?}");
         }
     }
 

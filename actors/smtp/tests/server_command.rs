@@ -208,3 +208,27 @@ fn long_paths_are_refused() {
     let line = format!("RCPT TO:<{local}@b.c>");
     assert!(Command::parse(line.as_bytes()).is_ok());
 }
+
+#[test]
+fn addresses_checked_outside_smtp() {
+    use impulse_smtp::command::check_address;
+    let table: Vec<(&str, bool, Result<&str, ()>)> = vec![
+        ("a@example.com", false, Ok("a@example.com")),
+        ("\"a b\"@example.com", false, Ok("\"a b\"@example.com")),
+        ("", true, Ok("")),
+        ("", false, Err(())),
+        ("postmaster", false, Ok("postmaster")),
+        ("postmaster", true, Err(())),
+        ("a b@example.com", false, Err(())),
+        ("a@example.com> x", false, Err(())),
+        ("a@example.com>", false, Err(())),
+        ("a\r\n@example.com", false, Err(())),
+        ("noat", false, Err(())),
+        ("a@", false, Err(())),
+    ];
+    for (input, sender, want) in table {
+        let got = check_address(input, sender).map_err(|_| ());
+        let got = got.as_ref().map(String::as_str).map_err(|_| ());
+        assert_eq!(got, want, "{input:?} sender={sender}");
+    }
+}

@@ -11,7 +11,7 @@
 //! address reaches the output, so nothing can start a header or a line; the original
 //! headers are re-terminated with CRLF line by line and cut at a size bound.
 
-use crate::inbound::received::rfc5322_date;
+use crate::accept::received::rfc5322_date;
 
 /// Longest reply text quoted in a report.
 const MAX_TEXT: usize = 512;

@@ -10,6 +10,8 @@
 pub mod messages;
 mod reply;
 
+use reply::To;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -85,10 +87,10 @@ impl Control {
         self.sample = (now, received, delivered);
     }
 
-    fn answer(&mut self, conn: ConnId, request: Result<Request, String>, ctx: &mut Context<Self>) {
+    fn answer(&mut self, to: To, request: Result<Request, String>, ctx: &mut Context<Self>) {
         let request = match request {
             Ok(r) => r,
-            Err(e) => return self.reply(conn, move || Response::Error { message: e }, ctx),
+            Err(e) => return self.reply(to, move || Response::Error { message: e }, ctx),
         };
         match request {
             Request::Tree {
@@ -100,7 +102,7 @@ impl Control {
                 // Built on the pool: with a million messages this is real work.
                 let registry = self.shared.registry.clone();
                 self.reply(
-                    conn,
+                    to,
                     move || {
                         let (view, total) = registry.tree(TreeOptions {
                             depth,
@@ -119,35 +121,35 @@ impl Control {
             }
             Request::Memory => {
                 let report = alloc::snapshot();
-                self.reply(conn, move || Response::Memory(report), ctx)
+                self.reply(to, move || Response::Memory(report), ctx)
             }
             Request::Pools => {
                 let pools = vec![self.shared.pool.stats()];
-                self.reply(conn, move || Response::Pools { pools }, ctx)
+                self.reply(to, move || Response::Pools { pools }, ctx)
             }
             Request::Shutdown => {
                 self.shutdown.do_send(Shutdown {
                     reason: "impulsectl shutdown".into(),
                 });
                 let message = "shutting down".to_string();
-                self.reply(conn, move || Response::Ok { message }, ctx)
+                self.reply(to, move || Response::Ok { message }, ctx)
             }
             Request::Domain { name } => {
                 let queues = self.router.queues_of(&name);
                 let Some((_, first)) = queues.first().cloned() else {
                     let message = format!("no queue for {name}");
-                    return self.reply(conn, move || Response::Error { message }, ctx);
+                    return self.reply(to, move || Response::Error { message }, ctx);
                 };
                 let others: Vec<String> = queues.iter().skip(1).map(|(k, _)| k.clone()).collect();
                 let fut = async move { first.send(DomainInfo).await };
                 ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| match res {
                     Ok(mut d) => {
                         d.other_queues = others;
-                        act.reply(conn, move || Response::Domain(Box::new(d)), ctx)
+                        act.reply(to, move || Response::Domain(Box::new(d)), ctx)
                     }
                     Err(e) => {
                         let message = format!("the container of {name} did not answer: {e}");
-                        act.reply(conn, move || Response::Error { message }, ctx)
+                        act.reply(to, move || Response::Error { message }, ctx)
                     }
                 }));
             }
@@ -168,16 +170,16 @@ impl Control {
                     (None, Some(s)) => format!("{domain} suspended for {s}s"),
                     (None, None) => format!("{domain} suspended"),
                 };
-                self.persist_suspensions(conn, list, domain, what, ctx);
+                self.persist_suspensions(to, list, domain, what, ctx);
             }
             Request::Resume { domain } => {
                 let (n, list) = self.shared.suspensions.resume(&domain);
                 if n == 0 {
                     let message = format!("{domain} is not suspended");
-                    return self.reply(conn, move || Response::Error { message }, ctx);
+                    return self.reply(to, move || Response::Error { message }, ctx);
                 }
                 let what = format!("{domain} resumed");
-                self.persist_suspensions(conn, list, domain, what, ctx);
+                self.persist_suspensions(to, list, domain, what, ctx);
             }
             Request::Bounce {
                 domain,
@@ -191,14 +193,14 @@ impl Control {
                     Some(None) => {
                         let message =
                             format!("{:?} is not a message id", message.unwrap_or_default());
-                        return self.reply(conn, move || Response::Error { message }, ctx);
+                        return self.reply(to, move || Response::Error { message }, ctx);
                     }
                     Some(Some(id)) => Some(id),
                     None => None,
                 };
                 if domain.is_none() && id.is_none() && sender.is_none() {
                     let message = "bounce needs a DOMAIN, --message ID or --sender S".to_string();
-                    return self.reply(conn, move || Response::Error { message }, ctx);
+                    return self.reply(to, move || Response::Error { message }, ctx);
                 }
                 let ask = AdminBounce {
                     message: id,
@@ -225,7 +227,7 @@ impl Control {
                                 message.push_str(": ");
                                 message.push_str(&list.join(" "));
                             }
-                            act.reply(conn, move || Response::Ok { message }, ctx)
+                            act.reply(to, move || Response::Ok { message }, ctx)
                         }),
                 );
             }
@@ -236,7 +238,7 @@ impl Control {
                         Some(d) => format!("no queue for {d}"),
                         None => "no queues".into(),
                     };
-                    return self.reply(conn, move || Response::Error { message }, ctx);
+                    return self.reply(to, move || Response::Error { message }, ctx);
                 }
                 let queues = domains.len();
                 let fut = async move {
@@ -248,7 +250,7 @@ impl Control {
                 };
                 ctx.spawn(fut.into_actor(self).map(move |n: usize, act, ctx| {
                     let message = format!("{n} delayed messages due now, in {queues} queues");
-                    act.reply(conn, move || Response::Ok { message }, ctx)
+                    act.reply(to, move || Response::Ok { message }, ctx)
                 }));
             }
             Request::Queues | Request::Status => {
@@ -269,7 +271,7 @@ impl Control {
                         .map(move |rows: Vec<QueueRow>, act, ctx| {
                             if request == Request::Queues {
                                 return act.reply(
-                                    conn,
+                                    to,
                                     move || Response::Queues { domains: rows },
                                     ctx,
                                 );
@@ -281,7 +283,7 @@ impl Control {
                                 s.queued_delayed += r.delayed as u64;
                                 s.in_flight += r.in_flight as u64;
                             }
-                            act.reply(conn, move || Response::Status(s), ctx)
+                            act.reply(to, move || Response::Status(s), ctx)
                         }),
                 );
             }
@@ -345,6 +347,20 @@ impl Handler<Accepted> for Control {
     }
 }
 
+impl Handler<Ask> for Control {
+    type Result = ();
+
+    fn handle(&mut self, msg: Ask, ctx: &mut Context<Self>) {
+        let _g = alloc::enter(ActorClass::Control);
+        let panics = self.shared.panics.clone();
+        // A request that breaks the handler drops `reply`: the caller hears "no answer".
+        let _ = guard(self, ctx, "control", Some(&panics), move |act, ctx| {
+            fault_point("control");
+            act.answer(To::Caller(msg.reply), Ok(msg.request), ctx)
+        });
+    }
+}
+
 impl Handler<ConnEvent> for Control {
     type Result = ();
 
@@ -387,7 +403,7 @@ impl Control {
     /// only, which the answer says).
     fn persist_suspensions(
         &mut self,
-        conn: ConnId,
+        to: To,
         list: Vec<crate::suspend::Suspension>,
         domain: String,
         what: String,
@@ -411,7 +427,7 @@ impl Control {
                     message: format!("{what}, but not saved (lost at a restart): {e}"),
                 },
             };
-            act.reply(conn, move || response, ctx)
+            act.reply(to, move || response, ctx)
         }));
     }
 }
@@ -437,7 +453,7 @@ impl Control {
                     return;
                 };
                 client.answered = true;
-                self.answer(conn, request, ctx);
+                self.answer(To::Socket(conn), request, ctx);
             }
             ConnEvent::ReadClosed { conn } => {
                 // The client sent all it will: answer a request without its newline, or
@@ -456,7 +472,7 @@ impl Control {
                 }
                 let request = serde_json::from_slice::<Request>(line)
                     .map_err(|e| format!("bad request: {e}"));
-                self.answer(conn, request, ctx);
+                self.answer(To::Socket(conn), request, ctx);
             }
             ConnEvent::Closed { conn, .. } => {
                 self.clients.remove(&conn);

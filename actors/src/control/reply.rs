@@ -4,6 +4,8 @@
 //! connection's unsent backlog is under [`HIGH_WATER`], paced by a 1 ms wake-up. So an
 //! answer of any size (`tree --all` with a million messages) arrives whole and never
 //! trips the I/O actor's write-buffer cap; once all is written the connection closes.
+//! An answer for another actor (the HTTP endpoint's [`Ask`](super::Ask)) is built on the
+//! pool the same way and handed back typed, through its channel.
 
 use std::time::Duration;
 
@@ -20,6 +22,14 @@ const CHUNK: usize = 256 * 1024;
 /// loop that falls 50 ms behind stays far below its write-buffer cap.
 const HIGH_WATER: usize = 2 * 1024 * 1024;
 const TICK: Duration = Duration::from_millis(1);
+
+/// Where an answer goes.
+pub enum To {
+    /// A control-socket client: one JSON line, then close.
+    Socket(ConnId),
+    /// Another actor, typed (the HTTP endpoint).
+    Caller(tokio::sync::oneshot::Sender<Response>),
+}
 
 /// An answer being written.
 pub(super) struct Outgoing {
@@ -38,13 +48,26 @@ fn encode(resp: &Response) -> Vec<u8> {
 }
 
 impl Control {
-    /// Answer `conn` with what `make` builds (on the pool), then close it.
+    /// Answer `to` with what `make` builds (on the pool); a socket client is closed after.
     pub(super) fn reply(
         &mut self,
-        conn: ConnId,
+        to: To,
         make: impl FnOnce() -> Response + Send + 'static,
         ctx: &mut Context<Self>,
     ) {
+        let conn = match to {
+            To::Socket(conn) => conn,
+            To::Caller(tx) => {
+                let job = self.shared.pool.run(make);
+                ctx.spawn(job.into_actor(self).map(move |res, _, _| {
+                    let response = res.unwrap_or_else(|e| Response::Error {
+                        message: format!("cannot build the answer: {e}"),
+                    });
+                    let _ = tx.send(response);
+                }));
+                return;
+            }
+        };
         let job = self.shared.pool.run(move || encode(&make()));
         ctx.spawn(job.into_actor(self).map(move |res, act, ctx| {
             let data = res.unwrap_or_else(|e| {

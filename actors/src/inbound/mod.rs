@@ -14,12 +14,10 @@
 //! is in progress and the input it already has is processed.
 
 pub mod messages;
-pub mod received;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use bytes::Bytes;
@@ -29,16 +27,11 @@ use impulse_runtime::registry::Registration;
 use impulse_runtime::supervise::{contain, fault_point};
 use impulse_runtime::ActorClass;
 use impulse_smtp::server::{Event, MessageOutcome, Policy, Session};
-use impulse_smtp::{domain_of, Envelope};
+use impulse_smtp::Envelope;
 
-use crate::binding;
+use crate::accept::{self, Refusal, Submission};
 use crate::context::Shared;
-use crate::ids::now_ms;
-use crate::logger::{self, LogRecord, LoggedResponse, RecordType};
-use crate::queued::{PackedEnvelope, QueuedMessage};
 use crate::router::Router;
-use crate::spool::record::MessageMeta;
-use crate::spool::{NewMessage, Store};
 use crate::stats::Stats;
 pub use messages::*;
 
@@ -176,151 +169,31 @@ impl Inbound {
         self.close();
     }
 
-    /// Spool a completed message, DKIM-signed first (on the pool) when its From domain
-    /// has a key.
+    /// Spool a completed message through the shared acceptance path; the session waits
+    /// for the answer (after the fsync).
     fn store(&mut self, envelope: Envelope, data: Vec<u8>, ctx: &mut Context<Self>) {
         self.storing = true;
-        // The binding header is taken out before anything else sees the message.
-        let (header, stripped) = binding::take_header(&data);
-        let data = stripped.unwrap_or(data);
-        let binding = match binding::choose(&self.shared.config, header.as_deref()) {
-            Ok(b) => b,
-            Err(why) => {
-                self.storing = false;
-                self.session.message_done(MessageOutcome::Reject(why));
-                self.drive(ctx);
-                return;
-            }
+        let sub = Submission {
+            sender: envelope.sender,
+            recipients: envelope.recipients,
+            data,
+            peer: self.peer,
+            helo: self.session.helo_name().unwrap_or("").to_string(),
+            hostname: self.session.policy().hostname.clone(),
+            with: "ESMTP",
+            class: ActorClass::Inbound,
         };
-        let Some(key) = self.shared.dkim.for_message(&data) else {
-            self.store_signed(envelope, data, None, binding, ctx);
-            return;
-        };
-        let job = self.shared.pool.run(move || {
-            let signature = key.sign(&data);
-            (data, signature)
-        });
-        ctx.spawn(job.into_actor(self).map(move |res, act, ctx| {
-            let _g = alloc::enter(ActorClass::Inbound);
-            match res {
-                Ok((data, Ok(sig))) => act.store_signed(envelope, data, Some(sig), binding, ctx),
-                Ok((data, Err(e))) => {
-                    // A message is not refused for its signature: it goes unsigned,
-                    // and the operator hears why.
-                    eprintln!("dkim: cannot sign a message from {}: {e}", envelope.sender);
-                    act.store_signed(envelope, data, None, binding, ctx);
-                }
-                Err(e) => {
-                    act.storing = false;
-                    let why = format!("cannot sign the message: {e}");
-                    act.session.message_done(MessageOutcome::TempFail(why));
-                    act.drive(ctx);
-                }
-            }
-        }));
-    }
-
-    /// Spool a completed message (one record per recipient domain), then answer.
-    fn store_signed(
-        &mut self,
-        envelope: Envelope,
-        data: Vec<u8>,
-        signature: Option<String>,
-        binding: Option<String>,
-        ctx: &mut Context<Self>,
-    ) {
-        let mut by_domain: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for r in &envelope.recipients {
-            by_domain.entry(domain_of(r)).or_default().push(r.clone());
-        }
-        let now = now_ms();
-        let mut messages = Vec::with_capacity(by_domain.len());
-        let mut queued = Vec::with_capacity(by_domain.len());
-        let peer = self.peer.ip().to_string();
-        for (domain, recipients) in by_domain {
-            let domain = binding::queue_key(&domain, binding.as_deref());
-            let id = self.shared.ids.next();
-            let header = received::received_header(
-                self.session.helo_name().unwrap_or(""),
-                &peer,
-                &self.session.policy().hostname,
-                &id.to_string(),
-                SystemTime::now(),
-            );
-            // The body belongs to the message (the spool may keep it for its delivery).
-            let full = {
-                let _g = alloc::enter(ActorClass::Message);
-                let sig = signature.as_deref().unwrap_or("");
-                let mut full = Vec::with_capacity(header.len() + sig.len() + data.len());
-                full.extend_from_slice(header.as_bytes());
-                full.extend_from_slice(sig.as_bytes());
-                full.extend_from_slice(&data);
-                full
-            };
-            let record = QueuedMessage {
-                id,
-                received_at: now,
-                size: full.len() as u32,
-                attempts: 0,
-                retry_at: 0,
-                envelope: PackedEnvelope::new(
-                    &envelope.sender,
-                    recipients.iter().map(String::as_str),
-                ),
-                reg: None,
-            };
-            queued.push((domain.clone(), record));
-            messages.push(NewMessage {
-                meta: MessageMeta {
-                    id,
-                    received_at: now,
-                    sender: envelope.sender.clone(),
-                    domain,
-                    recipients,
-                    peer: self.peer.to_string(),
-                },
-                data: Bytes::from(full),
-            });
-        }
-        let at = crate::logger::record::timestamp_now();
-        let records: Vec<LogRecord> = messages
-            .iter()
-            .flat_map(|m| {
-                let size = m.data.len() as u64;
-                let at = &at;
-                m.meta.recipients.iter().map(move |r| LogRecord {
-                    kind: RecordType::Reception,
-                    id: m.meta.id.to_string(),
-                    timestamp: at.clone(),
-                    sender: m.meta.sender.clone(),
-                    recipient: r.clone(),
-                    domain: binding::split_key(&m.meta.domain).1.to_string(),
-                    size,
-                    attempts: 0,
-                    response: LoggedResponse::new(250, Some("2.0.0".into()), "queued"),
-                    peer: m.meta.peer.clone(),
-                    tls: None,
-                })
-            })
-            .collect();
-        drop(data);
-        let count = messages.len() as u64;
-        let fut = self.shared.spool.send(Store { messages });
+        let fut = accept::accept(self.shared.clone(), self.router.clone(), sub);
         ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
             let _g = alloc::enter(ActorClass::Inbound);
             act.storing = false;
             let outcome = match res {
-                Ok(Ok(ids)) => {
-                    Stats::add(&act.shared.stats.received, count);
-                    for (domain, record) in queued {
-                        act.router.enqueue(&domain, record);
-                    }
-                    actix::spawn(logger::write(act.shared.logger.clone(), records, false));
+                Ok(ids) => {
                     let ids: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
                     MessageOutcome::Accepted { id: ids.join(",") }
                 }
-                Ok(Err(e)) => MessageOutcome::TempFail(format!("cannot store the message: {e}")),
-                Err(_) => MessageOutcome::TempFail("spool unavailable".into()),
+                Err(Refusal::Permanent(why)) => MessageOutcome::Reject(why),
+                Err(Refusal::Temporary(why)) => MessageOutcome::TempFail(why),
             };
             act.check_storage();
             act.session.message_done(outcome);

@@ -44,6 +44,7 @@ pub fn received_header(
     helo: &str,
     peer: &str,
     hostname: &str,
+    with: &str,
     id: &str,
     now: SystemTime,
 ) -> String {
@@ -53,7 +54,7 @@ pub fn received_header(
         .unwrap_or(0);
     let helo = if helo.is_empty() { "unknown" } else { helo };
     format!(
-        "Received: from {helo} ([{peer}])\r\n\tby {hostname} (Impulse) with ESMTP id {id};\r\n\t{}\r\n",
+        "Received: from {helo} ([{peer}])\r\n\tby {hostname} (Impulse) with {with} id {id};\r\n\t{}\r\n",
         rfc5322_date(secs)
     )
 }
@@ -79,10 +80,12 @@ mod tests {
             "client.example",
             "127.0.0.1",
             "mx.example",
+            "ESMTP",
             "ABC",
             UNIX_EPOCH + Duration::from_secs(0),
         );
         assert!(h.starts_with("Received: from client.example ([127.0.0.1])\r\n\tby mx.example"));
+        assert!(h.contains("with ESMTP id ABC;"));
         assert!(h.ends_with("+0000\r\n"));
         assert!(!h.replace("\r\n", "").contains('\n'));
     }
