@@ -1,6 +1,6 @@
 //! SIGHUP does not kill the daemon (its default action would): impulsed reads its
-//! configuration file again and reports — every error of a broken file, with the
-//! running configuration kept — and goes on serving.
+//! configuration file again and puts it in force as a new generation, or reports every
+//! error of a broken file and keeps the running generation — and goes on serving.
 
 mod common;
 
@@ -24,7 +24,13 @@ fn sighup_reports_and_the_daemon_keeps_running() {
         || d.stderr().contains("reload (SIGHUP)"),
         || d.stderr(),
     );
-    assert!(d.stderr().contains("is valid"), "{}", d.stderr());
+    assert!(
+        d.stderr()
+            .contains("reload (SIGHUP): configuration generation 2 in force"),
+        "{}",
+        d.stderr()
+    );
+    assert_eq!(d.ctl_json(&["status"])["config_generation"], 2);
 
     // A broken file: refused with its position, and the daemon still answers.
     std::fs::write(
@@ -41,6 +47,7 @@ fn sighup_reports_and_the_daemon_keeps_running() {
     );
     assert!(d.stderr().contains("impulse.ron:1:"), "{}", d.stderr());
     assert_eq!(d.ctl_json(&["status"])["type"], "status");
+    assert_eq!(d.ctl_json(&["status"])["config_generation"], 2);
     assert!(
         std::net::TcpStream::connect(d.smtp).is_ok(),
         "still serving SMTP"

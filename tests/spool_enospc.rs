@@ -149,7 +149,10 @@ fn a_full_disk_refuses_new_mail_and_loses_or_repeats_nothing() {
         || daemon.ctl_json(&["status"])["spool_healthy"] == true,
         || daemon.stderr(),
     );
-    assert_eq!(common::http::get(daemon.http.unwrap(), "/health").status, 200);
+    assert_eq!(
+        common::http::get(daemon.http.unwrap(), "/health").status,
+        200
+    );
     let records = daemon.log_records();
     for i in 0..MESSAGES {
         let r = format!("later{i}@full.test");

@@ -1,10 +1,16 @@
-//! The shared context every actor is handed at creation: configuration, registry, I/O
-//! handle, pool, counters, id generator and the addresses of the long-lived actors.
+//! The shared context every actor is handed at creation: the configuration generation,
+//! registry, I/O handle, pool, counters, id generator and the addresses of the
+//! long-lived actors.
+//!
+//! The configuration, and what is loaded from it (DKIM keys, TLS client settings), is a
+//! [`Generation`]: `impulsectl reload` and SIGHUP install a new one, and whatever starts
+//! after that reads the new one (a new session, a new connection, a new message), while
+//! work already under way keeps the settings it was started with.
 //!
 //! It is built once by the root and passed down explicitly (an `Arc<Shared>`); nothing
 //! here is a process-global singleton, so tests can run several daemons in one process.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Instant;
 
 use actix::Addr;
@@ -25,9 +31,21 @@ use crate::spool::health::SpoolHealth;
 use crate::spool::Spool;
 use crate::stats::Stats;
 
+/// One configuration generation: the config and what was loaded from it.
+pub struct Generation {
+    /// 1 at start, one more per reload.
+    pub number: u64,
+    pub config: Arc<Config>,
+    /// DKIM signing keys by sending domain.
+    pub dkim: Arc<DkimKeys>,
+    /// Outbound TLS client configurations (with `delivery.tls_ca` loaded).
+    pub tls_clients: Arc<TlsClients>,
+}
+
 /// What every actor may reach.
 pub struct Shared {
-    pub config: Arc<Config>,
+    /// The generation in force (see the module documentation).
+    pub(crate) generation: RwLock<Arc<Generation>>,
     pub registry: Arc<Registry>,
     pub io: IoHandle,
     /// The blocking pool: spool writes and fsyncs, log writes, reads.
@@ -40,10 +58,6 @@ pub struct Shared {
     pub spool_health: Arc<SpoolHealth>,
     /// Suspended destinations (`impulsectl suspend`).
     pub suspensions: Arc<crate::suspend::Suspensions>,
-    /// DKIM signing keys by sending domain.
-    pub dkim: Arc<DkimKeys>,
-    /// Outbound TLS client configurations (with `delivery.tls_ca` loaded).
-    pub tls_clients: Arc<TlsClients>,
     /// Delivery status notifications (set once at boot, after the router exists).
     pub bouncer: OnceLock<Addr<Bouncer>>,
     /// Sites: destinations sharing connections and limits (MX rollup).
@@ -57,4 +71,24 @@ pub struct Shared {
     pub started: Instant,
     /// Handler panics caught and turned into supervised restarts.
     pub panics: Arc<PanicCount>,
+}
+
+impl Shared {
+    /// The generation in force now.
+    pub fn generation(&self) -> Arc<Generation> {
+        self.generation
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The configuration in force now.
+    pub fn config(&self) -> Arc<Config> {
+        self.generation().config.clone()
+    }
+
+    /// Put `g` in force for everything that starts from now on.
+    pub fn install(&self, g: Generation) {
+        *self.generation.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(g);
+    }
 }

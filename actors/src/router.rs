@@ -72,7 +72,7 @@ impl Router {
         let shared = self.shared.clone();
         let name = name.to_string();
         let arbiter = self.shared.arbiters.for_key(&name);
-        let addr = Supervisor::start_in_arbiter(arbiter, move |_| Domain::new(name, shared, reg));
+        let addr = Supervisor::start_in_arbiter(&arbiter, move |_| Domain::new(name, shared, reg));
         if self.draining.load(Ordering::Acquire) {
             addr.do_send(Drain);
         }

@@ -42,6 +42,8 @@ pub enum Request {
     Queues,
     /// Graceful stop.
     Shutdown,
+    /// Read the configuration file again and put it in force as a new generation.
+    Reload,
     /// Make delayed messages due now: every queue, or only `domain`'s (all its
     /// bindings). The domain's back-off after a failed connection is lifted too.
     Flush {

@@ -67,6 +67,8 @@ enum Command {
     Queues,
     /// Stop the daemon gracefully.
     Shutdown,
+    /// Read the configuration file again and put it in force as a new generation.
+    Reload,
     /// One destination domain: limits, next hops, connections, next retry.
     Domain {
         /// The destination domain.
@@ -167,6 +169,7 @@ fn main() -> ExitCode {
         Command::Pools => (Request::Pools, Ok(None)),
         Command::Queues => (Request::Queues, Ok(None)),
         Command::Shutdown => (Request::Shutdown, Ok(None)),
+        Command::Reload => (Request::Reload, Ok(None)),
         Command::Suspend {
             domain,
             binding,
@@ -237,7 +240,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(1);
             }
         }
-    } else {
+    } else if !matches!(response, Response::Error { .. }) {
         let text = match (&args.command, &response) {
             (_, Response::Tree { text, total, .. }) => format!("{text}{total} actors\n"),
             (_, Response::Memory(report)) => render::memory(report, class),
@@ -247,9 +250,9 @@ fn main() -> ExitCode {
     }
     match response {
         Response::Error { message } => {
-            if args.json {
-                eprintln!("impulsectl: {message}");
-            }
+            // The reason goes to stderr (a refused reload lists every error, one per
+            // line); stdout stays for answers.
+            eprintln!("impulsectl: {message}");
             ExitCode::from(1)
         }
         _ => ExitCode::SUCCESS,

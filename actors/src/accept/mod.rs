@@ -75,10 +75,12 @@ pub async fn accept(
         class,
     } = sub;
     // The binding header is taken out before anything else sees the message.
+    let generation = shared.generation();
     let (header, stripped) = binding::take_header(&data);
     let data = stripped.unwrap_or(data);
-    let binding = binding::choose(&shared.config, header.as_deref()).map_err(Refusal::Permanent)?;
-    let (data, signature) = match shared.dkim.for_message(&data) {
+    let binding =
+        binding::choose(&generation.config, header.as_deref()).map_err(Refusal::Permanent)?;
+    let (data, signature) = match generation.dkim.for_message(&data) {
         None => (data, None),
         Some(key) => {
             let job = shared.pool.run(move || {

@@ -109,7 +109,7 @@ impl Handler<Bounce> for Bouncer {
                 Ok(Ok(data)) => data,
                 _ => Bytes::new(),
             };
-            let host = shared.config.delivery.ehlo_name.clone();
+            let host = shared.config().delivery.ehlo_name.clone();
             let now = now_ms();
             let report = {
                 let _g = alloc::enter(ActorClass::Message);
@@ -128,7 +128,7 @@ impl Handler<Bounce> for Bouncer {
             let domain = domain_of(&b.sender);
             // Reports go out from the default binding, like mail without a header.
             let key =
-                binding::queue_key(&domain, shared.config.delivery.default_binding.as_deref());
+                binding::queue_key(&domain, shared.config().delivery.default_binding.as_deref());
             let size = report.len();
             let meta = MessageMeta {
                 id,

@@ -43,6 +43,7 @@ pub struct Control {
     reg: Registration,
     router: Arc<Router>,
     shutdown: Recipient<Shutdown>,
+    reload: Recipient<crate::root::Reload>,
     clients: HashMap<ConnId, Client>,
     /// Answers being written out, chunk by chunk.
     outgoing: Vec<reply::Outgoing>,
@@ -59,12 +60,14 @@ impl Control {
         reg: Registration,
         router: Arc<Router>,
         shutdown: Recipient<Shutdown>,
+        reload: Recipient<crate::root::Reload>,
     ) -> Control {
         Control {
             shared,
             reg,
             router,
             shutdown,
+            reload,
             clients: HashMap::new(),
             outgoing: Vec::new(),
             pumping: false,
@@ -133,6 +136,21 @@ impl Control {
                 });
                 let message = "shutting down".to_string();
                 self.reply(to, move || Response::Ok { message }, ctx)
+            }
+            Request::Reload => {
+                let fut = self.reload.send(crate::root::Reload);
+                ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
+                    let response = match res {
+                        Ok(Ok(message)) => Response::Ok { message },
+                        Ok(Err(why)) => Response::Error {
+                            message: format!("reload refused: {why}"),
+                        },
+                        Err(e) => Response::Error {
+                            message: format!("the root did not answer: {e}"),
+                        },
+                    };
+                    act.reply(to, move || response, ctx)
+                }));
             }
             Request::Domain { name } => {
                 let queues = self.router.queues_of(&name);
@@ -295,7 +313,7 @@ impl Control {
         StatusReport {
             version: env!("CARGO_PKG_VERSION").to_string(),
             uptime_secs: self.shared.started.elapsed().as_secs(),
-            config_generation: 1,
+            config_generation: self.shared.generation().number,
             connections_in: Stats::get(&st.connections_in),
             connections_out: Stats::get(&st.connections_out),
             received: Stats::get(&st.received),

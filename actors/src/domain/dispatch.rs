@@ -160,7 +160,7 @@ impl Domain {
         let key = site::key(self.egress.name.as_deref(), hops);
         let s = match &self.site {
             Some((_, s)) if s.key == key => s.clone(),
-            _ => self.shared.sites.get(&key, &self.cfg),
+            _ => self.shared.sites.get(&key, &self.cfg, self.generation),
         };
         self.site = Some((hops.clone(), s.clone()));
         s

@@ -20,6 +20,7 @@ pub mod backoff;
 mod detail;
 mod dispatch;
 pub mod messages;
+mod reconfigure;
 pub mod site;
 pub mod throttle;
 
@@ -49,10 +50,11 @@ use crate::spool::journal::RetryState;
 use crate::spool::NoteRetry;
 use crate::stats::Stats;
 pub use messages::*;
+pub use reconfigure::Reconfigure;
 use site::Site;
 
 /// How the domain reaches its next hop.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum NextHop {
     /// A static route to an address.
     Static(Arc<[Hop]>),
@@ -66,6 +68,10 @@ pub struct Domain {
     shared: Arc<Shared>,
     reg: Registration,
     cfg: DomainCfg,
+    /// The configuration generation `cfg`, `egress` and `hop` come from.
+    generation: u64,
+    /// The binding named in the queue key (kept even if a reload drops it).
+    binding: Option<Arc<str>>,
     /// The binding its connections send from.
     egress: Arc<Egress>,
     hop: NextHop,
@@ -103,7 +109,9 @@ impl Domain {
     /// The container of queue `key`: a domain, or `BINDING/DOMAIN` ([`binding`]).
     pub fn new(key: String, shared: Arc<Shared>, reg: Registration) -> Domain {
         let (binding_name, name) = binding::split_key(&key);
-        let egress = Egress::of(&shared.config, binding_name);
+        let generation = shared.generation();
+        let config = &generation.config;
+        let egress = Egress::of(config, binding_name);
         if binding_name.is_some() && egress.name.is_none() {
             eprintln!(
                 "domain {key}: binding {binding_name:?} is not configured any more; \
@@ -111,14 +119,16 @@ impl Domain {
             );
         }
         let name = name.to_string();
-        let cfg = shared.config.domain(&name);
-        let hop = next_hop(&name, shared.config.route(&name));
+        let cfg = config.domain(&name);
+        let hop = next_hop(&name, config.route(&name));
         Domain {
             name: name.into(),
             egress: Arc::new(egress),
             shared,
             reg,
             cfg,
+            generation: generation.number,
+            binding: binding_name.map(Arc::from),
             hop,
             resolved: None,
             resolving: false,

@@ -12,13 +12,14 @@
 //! **What is shared.** The count of open connections (each domain still applies its own
 //! `max_connections` to it, so the site never exceeds the smallest limit of the domains
 //! that open connections), the `throttle` and `connection_throttle` of the domain that
-//! first named the site, and idle connections: a container whose queue is empty hands
+//! first named the site in the newest configuration generation (a reload replaces
+//! them; the connection count stays), and idle connections: a container whose queue is empty hands
 //! its idle connection to the site, and another container of the site takes it instead of
 //! opening one. Each domain keeps its own queues, retries and `impulsectl queues` row.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use actix::Addr;
@@ -37,15 +38,19 @@ pub struct Sites {
 }
 
 impl Sites {
-    /// The site of `key`, created with `cfg`'s throttles if new.
-    pub fn get(&self, key: &str, cfg: &DomainCfg) -> Arc<Site> {
-        if let Some(s) = self.by_key.get(key) {
-            return s.clone();
-        }
-        self.by_key
-            .entry(key.to_string())
-            .or_insert_with(|| Arc::new(Site::new(key, cfg)))
-            .clone()
+    /// The site of `key`, created with `cfg`'s throttles if new; its throttles become
+    /// `cfg`'s if they came from an older configuration `generation`.
+    pub fn get(&self, key: &str, cfg: &DomainCfg, generation: u64) -> Arc<Site> {
+        let site = match self.by_key.get(key) {
+            Some(s) => s.clone(),
+            None => self
+                .by_key
+                .entry(key.to_string())
+                .or_insert_with(|| Arc::new(Site::new(key, cfg, generation)))
+                .clone(),
+        };
+        site.update_limits(cfg, generation);
+        site
     }
 
     pub fn len(&self) -> usize {
@@ -70,25 +75,40 @@ pub fn key(binding: Option<&str>, hops: &[Hop]) -> String {
     format!("{}|{}", binding.unwrap_or(""), names.join(","))
 }
 
+/// A site's throttles, from one configuration generation.
+struct Limits {
+    generation: u64,
+    /// None: unlimited, and no lock is taken per message.
+    throttle: Option<Mutex<Throttle>>,
+    conn_throttle: Option<Mutex<Throttle>>,
+}
+
+impl Limits {
+    fn new(cfg: &DomainCfg, generation: u64) -> Limits {
+        Limits {
+            generation,
+            throttle: Throttle::optional(cfg.throttle).map(Mutex::new),
+            conn_throttle: Throttle::optional(cfg.connection_throttle).map(Mutex::new),
+        }
+    }
+}
+
 /// One site's shared state.
 pub struct Site {
     pub key: String,
     open: AtomicUsize,
-    /// None: unlimited, and no lock is taken per message.
-    throttle: Option<Mutex<Throttle>>,
-    conn_throttle: Option<Mutex<Throttle>>,
+    limits: RwLock<Limits>,
     idle: Mutex<Vec<(ActorId, Addr<Outbound>)>>,
     /// How many connections are parked, so taking one back costs no lock when none is.
     parked: AtomicUsize,
 }
 
 impl Site {
-    fn new(key: &str, cfg: &DomainCfg) -> Site {
+    fn new(key: &str, cfg: &DomainCfg, generation: u64) -> Site {
         Site {
             key: key.to_string(),
             open: AtomicUsize::new(0),
-            throttle: Throttle::optional(cfg.throttle).map(Mutex::new),
-            conn_throttle: Throttle::optional(cfg.connection_throttle).map(Mutex::new),
+            limits: RwLock::new(Limits::new(cfg, generation)),
             idle: Mutex::new(Vec::new()),
             parked: AtomicUsize::new(0),
         }
@@ -117,16 +137,33 @@ impl Site {
         }
     }
 
+    /// Take `cfg`'s throttles if the site's are from a generation before `generation`.
+    pub fn update_limits(&self, cfg: &DomainCfg, generation: u64) {
+        if self.limits().generation >= generation {
+            return;
+        }
+        let mut l = self.limits.write().unwrap_or_else(|e| e.into_inner());
+        if l.generation < generation {
+            *l = Limits::new(cfg, generation);
+        }
+    }
+
+    fn limits(&self) -> std::sync::RwLockReadGuard<'_, Limits> {
+        self.limits.read().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// The message throttle: `Err(wait)` when the next message must wait.
     pub fn admit_message(&self, now: Instant) -> Result<(), std::time::Duration> {
-        self.throttle
+        self.limits()
+            .throttle
             .as_ref()
             .map_or(Ok(()), |t| lock(t).admit(now))
     }
 
     /// The connection throttle.
     pub fn admit_connection(&self, now: Instant) -> Result<(), std::time::Duration> {
-        self.conn_throttle
+        self.limits()
+            .conn_throttle
             .as_ref()
             .map_or(Ok(()), |t| lock(t).admit(now))
     }
@@ -232,7 +269,7 @@ mod tests {
     #[test]
     fn slots_count_open_connections_up_to_the_limit() {
         let sites = Sites::default();
-        let s = sites.get("k", &DomainCfg::default());
+        let s = sites.get("k", &DomainCfg::default(), 1);
         let a = s.try_open(2).unwrap();
         let _b = s.try_open(2).unwrap();
         assert!(s.try_open(2).is_none());
@@ -242,6 +279,31 @@ mod tests {
         );
         drop(a);
         assert_eq!(s.open(), 1);
-        assert!(Arc::ptr_eq(&s, &sites.get("k", &DomainCfg::default())));
+        assert!(Arc::ptr_eq(&s, &sites.get("k", &DomainCfg::default(), 1)));
+    }
+
+    #[test]
+    fn a_newer_generation_replaces_the_throttles_and_keeps_the_count() {
+        let sites = Sites::default();
+        let limited = DomainCfg {
+            throttle: Some("1/h".parse().unwrap()),
+            ..Default::default()
+        };
+        let s = sites.get("k", &limited, 1);
+        let _slot = s.try_open(5).unwrap();
+        let now = Instant::now();
+        assert!(s.admit_message(now).is_ok());
+        assert!(s.admit_message(now).is_err(), "1/h admits one");
+        // The same generation does not reset it; another domain's config does not either.
+        let s = sites.get("k", &DomainCfg::default(), 1);
+        assert!(s.admit_message(now).is_err());
+        // Generation 2 without a throttle: unlimited, and the open connection still counts.
+        let s2 = sites.get("k", &DomainCfg::default(), 2);
+        assert!(Arc::ptr_eq(&s, &s2));
+        assert!(s2.admit_message(now).is_ok() && s2.admit_message(now).is_ok());
+        assert_eq!(s2.open(), 1);
+        // An older generation never goes back.
+        s2.update_limits(&limited, 1);
+        assert!(s2.admit_message(now).is_ok());
     }
 }

@@ -83,7 +83,7 @@ impl Http {
     /// The largest body a request may carry: an injection up to the message size limit
     /// (JSON escaping may double it).
     fn max_body(&self) -> usize {
-        let message = self.shared.config.smtp.max_message_size as usize;
+        let message = self.shared.config().smtp.max_message_size as usize;
         message
             .saturating_mul(2)
             .saturating_add(64 * 1024)
@@ -121,7 +121,7 @@ impl Http {
     ) {
         let route = route::route(&req);
         let api = req.path.starts_with("/api/");
-        if api && !self.shared.config.relay_allowed(peer.ip()) {
+        if api && !self.shared.config().relay_allowed(peer.ip()) {
             return self.send_error(
                 conn,
                 403,
@@ -211,7 +211,7 @@ impl Http {
     }
 
     fn inject(&mut self, conn: ConnId, peer: SocketAddr, i: Injection, ctx: &mut Context<Self>) {
-        let cfg = &self.shared.config;
+        let cfg = self.shared.config();
         if !self.shared.spool_health.is_healthy() {
             let why = format!(
                 "cannot take mail now: {}",

@@ -69,13 +69,14 @@ impl Inbound {
         peer: SocketAddr,
         hostname: String,
     ) -> Inbound {
-        let smtp = &shared.config.smtp;
+        let config = shared.config();
+        let smtp = &config.smtp;
         let policy = Policy {
             hostname,
             max_message_size: smtp.max_message_size,
             max_recipients: smtp.max_recipients,
             max_line_length: smtp.max_line_length,
-            relay_allowed: shared.config.relay_allowed(peer.ip()),
+            relay_allowed: config.relay_allowed(peer.ip()),
         };
         Inbound {
             shared,
@@ -213,7 +214,7 @@ impl Actor for Inbound {
         self.session.greeting();
         self.flush();
         self.reg.set_state("reading");
-        let idle = self.shared.config.smtp.idle_timeout.get();
+        let idle = self.shared.config().smtp.idle_timeout.get();
         ctx.run_interval(Duration::from_secs(1).min(idle), move |act, _ctx| {
             if !act.storing && !act.closing && act.last_activity.elapsed() >= idle {
                 let line = "421 4.4.2 Idle timeout, closing connection\r\n";

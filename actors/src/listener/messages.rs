@@ -17,3 +17,8 @@ pub struct Bound {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Drain;
+
+/// A reload changed this listener's greeting name: new sessions use `0`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Rename(pub String);

@@ -118,7 +118,7 @@ impl Listener {
                 peer,
                 self.hostname.clone(),
             );
-            Inbound::start_in_arbiter(self.shared.arbiters.next(), move |_| inbound)
+            Inbound::start_in_arbiter(&self.shared.arbiters.next(), move |_| inbound)
         };
         if self.draining {
             // Accepted just before the listening socket closed: finish it at once.
@@ -126,6 +126,14 @@ impl Listener {
         }
         self.sessions.insert(msg.conn, session);
         self.reg.set_mailbox(self.sessions.len());
+    }
+}
+
+impl Handler<Rename> for Listener {
+    type Result = ();
+
+    fn handle(&mut self, Rename(name): Rename, _ctx: &mut Context<Self>) {
+        self.hostname = name;
     }
 }
 

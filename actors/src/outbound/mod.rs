@@ -260,7 +260,7 @@ impl Outbound {
                     if let Some((conn, _)) = &self.conn {
                         let hop = &self.hops[self.at];
                         let start = TlsStart::Client {
-                            config: self.shared.tls_clients.for_mode(self.cfg.tls),
+                            config: self.shared.generation().tls_clients.for_mode(self.cfg.tls),
                             name: tls::server_name(&hop.name, hop.addr.ip()),
                         };
                         self.shared.io.start_tls(*conn, start);

@@ -12,6 +12,10 @@
 //! queue depth) with one `pool` child per worker (`{name}-worker-{i}`, state `idle` /
 //! `busy`). Worker threads attribute their allocations to [`ActorClass::Pool`].
 //!
+//! Size: [`Pool::resize`] changes the number of threads online (a configuration reload):
+//! a new set of workers takes every job submitted from then on, and the old set finishes
+//! the jobs already queued to it, then its threads end.
+//!
 //! Lifecycle: [`Pool::start`] must be called inside a running actix System (the arbiter's
 //! feeder runs on the System arbiter). The pool stops when the last clone of the `Pool`
 //! is dropped or the System stops: jobs already queued still run, then the worker threads
@@ -22,7 +26,7 @@ mod worker;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use actix::{Addr, SyncArbiter};
 use serde::{Deserialize, Serialize};
@@ -63,7 +67,7 @@ pub struct PoolStats {
 /// State shared by the pool handle, its workers and its in-flight jobs.
 struct Shared {
     name: String,
-    threads: usize,
+    threads: AtomicUsize,
     submitted: AtomicU64,
     started: AtomicU64,
     /// Jobs discarded without running (the pool stopped under them).
@@ -94,7 +98,7 @@ impl Shared {
     fn stats(&self) -> PoolStats {
         PoolStats {
             name: self.name.clone(),
-            threads: self.threads,
+            threads: self.threads.load(Relaxed),
             busy: self.busy.load(Relaxed),
             queued: self.queued(),
             completed: self.completed.load(Relaxed),
@@ -105,8 +109,9 @@ impl Shared {
 
 struct Inner {
     shared: Arc<Shared>,
-    addr: Addr<PoolWorker>,
-    _registration: Registration,
+    /// The current set of workers (replaced by [`Pool::resize`]).
+    addr: RwLock<Addr<PoolWorker>>,
+    registration: Registration,
 }
 
 /// A named pool of worker threads for blocking work. Cheap to clone; the pool stops when
@@ -132,20 +137,9 @@ impl Pool {
         let registration = Registration::new(registry, ActorClass::Pool, name, parent);
         registration.set_state("running");
         registration.set_detail(format!("threads={threads}"));
-        let spare = (0..threads)
-            .rev()
-            .map(|i| {
-                Registration::new(
-                    registry,
-                    ActorClass::Pool,
-                    format!("{name}-worker-{i}"),
-                    Some(registration.id()),
-                )
-            })
-            .collect();
         let shared = Arc::new(Shared {
             name: name.to_string(),
-            threads,
+            threads: AtomicUsize::new(threads),
             submitted: AtomicU64::new(0),
             started: AtomicU64::new(0),
             discarded: AtomicU64::new(0),
@@ -155,25 +149,32 @@ impl Pool {
             registry: Arc::clone(registry),
             pool_id: registration.id(),
             gauge: Mutex::new(()),
-            spare: Mutex::new(spare),
+            spare: Mutex::new(Vec::new()),
         });
-        let for_workers = Arc::clone(&shared);
-        let mut n = 0;
-        let addr = SyncArbiter::start_with_thread_builder(
-            threads,
-            || {
-                n += 1;
-                std::thread::Builder::new().name(format!("pool-{name}-{n}"))
-            },
-            move || PoolWorker::new(Arc::clone(&for_workers)),
-        );
+        let addr = workers(&shared, threads);
         Pool {
             inner: Arc::new(Inner {
                 shared,
-                addr,
-                _registration: registration,
+                addr: RwLock::new(addr),
+                registration,
             }),
         }
+    }
+
+    /// Run with `threads` (at least 1) worker threads from now on: jobs submitted from
+    /// now go to a new set of workers; the old set runs what it was given, then ends.
+    pub fn resize(&self, threads: usize) {
+        let threads = threads.max(1);
+        let shared = &self.inner.shared;
+        if shared.threads.load(Relaxed) == threads {
+            return;
+        }
+        let addr = workers(shared, threads);
+        *self.inner.addr.write().unwrap_or_else(|e| e.into_inner()) = addr;
+        shared.threads.store(threads, Relaxed);
+        self.inner
+            .registration
+            .set_detail(format!("threads={threads}"));
     }
 
     /// Run `f` on a worker thread; the future resolves to its result, to
@@ -196,7 +197,7 @@ impl Pool {
                 true
             }
         });
-        let request = self.inner.addr.send(self.job(work));
+        let request = self.addr().send(self.job(work));
         async move {
             // The request resolves once the worker's handler has returned, i.e. after the
             // counters were updated, so stats read after this future are exact.
@@ -213,7 +214,15 @@ impl Pool {
     /// [`PoolStats::panicked`] (and printed by the panic hook).
     pub fn spawn<F: FnOnce() + Send + 'static>(&self, f: F) {
         let work = Box::new(move || catch_unwind(AssertUnwindSafe(f)).is_err());
-        self.inner.addr.do_send(self.job(work));
+        self.addr().do_send(self.job(work));
+    }
+
+    fn addr(&self) -> Addr<PoolWorker> {
+        self.inner
+            .addr
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn job(&self, work: Box<dyn FnOnce() -> bool + Send>) -> Job {
@@ -235,7 +244,7 @@ impl Pool {
 
     /// Number of worker threads.
     pub fn threads(&self) -> usize {
-        self.inner.shared.threads
+        self.inner.shared.threads.load(Relaxed)
     }
 
     /// The pool's own registry id (the parent of its workers).
@@ -245,8 +254,34 @@ impl Pool {
 
     /// Whether the pool still accepts jobs.
     pub fn connected(&self) -> bool {
-        self.inner.addr.connected()
+        self.addr().connected()
     }
+}
+
+/// Start `threads` workers for `shared`, each taking one of the registrations made here.
+fn workers(shared: &Arc<Shared>, threads: usize) -> Addr<PoolWorker> {
+    let name = shared.name.clone();
+    {
+        let mut spare = shared.spare.lock().unwrap_or_else(|e| e.into_inner());
+        spare.extend((0..threads).rev().map(|i| {
+            Registration::new(
+                &shared.registry,
+                ActorClass::Pool,
+                format!("{name}-worker-{i}"),
+                Some(shared.pool_id),
+            )
+        }));
+    }
+    let for_workers = Arc::clone(shared);
+    let mut n = 0;
+    SyncArbiter::start_with_thread_builder(
+        threads,
+        || {
+            n += 1;
+            std::thread::Builder::new().name(format!("pool-{name}-{n}"))
+        },
+        move || PoolWorker::new(Arc::clone(&for_workers)),
+    )
 }
 
 impl std::fmt::Debug for Pool {

@@ -214,3 +214,54 @@ fn run_future_is_send_and_static() {
         assert_eq!(fut.await, Ok(5));
     });
 }
+
+#[actix_rt::test]
+async fn resize_grows_and_shrinks_online_and_loses_no_job() {
+    let registry = Registry::new();
+    let pool = Pool::start("blocking", 1, &registry, None);
+    // A job holding the only thread of the old set while the pool grows.
+    let (gate_tx, gate_rx) = mpsc::channel::<()>();
+    let held = pool.run(move || gate_rx.recv().is_ok());
+    wait_until("the held job to start", || pool.stats().busy == 1).await;
+
+    pool.resize(3);
+    assert_eq!(pool.stats().threads, 3);
+    assert_eq!(registry.get(pool.id()).unwrap().detail, "threads=3");
+    // Three new threads: three jobs that can only finish together, while the old
+    // thread is still held.
+    let barrier = Arc::new(Barrier::new(3));
+    let jobs: Vec<_> = (0..3)
+        .map(|_| {
+            let b = Arc::clone(&barrier);
+            pool.run(move || b.wait().is_leader())
+        })
+        .collect();
+    let mut leaders = 0;
+    for j in jobs {
+        leaders += j.await.unwrap() as usize;
+    }
+    assert_eq!(leaders, 1);
+    gate_tx.send(()).unwrap();
+    assert_eq!(held.await, Ok(true), "the old set finished its job");
+    wait_until("the old worker to end", || {
+        registry.children(pool.id()).len() == 3
+    })
+    .await;
+
+    pool.resize(1);
+    let sum: u64 = {
+        let futures: Vec<_> = (0..20u64).map(|i| pool.run(move || i)).collect();
+        let mut sum = 0;
+        for f in futures {
+            sum += f.await.unwrap();
+        }
+        sum
+    };
+    assert_eq!(sum, 190);
+    wait_until("the old workers to end", || {
+        registry.children(pool.id()).len() == 1
+    })
+    .await;
+    let stats = pool.stats();
+    assert_eq!((stats.threads, stats.completed, stats.panicked), (1, 24, 0));
+}

@@ -24,13 +24,13 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::arbiters;
 use crate::bounce::Bouncer;
-use crate::context::Shared;
+use crate::context::{Generation, Shared};
 use crate::control::{Control, Shutdown};
 use crate::dkim::DkimKeys;
 use crate::dns::{DnsSettings, Resolver};
 use crate::http::Http;
 use crate::ids::IdGen;
-use crate::listener::{self, Bound, Listener};
+use crate::listener::{self, Listener};
 use crate::logger::{Log, Logger};
 use crate::outbound::tls::TlsClients;
 use crate::queued::QueuedMessage;
@@ -38,6 +38,10 @@ use crate::router::Router;
 use crate::spool::health::SpoolHealth;
 use crate::spool::{Flush, Recover, Spool, SpoolSettings};
 use crate::stats::Stats;
+
+mod reload;
+
+pub use reload::Reload;
 
 /// Recovered messages are handed to their domain in batches of this many.
 const RECOVERY_BATCH: usize = 10_000;
@@ -58,11 +62,12 @@ pub struct Root {
     shared: Arc<Shared>,
     reg: Registration,
     _io_reg: Registration,
-    listeners: Vec<Addr<Listener>>,
+    /// Each SMTP listener, by the configured address it was started for.
+    listeners: Vec<(std::net::SocketAddr, Addr<Listener>)>,
     router: Arc<Router>,
     control: Option<Addr<Control>>,
-    /// The HTTP endpoint and its listening socket (closed at shutdown).
-    http: Option<(Addr<Http>, impulse_runtime::io::ListenerId)>,
+    /// The HTTP endpoint, by its configured address, and its listening socket.
+    http: Option<(SocketAddr, Addr<Http>, impulse_runtime::io::ListenerId)>,
     shutting_down: bool,
     /// SIGTERM, SIGINT and SIGHUP streams, registered during `boot` (so a signal that
     /// arrives right after `ready` is already handled) and watched from `started`.
@@ -144,7 +149,12 @@ pub fn boot_from(config: Config, path: Option<PathBuf>) -> Result<Booted, String
         Registration::new(&registry, ActorClass::Resolver, "resolver", Some(root_id)),
     );
     let shared = Arc::new(Shared {
-        config: config.clone(),
+        generation: std::sync::RwLock::new(Arc::new(Generation {
+            number: 1,
+            config: config.clone(),
+            dkim,
+            tls_clients,
+        })),
         registry: registry.clone(),
         io: io.clone(),
         pool: pool.clone(),
@@ -156,8 +166,6 @@ pub fn boot_from(config: Config, path: Option<PathBuf>) -> Result<Booted, String
         bouncer: OnceLock::new(),
         suspensions,
         sites: Default::default(),
-        dkim,
-        tls_clients,
         resolver,
         arbiters,
         root_id,
@@ -198,6 +206,7 @@ pub fn boot_from(config: Config, path: Option<PathBuf>) -> Result<Booted, String
             Registration::new(&registry, ActorClass::Control, "control", Some(root_id)),
             router.clone(),
             ctx.address().recipient(),
+            ctx.address().recipient(),
         );
         let control = Supervisor::start(move |_| control);
         if let Err(e) = io.listen_unix(&control_socket, control.clone().recipient()) {
@@ -208,48 +217,27 @@ pub fn boot_from(config: Config, path: Option<PathBuf>) -> Result<Booted, String
         }
         let mut http = None;
         if let Some(h) = &config.http {
-            let endpoint = Http::new(
-                shared.clone(),
-                router.clone(),
-                control.clone(),
-                Registration::new(&registry, ActorClass::Http, "http", Some(root_id)),
-            );
-            let actor = Supervisor::start(move |_| endpoint);
-            match io.listen_tcp(h.address, actor.clone().recipient()) {
-                Ok((id, local)) => {
+            match reload::start_http(&shared, &router, &control, h.address) {
+                Ok((actor, id, local)) => {
                     http_bound = Some(local);
-                    http = Some((actor, id));
+                    http = Some((h.address, actor, id));
                 }
                 Err(e) => {
-                    failure.get_or_insert(format!("cannot listen on {} (http): {e}", h.address));
+                    failure.get_or_insert(e);
                 }
             }
         }
         let mut listeners = Vec::new();
         for l in &config.listeners {
-            let reg = Registration::new(
-                &registry,
-                ActorClass::Listener,
-                l.address.to_string(),
-                Some(root_id),
-            );
-            let listener = Listener::new(
-                shared.clone(),
-                router.clone(),
-                reg,
-                config.greeting_name(l).to_string(),
-            );
-            let actor = Supervisor::start(move |_| listener);
-            match io.listen_tcp(l.address, actor.clone().recipient()) {
-                Ok((id, local)) => {
-                    actor.do_send(Bound { id, local });
+            match reload::start_listener(&shared, &router, l, config.greeting_name(l)) {
+                Ok((actor, local)) => {
                     listening.push(local);
+                    listeners.push((l.address, actor));
                 }
                 Err(e) => {
-                    failure.get_or_insert(format!("cannot listen on {}: {e}", l.address));
+                    failure.get_or_insert(e);
                 }
             }
-            listeners.push(actor);
         }
         Root {
             shared: shared.clone(),
@@ -388,11 +376,15 @@ impl Actor for Root {
         let Some((mut term, mut int, mut hup)) = self.signals.take() else {
             return;
         };
-        let path = self.config_path.clone();
+        let me = ctx.address();
         ctx.spawn(
             async move {
                 while hup.recv().await.is_some() {
-                    reload_check(path.as_deref());
+                    match me.send(Reload).await {
+                        Ok(Ok(done)) => eprintln!("reload (SIGHUP): {done}"),
+                        Ok(Err(why)) => eprintln!("reload (SIGHUP) refused: {why}"),
+                        Err(_) => return,
+                    }
                 }
             }
             .into_actor(self),
@@ -412,27 +404,6 @@ impl Actor for Root {
     }
 }
 
-/// SIGHUP: read the configuration file again and report. A file with errors is refused
-/// with every error, and the running configuration stays. Applying a valid file as a new
-/// generation (listeners, limits, pools changed online) is not built yet: the daemon
-/// says so and keeps running as it is, rather than dying as the signal's default would.
-fn reload_check(path: Option<&std::path::Path>) {
-    let Some(path) = path else {
-        eprintln!(
-            "reload (SIGHUP): running on the embedded default; there is no file to read again"
-        );
-        return;
-    };
-    match Config::load(path) {
-        Ok(_) => eprintln!(
-            "reload (SIGHUP): {} is valid, but applying a new configuration generation is not \
-             supported yet; the running configuration stays (restart impulsed to apply it)",
-            path.display()
-        ),
-        Err(e) => eprintln!("reload (SIGHUP) refused, the running configuration stays:\n{e}"),
-    }
-}
-
 impl Handler<Shutdown> for Root {
     type Result = ();
 
@@ -443,15 +414,15 @@ impl Handler<Shutdown> for Root {
         self.shutting_down = true;
         self.reg.set_state("stopping");
         eprintln!("impulsed: shutting down ({})", msg.reason);
-        for l in &self.listeners {
+        for (_, l) in &self.listeners {
             l.do_send(listener::Drain);
         }
         self.router.drain();
         self.control.take();
-        if let Some((_, id)) = self.http.take() {
+        if let Some((_, _, id)) = self.http.take() {
             self.shared.io.close_listener(id);
         }
-        let deadline = Instant::now() + self.shared.config.shutdown_grace.get();
+        let deadline = Instant::now() + self.shared.config().shutdown_grace.get();
         self.wait_and_stop(deadline, ctx);
     }
 }
