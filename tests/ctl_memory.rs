@@ -52,8 +52,11 @@ fn memory_is_counted_per_class_and_adds_up() {
         .iter()
         .map(|c| (c["class"].as_str().unwrap(), c))
         .collect();
-    assert_eq!(classes.len(), 14, "one entry per class: {m:#}");
-    assert!(classes.contains_key("resolver"), "{m:#}");
+    assert_eq!(classes.len(), 15, "one entry per class: {m:#}");
+    assert!(
+        classes.contains_key("resolver") && classes.contains_key("http"),
+        "{m:#}"
+    );
     for class in ["message", "domain", "inbound", "outbound", "io", "spool"] {
         let c = classes
             .get(class)

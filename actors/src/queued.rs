@@ -18,8 +18,11 @@ use impulse_runtime::ActorClass;
 
 use crate::ids::MessageId;
 
-/// Sender and recipients packed into one allocation, with a "final" flag per recipient:
-/// `sender_len u16 | sender | (flag u8 | rcpt_len u16 | rcpt)*`.
+/// Sender and recipients packed into one allocation, with an outcome flag per recipient
+/// and, once an attempt was deferred, the last temporary response:
+/// `sender_len u16 | sender | (flag u8 | rcpt_len u16 | rcpt)* | [0xFF | len u16 | response]`.
+/// Flags: 0 pending, 1 final (recovered from the spool, outcome not kept), 2 delivered,
+/// 3 failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PackedEnvelope(Box<[u8]>);
 
@@ -46,14 +49,76 @@ impl PackedEnvelope {
 
     /// The recipients, in their original order, each with its "final" flag.
     fn entries(&self) -> impl Iterator<Item = (usize, bool, &str)> + '_ {
+        self.flagged().map(|(at, flag, r)| (at, flag != PENDING, r))
+    }
+
+    /// Each recipient: the offset of its flag, the flag, the address.
+    fn flagged(&self) -> impl Iterator<Item = (usize, u8, &str)> + '_ {
         let mut at = field(&self.0, 0).map_or(self.0.len(), |(_, end)| end);
         std::iter::from_fn(move || {
             let flag = *self.0.get(at)?;
+            if flag == TRAILER {
+                return None;
+            }
             let (r, end) = field(&self.0, at + 1)?;
             let flag_at = at;
             at = end;
-            Some((flag_at, flag != 0, r))
+            Some((flag_at, flag, r))
         })
+    }
+
+    /// Where the last-response trailer starts (the end when there is none).
+    fn trailer_at(&self) -> usize {
+        let start = field(&self.0, 0).map_or(self.0.len(), |(_, end)| end);
+        self.flagged()
+            .last()
+            .and_then(|(at, _, _)| field(&self.0, at + 1).map(|(_, end)| end))
+            .unwrap_or(start)
+    }
+
+    /// The outcome of recipient `i`.
+    pub fn outcome(&self, i: usize) -> Outcome {
+        match self.flagged().nth(i).map(|(_, f, _)| f) {
+            Some(DELIVERED) => Outcome::Delivered,
+            Some(FAILED) => Outcome::Failed,
+            Some(PENDING) | None => Outcome::Pending,
+            Some(_) => Outcome::Final,
+        }
+    }
+
+    /// Record the final outcome of recipient `i`.
+    pub fn set_outcome(&mut self, i: usize, delivered: bool) {
+        let at = self.flagged().nth(i).map(|(at, _, _)| at);
+        if let Some(at) = at {
+            self.0[at] = if delivered { DELIVERED } else { FAILED };
+        }
+    }
+
+    /// The last temporary response, if an attempt was deferred.
+    pub fn last_response(&self) -> Option<&str> {
+        let at = self.trailer_at();
+        (self.0.get(at) == Some(&TRAILER))
+            .then(|| field(&self.0, at + 1).map(|(s, _)| s))
+            .flatten()
+    }
+
+    /// Keep `response` (cut to [`MAX_RESPONSE`] bytes) as the last temporary response.
+    pub fn set_last_response(&mut self, response: &str) {
+        let mut cut = response.len().min(MAX_RESPONSE);
+        while !response.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let response = &response[..cut];
+        if self.last_response() == Some(response) {
+            return;
+        }
+        let _g = alloc::enter(ActorClass::Message);
+        let at = self.trailer_at();
+        let mut buf = Vec::with_capacity(at + 3 + response.len());
+        buf.extend_from_slice(&self.0[..at]);
+        buf.push(TRAILER);
+        put(&mut buf, response);
+        self.0 = buf.into_boxed_slice();
     }
 
     /// The recipients, in their original order.
@@ -82,6 +147,35 @@ impl PackedEnvelope {
     /// Heap bytes held.
     pub fn heap_bytes(&self) -> usize {
         self.0.len()
+    }
+}
+
+const PENDING: u8 = 0;
+const DELIVERED: u8 = 2;
+const FAILED: u8 = 3;
+/// Marks the last-response trailer instead of a recipient.
+const TRAILER: u8 = 0xFF;
+/// The last response is kept up to this many bytes.
+pub const MAX_RESPONSE: usize = 200;
+
+/// A recipient's outcome as far as the record knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Pending,
+    Delivered,
+    Failed,
+    /// Final before the last restart (the spool keeps only that it is final).
+    Final,
+}
+
+impl Outcome {
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Pending => "pending",
+            Outcome::Delivered => "delivered",
+            Outcome::Failed => "failed",
+            Outcome::Final => "final",
+        }
     }
 }
 
@@ -178,6 +272,38 @@ mod tests {
         assert_eq!(q.pending().collect::<Vec<_>>(), vec![(0, "a"), (2, "c")]);
         assert!(!q.is_finished());
         assert!(std::mem::size_of::<QueuedMessage>() <= 64);
+    }
+
+    #[test]
+    fn outcomes_and_the_last_response() {
+        let mut p = PackedEnvelope::new("s@a", ["x@b", "y@b", "z@b"]);
+        assert_eq!(p.last_response(), None);
+        p.set_last_response("451 4.3.0 later");
+        p.set_outcome(0, true);
+        p.set_outcome(2, false);
+        p.set_done(1);
+        assert_eq!(p.last_response(), Some("451 4.3.0 later"));
+        assert_eq!(
+            (0..3).map(|i| p.outcome(i)).collect::<Vec<_>>(),
+            [Outcome::Delivered, Outcome::Final, Outcome::Failed]
+        );
+        assert_eq!(p.recipients().collect::<Vec<_>>(), ["x@b", "y@b", "z@b"]);
+        assert_eq!(p.recipient_count(), 3);
+        assert_eq!(p.sender(), "s@a");
+        p.set_last_response("421 4.4.2 timeout");
+        assert_eq!(p.last_response(), Some("421 4.4.2 timeout"));
+        let long = "é".repeat(MAX_RESPONSE);
+        p.set_last_response(&long);
+        let kept = p.last_response().unwrap();
+        assert!(kept.len() <= MAX_RESPONSE && long.starts_with(kept));
+        assert_eq!(p.recipient_count(), 3, "the trailer is not a recipient");
+        let none = PackedEnvelope::new("s", []);
+        let mut none2 = none.clone();
+        none2.set_last_response("x");
+        assert_eq!(
+            (none2.recipient_count(), none2.last_response()),
+            (0, Some("x"))
+        );
     }
 
     #[test]

@@ -61,6 +61,24 @@ pub enum Request {
         #[serde(default)]
         duration_secs: Option<u64>,
     },
+    /// One queued message in detail: sender, each recipient's state, attempts, last
+    /// response, next attempt.
+    Message { id: String },
+    /// Search the queues: messages whose sender, recipient, queue domain and state match
+    /// (each filter optional; an address filter without `@`, or starting with `@`,
+    /// matches the address's domain), at most `limit` (default 100).
+    Find {
+        #[serde(default)]
+        sender: Option<String>,
+        #[serde(default)]
+        recipient: Option<String>,
+        #[serde(default)]
+        domain: Option<String>,
+        #[serde(default)]
+        state: Option<String>,
+        #[serde(default)]
+        limit: Option<usize>,
+    },
     /// Lift every suspension of `domain`.
     Resume { domain: String },
     /// Fail queued messages for good (AdminBounce records, and a report to each sender
@@ -105,6 +123,14 @@ pub enum Response {
         domains: Vec<QueueRow>,
     },
     Domain(Box<DomainDetail>),
+    Message(Box<MessageDetail>),
+    Found {
+        messages: Vec<MessageRow>,
+        /// Messages looked at.
+        scanned: u64,
+        /// More matched than `limit`.
+        more: bool,
+    },
     /// The command was carried out.
     Ok {
         message: String,
@@ -181,6 +207,56 @@ pub struct DomainDetail {
     pub backoff_reason: Option<String>,
     /// Each connection: its registry id, peer and state.
     pub connection_states: Vec<ConnectionInfo>,
+}
+
+/// Answer to [`Request::Message`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MessageDetail {
+    pub id: String,
+    /// The destination domain (its queue).
+    pub domain: String,
+    pub binding: Option<String>,
+    pub sender: String,
+    pub size: u64,
+    /// RFC 3339 UTC.
+    pub received_at: String,
+    /// `active` (due), `delayed` (waiting for its retry), `in_flight` (being delivered).
+    pub state: String,
+    /// Delivery attempts so far.
+    pub attempts: u32,
+    /// RFC 3339 UTC time of the next attempt (none while due or in flight).
+    pub next_attempt: Option<String>,
+    /// Seconds until then.
+    pub next_attempt_secs: Option<u64>,
+    /// The last temporary response, as one line (`451 4.3.0 …`).
+    pub last_response: Option<String>,
+    pub recipients: Vec<RecipientInfo>,
+}
+
+/// One recipient of a queued message.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RecipientInfo {
+    pub address: String,
+    /// `pending`, `delivered`, `failed` (or `final`: done before the last restart).
+    pub state: String,
+    pub attempts: u32,
+    /// For a pending recipient, the message's last temporary response.
+    pub last_response: Option<String>,
+}
+
+/// One message found by [`Request::Find`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MessageRow {
+    pub id: String,
+    pub domain: String,
+    pub binding: Option<String>,
+    pub sender: String,
+    /// The recipients still pending.
+    pub recipients: Vec<String>,
+    pub state: String,
+    pub attempts: u32,
+    pub next_attempt_secs: Option<u64>,
+    pub size: u64,
 }
 
 /// One next hop of a domain.

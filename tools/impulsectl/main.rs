@@ -64,7 +64,38 @@ enum Command {
     /// Each sync pool: threads, busy, queued, completed.
     Pools,
     /// One row per domain container.
-    Queues,
+    Queues {
+        /// Order of the rows.
+        #[arg(long, value_enum, default_value = "name")]
+        sort: QueueSort,
+        /// Only the first N rows.
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// One queued message: sender, each recipient's state, attempts, last response.
+    Message {
+        /// The id the 250 reply to DATA named ("queued as ID").
+        id: String,
+    },
+    /// Search the queues (off the delivery path: each domain scans between its work).
+    Find {
+        /// Envelope sender: an address, or a domain (`example.com`, `@example.com`); `<>`
+        /// for the null sender.
+        #[arg(long)]
+        sender: Option<String>,
+        /// A pending recipient: an address or a domain.
+        #[arg(long)]
+        recipient: Option<String>,
+        /// Only this destination domain's queues.
+        #[arg(long)]
+        domain: Option<String>,
+        /// active, delayed or in_flight.
+        #[arg(long)]
+        state: Option<String>,
+        /// At most N messages (default 100).
+        #[arg(long)]
+        limit: Option<usize>,
+    },
     /// Stop the daemon gracefully.
     Shutdown,
     /// Read the configuration file again and put it in force as a new generation.
@@ -113,6 +144,47 @@ enum Command {
     },
     /// Read a password on stdin, print its argon2id PHC hash for `auth.users` (no daemon).
     HashPassword,
+}
+
+/// How `queues` orders its rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum QueueSort {
+    Active,
+    Delayed,
+    Name,
+}
+
+/// Sort and cut the rows of a `queues` answer as the flags say.
+fn shape_queues(response: &mut Response, sort: QueueSort, limit: Option<usize>) {
+    let Response::Queues { domains } = response else {
+        return;
+    };
+    match sort {
+        QueueSort::Name => domains.sort_by(|a, b| a.domain.cmp(&b.domain)),
+        QueueSort::Active => {
+            domains.sort_by(|a, b| b.active.cmp(&a.active).then(a.domain.cmp(&b.domain)))
+        }
+        QueueSort::Delayed => {
+            domains.sort_by(|a, b| b.delayed.cmp(&a.delayed).then(a.domain.cmp(&b.domain)))
+        }
+    }
+    if let Some(n) = limit {
+        domains.truncate(n);
+    }
+}
+
+/// Write `text` to stdout; a reader that went away (`impulsectl tree | head`) ends the
+/// output quietly.
+fn out(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if stdout
+        .write_all(text.as_bytes())
+        .and_then(|_| stdout.flush())
+        .is_err()
+    {
+        std::process::exit(0);
+    }
 }
 
 fn parse_class(name: &Option<String>) -> Result<Option<ActorClass>, String> {
@@ -167,7 +239,24 @@ fn main() -> ExitCode {
         },
         Command::Memory { class } => (Request::Memory, parse_class(class)),
         Command::Pools => (Request::Pools, Ok(None)),
-        Command::Queues => (Request::Queues, Ok(None)),
+        Command::Queues { .. } => (Request::Queues, Ok(None)),
+        Command::Message { id } => (Request::Message { id: id.clone() }, Ok(None)),
+        Command::Find {
+            sender,
+            recipient,
+            domain,
+            state,
+            limit,
+        } => (
+            Request::Find {
+                sender: sender.clone(),
+                recipient: recipient.clone(),
+                domain: domain.clone(),
+                state: state.clone(),
+                limit: *limit,
+            },
+            Ok(None),
+        ),
         Command::Shutdown => (Request::Shutdown, Ok(None)),
         Command::Reload => (Request::Reload, Ok(None)),
         Command::Suspend {
@@ -222,7 +311,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let response = match client::exchange(&args.socket, &request) {
+    let mut response = match client::exchange(&args.socket, &request) {
         Ok(r) => r,
         Err(e) => {
             eprintln!(
@@ -232,9 +321,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Command::Queues { sort, limit } = &args.command {
+        shape_queues(&mut response, *sort, *limit);
+    }
     if args.json {
         match serde_json::to_string_pretty(&response) {
-            Ok(s) => println!("{s}"),
+            Ok(s) => out(&format!("{s}\n")),
             Err(e) => {
                 eprintln!("impulsectl: {e}");
                 return ExitCode::from(1);
@@ -246,7 +338,7 @@ fn main() -> ExitCode {
             (_, Response::Memory(report)) => render::memory(report, class),
             (_, other) => render::response(other),
         };
-        print!("{text}");
+        out(&text);
     }
     match response {
         Response::Error { message } => {

@@ -187,6 +187,12 @@ pub fn response(resp: &Response) -> String {
         Response::Tree { text, total, .. } => format!("{text}{total} actors\n"),
         Response::Memory(m) => memory(m, None),
         Response::Domain(d) => domain(d),
+        Response::Message(m) => message(m),
+        Response::Found {
+            messages,
+            scanned,
+            more,
+        } => found(messages, *scanned, *more),
     }
 }
 
@@ -251,6 +257,79 @@ fn domain(d: &impulse_runtime::control::DomainDetail) -> String {
             d.other_queues.join(", ")
         );
     }
+    out
+}
+
+fn message(m: &impulse_runtime::control::MessageDetail) -> String {
+    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    let mut out = String::new();
+    let next = match (&m.next_attempt, m.next_attempt_secs) {
+        (Some(t), Some(s)) => format!("{t} (in {s}s)"),
+        _ => "-".into(),
+    };
+    let sender = if m.sender.is_empty() { "<>" } else { &m.sender };
+    for (k, v) in [
+        ("id", m.id.clone()),
+        ("domain", m.domain.clone()),
+        ("binding", opt(&m.binding)),
+        ("sender", sender.to_string()),
+        ("size", bytes(m.size as i64)),
+        ("received", m.received_at.clone()),
+        ("state", m.state.clone()),
+        ("attempts", m.attempts.to_string()),
+        ("next attempt", next),
+        ("last response", opt(&m.last_response)),
+    ] {
+        let _ = writeln!(out, "{k:<14} {v}");
+    }
+    let rows: Vec<Vec<String>> = m
+        .recipients
+        .iter()
+        .map(|r| vec![r.address.clone(), r.state.clone(), r.attempts.to_string()])
+        .collect();
+    out.push_str(&table(&["RECIPIENT", "STATE", "ATTEMPTS"], &rows));
+    out
+}
+
+fn found(messages: &[impulse_runtime::control::MessageRow], scanned: u64, more: bool) -> String {
+    let rows: Vec<Vec<String>> = messages
+        .iter()
+        .map(|m| {
+            let queue = match &m.binding {
+                Some(b) => format!("{b}/{}", m.domain),
+                None => m.domain.clone(),
+            };
+            vec![
+                m.id.clone(),
+                queue,
+                if m.sender.is_empty() {
+                    "<>".into()
+                } else {
+                    m.sender.clone()
+                },
+                m.recipients.join(","),
+                m.state.clone(),
+                m.attempts.to_string(),
+                m.next_attempt_secs.map_or("-".into(), |s| format!("{s}s")),
+            ]
+        })
+        .collect();
+    let mut out = table(
+        &[
+            "ID", "QUEUE", "SENDER", "PENDING", "STATE", "ATTEMPTS", "NEXT",
+        ],
+        &rows,
+    );
+    let _ = writeln!(
+        out,
+        "{} messages{} ({scanned} looked at)",
+        messages.len(),
+        if more {
+            ", more match: raise --limit"
+        } else {
+            ""
+        }
+    );
     out
 }
 

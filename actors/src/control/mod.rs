@@ -8,6 +8,7 @@
 //! listing of any length arrives whole.
 
 pub mod messages;
+mod query;
 mod reply;
 
 use reply::To;
@@ -136,6 +137,24 @@ impl Control {
                 });
                 let message = "shutting down".to_string();
                 self.reply(to, move || Response::Ok { message }, ctx)
+            }
+            Request::Message { id } => self.message(to, id, ctx),
+            Request::Find {
+                sender,
+                recipient,
+                domain,
+                state,
+                limit,
+            } => {
+                let filter = crate::domain::search::Filter {
+                    sender,
+                    recipient,
+                    state,
+                    limit: limit
+                        .unwrap_or(query::DEFAULT_LIMIT)
+                        .clamp(1, query::MAX_LIMIT),
+                };
+                self.find(to, filter, domain, ctx)
             }
             Request::Reload => {
                 let fut = self.reload.send(crate::root::Reload);

@@ -21,6 +21,7 @@ mod detail;
 mod dispatch;
 pub mod messages;
 mod reconfigure;
+pub mod search;
 pub mod site;
 pub mod throttle;
 
@@ -289,6 +290,9 @@ impl Domain {
             Stats::add(&self.shared.stats.deferred, s.counts[2]);
             records.extend(s.records);
             msg.retry_at = s.retry_at;
+            if let Some(last) = &s.last_transient {
+                msg.envelope.set_last_response(last);
+            }
             self.shared.spool.do_send(NoteRetry {
                 id: msg.id,
                 state: RetryState {

@@ -34,6 +34,14 @@ impl LoggedResponse {
         }
     }
 
+    /// As one line: `451 4.3.0 text`.
+    pub fn line(&self) -> String {
+        match &self.enhanced {
+            Some(e) => format!("{} {e} {}", self.code, self.text),
+            None => format!("{} {}", self.code, self.text),
+        }
+    }
+
     /// The response from a parsed SMTP reply.
     pub fn from_reply(r: &impulse_smtp::reply::Reply) -> Self {
         LoggedResponse {

@@ -54,3 +54,8 @@ pub struct Requeue;
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Apply(pub Settlement);
+
+/// The message in detail, for `impulsectl message` and `find` (none once handed back).
+#[derive(Message)]
+#[rtype(result = "Option<impulse_runtime::control::MessageDetail>")]
+pub struct DescribeMsg;

@@ -164,7 +164,10 @@ impl MessageActor {
             Stats::add(counter, n);
         }
         for &i in &s.newly_final {
-            msg.envelope.set_done(i);
+            msg.envelope.set_outcome(i, s.delivered.contains(&i));
+        }
+        if let Some(last) = &s.last_transient {
+            msg.envelope.set_last_response(last);
         }
         let id = msg.id;
         let logger = self.shared.logger.clone();
@@ -239,6 +242,17 @@ impl MessageActor {
             }
             act.hand_back(false, ctx);
         }));
+    }
+}
+
+impl Handler<DescribeMsg> for MessageActor {
+    type Result = Option<impulse_runtime::control::MessageDetail>;
+
+    fn handle(&mut self, _: DescribeMsg, _ctx: &mut Context<Self>) -> Self::Result {
+        let msg = self.msg.as_ref()?;
+        let d =
+            crate::domain::search::describe(msg, &self.domain_name, None, "in_flight", now_ms());
+        Some(d)
     }
 }
 

@@ -35,6 +35,10 @@ pub struct Settlement {
     pub records: Vec<LogRecord>,
     /// Recipients (indices) that became final with this attempt.
     pub newly_final: Vec<usize>,
+    /// Those of `newly_final` that were delivered (the others failed).
+    pub delivered: Vec<usize>,
+    /// The last temporary response of this attempt, as one line.
+    pub last_transient: Option<String>,
     /// Every recipient is final now: the message leaves the spool.
     pub finished: bool,
     /// When the next attempt is due (ms since the epoch), if not finished.
@@ -60,6 +64,8 @@ pub fn settle(
     let mut s = Settlement {
         records: Vec::new(),
         newly_final: Vec::new(),
+        delivered: Vec::new(),
+        last_transient: None,
         finished: false,
         retry_at: 0,
         counts: [0; 4],
@@ -91,10 +97,16 @@ pub fn settle(
                 RecordType::TransientFailure
             }
         };
-        if verdict != Verdict::Transient {
-            s.newly_final.push(i);
-        } else {
-            transient.push((i, response.clone()));
+        match verdict {
+            Verdict::Transient => {
+                s.last_transient = Some(response.line());
+                transient.push((i, response.clone()));
+            }
+            Verdict::Delivered => {
+                s.delivered.push(i);
+                s.newly_final.push(i);
+            }
+            _ => s.newly_final.push(i),
         }
         s.records
             .push(record(msg, domain, kind, rcpts[i], &response, peer));
