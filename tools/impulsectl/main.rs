@@ -10,6 +10,7 @@
 
 mod client;
 mod render;
+mod top;
 
 mod hash_password;
 use std::path::PathBuf;
@@ -144,6 +145,9 @@ enum Command {
     },
     /// Read a password on stdin, print its argon2id PHC hash for `auth.users` (no daemon).
     HashPassword,
+    /// A live view refreshed every second: rates, queues, pools, memory; keys to sort,
+    /// suspend, resume and flush.
+    Top,
 }
 
 /// How `queues` orders its rows.
@@ -217,6 +221,13 @@ fn main() -> ExitCode {
     };
     if matches!(args.command, Command::HashPassword) {
         return hash_password::run();
+    }
+    if matches!(args.command, Command::Top) {
+        if args.json {
+            eprintln!("impulsectl: top is a live screen; it has no --json");
+            return ExitCode::from(64);
+        }
+        return top::run(&args.socket);
     }
     let (request, class) = match &args.command {
         Command::Status => (Request::Status, Ok(None)),
@@ -302,7 +313,7 @@ fn main() -> ExitCode {
             },
             Ok(None),
         ),
-        Command::HashPassword => unreachable!("answered above, without the daemon"),
+        Command::HashPassword | Command::Top => unreachable!("answered above"),
     };
     let class = match class {
         Ok(c) => c,
