@@ -57,6 +57,7 @@ fn metrics_are_scraped_and_parsed_and_health_answers() {
         &[("class", "message")],
     );
     assert!(message_bytes.is_some(), "{}", m.body);
+    assert!(value(&samples, "impulse_process_resident_bytes", &[]).unwrap() > 1e6);
     let threads = value(&samples, "impulse_pool_threads", &[("pool", "blocking")]).unwrap();
     assert!(threads >= 1.0);
     // The same numbers impulsectl reports.

@@ -64,6 +64,11 @@ impl Arbiters {
         self.active.load(Ordering::Acquire)
     }
 
+    /// How many arbiters run (some may only finish the actors they have).
+    pub fn started(&self) -> usize {
+        self.handles.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

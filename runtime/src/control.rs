@@ -118,6 +118,9 @@ pub enum Response {
     Memory(MemoryReport),
     Pools {
         pools: Vec<PoolStats>,
+        /// The actor arbiters (event-loop threads).
+        #[serde(default)]
+        arbiters: Vec<ArbiterStats>,
     },
     Queues {
         domains: Vec<QueueRow>,
@@ -139,6 +142,17 @@ pub enum Response {
     Error {
         message: String,
     },
+}
+
+/// One actor arbiter, as `impulsectl pools` shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArbiterStats {
+    pub index: u8,
+    /// Registered actors running on it.
+    pub actors: usize,
+    /// Whether new actors are placed on it (after a reload that lowered the count, the
+    /// arbiters past it only finish the actors they have).
+    pub placing: bool,
 }
 
 /// Answer to [`Request::Status`].
@@ -173,6 +187,12 @@ pub struct StatusReport {
     pub received_per_sec: f64,
     /// Messages delivered per second over the last sampling window.
     pub delivered_per_sec: f64,
+    /// Messages received per second over the last minute.
+    #[serde(default)]
+    pub received_per_sec_1m: f64,
+    /// Messages delivered per second over the last minute.
+    #[serde(default)]
+    pub delivered_per_sec_1m: f64,
 }
 
 /// Answer to [`Request::Domain`]: limits in force, next hops, connections.
@@ -295,6 +315,15 @@ pub struct QueueRow {
     /// The binding this queue sends from (none: the system's own address).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub binding: Option<String>,
+    /// About how many messages finished (delivered, bounced, expired) in the last minute.
+    #[serde(default)]
+    pub finished_last_minute: u64,
+    /// About how many deferrals in the last minute.
+    #[serde(default)]
+    pub deferred_last_minute: u64,
+    /// The last failure the next hop or the DNS gave.
+    #[serde(default)]
+    pub last_error: Option<String>,
 }
 
 #[cfg(test)]

@@ -79,6 +79,9 @@ pub fn memory(report: &MemoryReport, only: Option<ActorClass>) -> String {
             " (counting allocator not installed)"
         }
     );
+    if let Some(rss) = report.rss_bytes {
+        let _ = writeln!(out, "process resident set {}", bytes(rss as i64));
+    }
     out
 }
 
@@ -120,8 +123,15 @@ pub fn response(resp: &Response) -> String {
                 ("spool records quarantined", s.spool_quarantined.to_string()),
                 ("message actors working", s.messages_working.to_string()),
                 (
-                    "rate received/delivered",
+                    "rate received/delivered, last second",
                     format!("{:.1}/s / {:.1}/s", s.received_per_sec, s.delivered_per_sec),
+                ),
+                (
+                    "rate received/delivered, last minute",
+                    format!(
+                        "{:.1}/s / {:.1}/s",
+                        s.received_per_sec_1m, s.delivered_per_sec_1m
+                    ),
                 ),
             ];
             for (k, v) in rows {
@@ -147,6 +157,8 @@ pub fn response(resp: &Response) -> String {
                         d.next_retry_secs
                             .map(|s| format!("{s}s"))
                             .unwrap_or_else(|| "-".into()),
+                        format!("{}/{}", d.finished_last_minute, d.deferred_last_minute),
+                        d.last_error.clone().unwrap_or_else(|| "-".into()),
                     ]
                 })
                 .collect();
@@ -159,11 +171,13 @@ pub fn response(resp: &Response) -> String {
                     "CONNS",
                     "STATE",
                     "NEXT RETRY",
+                    "DONE/DEFER 1M",
+                    "LAST ERROR",
                 ],
                 &rows,
             )
         }
-        Response::Pools { pools } => {
+        Response::Pools { pools, arbiters } => {
             let rows: Vec<Vec<String>> = pools
                 .iter()
                 .map(|p| {
@@ -174,13 +188,37 @@ pub fn response(resp: &Response) -> String {
                         p.queued.to_string(),
                         p.completed.to_string(),
                         p.panicked.to_string(),
+                        format!("{:.0}", p.mean_job_micros),
                     ]
                 })
                 .collect();
-            table(
-                &["POOL", "THREADS", "BUSY", "QUEUED", "COMPLETED", "PANICKED"],
+            let mut out = table(
+                &[
+                    "POOL",
+                    "THREADS",
+                    "BUSY",
+                    "QUEUED",
+                    "COMPLETED",
+                    "PANICKED",
+                    "MEAN JOB µs",
+                ],
                 &rows,
-            )
+            );
+            if !arbiters.is_empty() {
+                let rows: Vec<Vec<String>> = arbiters
+                    .iter()
+                    .map(|a| {
+                        vec![
+                            a.index.to_string(),
+                            a.actors.to_string(),
+                            if a.placing { "yes" } else { "no (draining)" }.to_string(),
+                        ]
+                    })
+                    .collect();
+                out.push('\n');
+                out.push_str(&table(&["ARBITER", "ACTORS", "NEW ACTORS"], &rows));
+            }
+            out
         }
         Response::Ok { message } => format!("{message}\n"),
         Response::Error { message } => format!("error: {message}\n"),

@@ -312,7 +312,7 @@ pub fn fetch(socket: &Path) -> View {
     if let Ok(Response::Memory(m)) = ask(Request::Memory) {
         v.memory = Some(m);
     }
-    if let Ok(Response::Pools { pools }) = ask(Request::Pools) {
+    if let Ok(Response::Pools { pools, .. }) = ask(Request::Pools) {
         v.pools = pools;
     }
     v
@@ -416,6 +416,7 @@ mod tests {
                 queued: 0,
                 completed: 777,
                 panicked: 0,
+                mean_job_micros: 12.0,
             }],
             error: None,
         }

@@ -50,9 +50,11 @@ pub struct Control {
     outgoing: Vec<reply::Outgoing>,
     /// A pump wake-up is scheduled.
     pumping: bool,
-    /// Last rate sample: when, received, delivered.
-    sample: (Instant, u64, u64),
+    /// Rate samples, one a second for the last minute: when, received, delivered.
+    samples: std::collections::VecDeque<(Instant, u64, u64)>,
+    /// Per second over the last second, and over the last minute.
     rates: (f64, f64),
+    rates_1m: (f64, f64),
 }
 
 impl Control {
@@ -72,8 +74,9 @@ impl Control {
             clients: HashMap::new(),
             outgoing: Vec::new(),
             pumping: false,
-            sample: (Instant::now(), 0, 0),
+            samples: std::collections::VecDeque::from([(Instant::now(), 0, 0)]),
             rates: (0.0, 0.0),
+            rates_1m: (0.0, 0.0),
         }
     }
 
@@ -81,14 +84,26 @@ impl Control {
         let now = Instant::now();
         let received = Stats::get(&self.shared.stats.received);
         let delivered = Stats::get(&self.shared.stats.delivered);
-        let secs = now.duration_since(self.sample.0).as_secs_f64();
-        if secs > 0.0 {
-            self.rates = (
-                (received - self.sample.1) as f64 / secs,
-                (delivered - self.sample.2) as f64 / secs,
-            );
+        let rate = |from: (Instant, u64, u64)| {
+            let secs = now.duration_since(from.0).as_secs_f64();
+            if secs <= 0.0 {
+                return (0.0, 0.0);
+            }
+            (
+                received.saturating_sub(from.1) as f64 / secs,
+                delivered.saturating_sub(from.2) as f64 / secs,
+            )
+        };
+        if let Some(&last) = self.samples.back() {
+            self.rates = rate(last);
         }
-        self.sample = (now, received, delivered);
+        if let Some(&first) = self.samples.front() {
+            self.rates_1m = rate(first);
+        }
+        self.samples.push_back((now, received, delivered));
+        while self.samples.len() > 61 {
+            self.samples.pop_front();
+        }
     }
 
     fn answer(&mut self, to: To, request: Result<Request, String>, ctx: &mut Context<Self>) {
@@ -124,12 +139,36 @@ impl Control {
                 )
             }
             Request::Memory => {
-                let report = alloc::snapshot();
-                self.reply(to, move || Response::Memory(report), ctx)
+                let mut report = alloc::snapshot();
+                self.reply(
+                    to,
+                    move || {
+                        report.rss_bytes = alloc::rss_bytes();
+                        Response::Memory(report)
+                    },
+                    ctx,
+                )
             }
             Request::Pools => {
                 let pools = vec![self.shared.pool.stats()];
-                self.reply(to, move || Response::Pools { pools }, ctx)
+                let registry = self.shared.registry.clone();
+                let placing = self.shared.arbiters.len();
+                let started = self.shared.arbiters.started();
+                self.reply(
+                    to,
+                    move || {
+                        let counts = registry.count_by_arbiter();
+                        let arbiters = (0..started.max(placing))
+                            .map(|i| impulse_runtime::control::ArbiterStats {
+                                index: i as u8,
+                                actors: counts.get(&(i as u8)).copied().unwrap_or(0),
+                                placing: i < placing,
+                            })
+                            .collect();
+                        Response::Pools { pools, arbiters }
+                    },
+                    ctx,
+                )
             }
             Request::Shutdown => {
                 self.shutdown.do_send(Shutdown {
@@ -348,6 +387,8 @@ impl Control {
             messages_working: Stats::get(&st.messages_working),
             received_per_sec: self.rates.0,
             delivered_per_sec: self.rates.1,
+            received_per_sec_1m: self.rates_1m.0,
+            delivered_per_sec_1m: self.rates_1m.1,
             ..Default::default()
         }
     }

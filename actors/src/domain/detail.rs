@@ -1,12 +1,13 @@
-//! Operator requests answered from a container's own state. `impulsectl domain NAME`:
+//! Operator requests answered from a container's own state: its `impulsectl queues`
+//! row, and `impulsectl domain NAME`:
 //! what a container knows about itself — limits in force, next
 //! hops and where they came from, its site, back-off and each connection — read from
 //! its own state (no registry scan), so it answers at once however large the queue.
 
 use actix::prelude::*;
-use impulse_runtime::control::{ConnectionInfo, DomainDetail, NextHopInfo};
+use impulse_runtime::control::{ConnectionInfo, DomainDetail, NextHopInfo, QueueRow};
 
-use super::{AdminBounce, Domain, DomainInfo, NextHop};
+use super::{AdminBounce, Domain, DomainInfo, NextHop, QueueInfo};
 use crate::ids::{now_ms, MessageId};
 use crate::logger::LoggedResponse;
 use crate::message::settle::{settle, Verdict};
@@ -139,5 +140,32 @@ impl Handler<AdminBounce> for Domain {
         self.arm_timer(ctx);
         self.update_registry();
         MessageResult(ids)
+    }
+}
+
+impl Handler<QueueInfo> for Domain {
+    type Result = MessageResult<QueueInfo>;
+
+    fn handle(&mut self, _: QueueInfo, _ctx: &mut Context<Self>) -> Self::Result {
+        let now = now_ms();
+        MessageResult(QueueRow {
+            domain: self.name.to_string(),
+            active: self.active.len(),
+            delayed: self.delayed.len(),
+            in_flight: self.in_flight.len(),
+            connections: self.connections.len(),
+            max_connections: self.cfg.max_connections,
+            state: self.state_name().to_string(),
+            next_retry_secs: self
+                .delayed
+                .first_key_value()
+                .map(|((due, _), _)| due.saturating_sub(now) / 1000),
+            finished: self.finished,
+            deferred: self.deferred,
+            binding: self.egress.name.clone(),
+            finished_last_minute: self.finished_window.last_minute(now),
+            deferred_last_minute: self.deferred_window.last_minute(now),
+            last_error: self.last_error.as_deref().map(str::to_string),
+        })
     }
 }

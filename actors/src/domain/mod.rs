@@ -24,6 +24,7 @@ mod reconfigure;
 pub mod search;
 pub mod site;
 pub mod throttle;
+pub mod window;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -33,7 +34,6 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use impulse_config::DomainCfg;
 use impulse_runtime::alloc;
-use impulse_runtime::control::QueueRow;
 use impulse_runtime::registry::{ActorId, Name, Registration};
 use impulse_runtime::supervise::guard;
 use impulse_runtime::ActorClass;
@@ -104,6 +104,11 @@ pub struct Domain {
     draining: bool,
     finished: u64,
     deferred: u64,
+    /// Messages finished and deferred over the last minute.
+    finished_window: window::Window,
+    deferred_window: window::Window,
+    /// The last failure the next hop or the DNS gave (`impulsectl queues`).
+    last_error: Option<Box<str>>,
 }
 
 impl Domain {
@@ -147,6 +152,9 @@ impl Domain {
             draining: false,
             finished: 0,
             deferred: 0,
+            finished_window: Default::default(),
+            deferred_window: Default::default(),
+            last_error: None,
         }
     }
 
@@ -274,6 +282,7 @@ impl Domain {
         ctx: &mut Context<Self>,
     ) {
         let now = now_ms();
+        self.last_error = Some(response.line().into());
         let mut records = Vec::new();
         for mut msg in std::mem::take(&mut self.active) {
             msg.attempts += attempted as u32;
@@ -301,6 +310,7 @@ impl Domain {
                 },
             });
             self.deferred += 1;
+            self.deferred_window.add(now, 1);
             self.hibernate(msg);
         }
         if !records.is_empty() {
@@ -557,7 +567,10 @@ impl Handler<Finished> for Domain {
         self.guarded(ctx, move |act, ctx| {
             act.in_flight.remove(&msg.id);
             match msg.msg {
-                None => act.finished += 1,
+                None => {
+                    act.finished += 1;
+                    act.finished_window.add(now_ms(), 1);
+                }
                 Some(m) if msg.requeue => {
                     m.set_state("queued");
                     act.active.push_front(m);
@@ -565,6 +578,10 @@ impl Handler<Finished> for Domain {
                 }
                 Some(m) => {
                     act.deferred += 1;
+                    act.deferred_window.add(now_ms(), 1);
+                    if let Some(last) = m.envelope.last_response() {
+                        act.last_error = Some(last.into());
+                    }
                     act.hibernate(m);
                     act.arm_timer(ctx);
                 }
@@ -586,29 +603,5 @@ impl Handler<Drain> for Domain {
             }
             act.update_registry();
         });
-    }
-}
-
-impl Handler<QueueInfo> for Domain {
-    type Result = MessageResult<QueueInfo>;
-
-    fn handle(&mut self, _: QueueInfo, _ctx: &mut Context<Self>) -> Self::Result {
-        let now = now_ms();
-        MessageResult(QueueRow {
-            domain: self.name.to_string(),
-            active: self.active.len(),
-            delayed: self.delayed.len(),
-            in_flight: self.in_flight.len(),
-            connections: self.connections.len(),
-            max_connections: self.cfg.max_connections,
-            state: self.state_name().to_string(),
-            next_retry_secs: self
-                .delayed
-                .first_key_value()
-                .map(|((due, _), _)| due.saturating_sub(now) / 1000),
-            finished: self.finished,
-            deferred: self.deferred,
-            binding: self.egress.name.clone(),
-        })
     }
 }

@@ -204,6 +204,14 @@ fn build(s: &Snapshot) -> prometheus::Result<Registry> {
         "Live heap bytes, all classes",
         s.memory.total_live_bytes,
     )?;
+    if let Some(rss) = s.memory.rss_bytes {
+        gauge(
+            &r,
+            "process_resident_bytes",
+            "Resident set size of the process",
+            rss as i64,
+        )?;
+    }
 
     let threads = gauges(&r, "pool_threads", "Threads, per blocking pool", &["pool"])?;
     let busy = gauges(
@@ -274,6 +282,7 @@ mod tests {
                 queued: 0,
                 completed: 9,
                 panicked: 0,
+                mean_job_micros: 3.5,
             }],
         };
         let text = String::from_utf8(render(&s).unwrap()).unwrap();

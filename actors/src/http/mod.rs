@@ -188,7 +188,7 @@ impl Http {
                     Response::Status(status),
                     Response::Queues { domains },
                     Response::Memory(memory),
-                    Response::Pools { pools },
+                    Response::Pools { pools, .. },
                 ) => metrics::Snapshot {
                     status,
                     queues: domains,

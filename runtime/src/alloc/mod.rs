@@ -113,6 +113,10 @@ pub struct MemoryReport {
     /// Whether the counting allocator has seen any allocation (false where it is not the
     /// global allocator: then every number is zero).
     pub installed: bool,
+    /// The process's resident set size (from `/proc/self/statm`), when known; filled in
+    /// by the daemon off its event loops ([`rss_bytes`]).
+    #[serde(default)]
+    pub rss_bytes: Option<u64>,
 }
 
 impl MemoryReport {
@@ -193,7 +197,17 @@ pub fn snapshot() -> MemoryReport {
         total_live_bytes: t.total_live_bytes,
         total_live_allocs: t.total_live_allocs,
         installed,
+        rss_bytes: None,
     }
+}
+
+/// The resident set size of this process, from `/proc/self/statm` (Linux).
+pub fn rss_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    Some(pages * page.max(1) as u64)
 }
 
 #[cfg(test)]

@@ -50,7 +50,7 @@ pub enum PoolError {
 }
 
 /// A pool's counters, as `impulsectl pools` prints them.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct PoolStats {
     pub name: String,
     pub threads: usize,
@@ -62,6 +62,9 @@ pub struct PoolStats {
     pub completed: u64,
     /// Jobs that panicked.
     pub panicked: u64,
+    /// Mean time a job ran, in microseconds (over every job so far).
+    #[serde(default)]
+    pub mean_job_micros: f64,
 }
 
 /// State shared by the pool handle, its workers and its in-flight jobs.
@@ -75,6 +78,8 @@ struct Shared {
     busy: AtomicUsize,
     completed: AtomicU64,
     panicked: AtomicU64,
+    /// Time spent running jobs, summed over the workers.
+    busy_nanos: AtomicU64,
     registry: Arc<Registry>,
     pool_id: ActorId,
     /// Serialises queue-depth writes to the registry so the last write is the latest value.
@@ -103,6 +108,14 @@ impl Shared {
             queued: self.queued(),
             completed: self.completed.load(Relaxed),
             panicked: self.panicked.load(Relaxed),
+            mean_job_micros: {
+                let jobs = self.completed.load(Relaxed) + self.panicked.load(Relaxed);
+                if jobs == 0 {
+                    0.0
+                } else {
+                    self.busy_nanos.load(Relaxed) as f64 / jobs as f64 / 1000.0
+                }
+            },
         }
     }
 }
@@ -146,6 +159,7 @@ impl Pool {
             busy: AtomicUsize::new(0),
             completed: AtomicU64::new(0),
             panicked: AtomicU64::new(0),
+            busy_nanos: AtomicU64::new(0),
             registry: Arc::clone(registry),
             pool_id: registration.id(),
             gauge: Mutex::new(()),

@@ -94,7 +94,10 @@ impl Handler<Job> for PoolWorker {
 
         // `work` catches the user's panic itself; this outer guard covers a panic while
         // dropping a panic payload, so nothing can unwind out of the worker.
+        let started = std::time::Instant::now();
         let panicked = catch_unwind(AssertUnwindSafe(work)).unwrap_or(true);
+        let took = started.elapsed().as_nanos().min(u64::MAX as u128) as u64;
+        shared.busy_nanos.fetch_add(took, Relaxed);
 
         self.registration.set_state("idle");
         if panicked {

@@ -237,6 +237,15 @@ impl Registry {
         counts
     }
 
+    /// Live actors per arbiter index (index → count), for the arbiters that run any.
+    pub fn count_by_arbiter(&self) -> std::collections::BTreeMap<u8, usize> {
+        let mut counts = std::collections::BTreeMap::new();
+        for e in self.actors.iter() {
+            *counts.entry(e.arbiter).or_insert(0) += 1;
+        }
+        counts
+    }
+
     /// Ids of the registered actors whose parent is `parent`, sorted.
     pub fn children(&self, parent: ActorId) -> Vec<ActorId> {
         let mut ids: Vec<ActorId> = self
