@@ -166,15 +166,25 @@ fn find_returns_the_matching_messages() {
     assert_eq!(rows[0]["deferred_last_minute"], 3, "{q:#}");
     assert_eq!(rows[0]["last_error"], "451 4.3.0 come back later", "{q:#}");
     let text = String::from_utf8(d.ctl(&["queues"]).stdout).unwrap();
-    assert!(text.contains("LAST ERROR") && text.contains("come back later"), "{text}");
+    assert!(
+        text.contains("LAST ERROR") && text.contains("come back later"),
+        "{text}"
+    );
 
     // The other views' extras: minute rates, arbiters and mean job time, the RSS.
     let s = d.ctl_json(&["status"]);
     assert!(s["received_per_sec_1m"].as_f64().is_some(), "{s:#}");
     let p = d.ctl_json(&["pools"]);
     assert!(!p["arbiters"].as_array().unwrap().is_empty(), "{p:#}");
-    assert!(p["arbiters"].as_array().unwrap().iter().any(|a| a["actors"].as_u64().unwrap() > 0));
-    assert!(p["pools"][0]["mean_job_micros"].as_f64().unwrap() > 0.0, "{p:#}");
+    assert!(p["arbiters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["actors"].as_u64().unwrap() > 0));
+    assert!(
+        p["pools"][0]["mean_job_micros"].as_f64().unwrap() > 0.0,
+        "{p:#}"
+    );
     let m = d.ctl_json(&["memory"]);
     assert!(m["rss_bytes"].as_u64().unwrap() > 1_000_000, "{m:#}");
 }

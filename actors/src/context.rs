@@ -71,6 +71,8 @@ pub struct Shared {
     pub started: Instant,
     /// Handler panics caught and turned into supervised restarts.
     pub panics: Arc<PanicCount>,
+    /// Failed AUTH attempts per client address (the growing delay).
+    pub auth_failures: crate::inbound::secure::Failures,
 }
 
 impl Shared {

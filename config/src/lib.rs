@@ -37,8 +37,8 @@ mod validate;
 pub use domain::{resolve_domains, DomainCfg, PartialDomainCfg, TlsMode};
 pub use error::{ConfigError, Diagnostic, Position};
 pub use schema::{
-    AuthCfg, BindingCfg, Config, DeliveryCfg, DkimCfg, DnsCfg, HttpCfg, ListenerCfg, PoolsCfg,
-    RelayCfg, SmtpCfg, SpoolCfg,
+    AuthCfg, BindingCfg, Config, DeliveryCfg, DkimCfg, DnsCfg, HttpCfg, ListenerCfg, ListenerTls,
+    PoolsCfg, RelayCfg, SmtpCfg, SpoolCfg,
 };
 pub use units::{Cidr, Duration, HostPort, Rate};
 

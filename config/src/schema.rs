@@ -83,7 +83,8 @@ impl Default for Config {
 pub struct ListenerCfg {
     /// Address to bind, e.g. `"127.0.0.1:2525"`; port 0 picks a free port.
     pub address: SocketAddr,
-    /// PEM certificate chain; with `tls_key`, STARTTLS is offered.
+    /// PEM certificate chain; with `tls_key`, STARTTLS is offered (or TLS is spoken from
+    /// the first byte, with `tls: Implicit`).
     #[serde(default)]
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for `tls_cert`.
@@ -95,6 +96,19 @@ pub struct ListenerCfg {
     /// Name in the greeting and EHLO reply; none = `smtp.hostname`.
     #[serde(default)]
     pub hostname: Option<String>,
+    /// How TLS starts on this listener (with `tls_cert`/`tls_key`).
+    #[serde(default)]
+    pub tls: ListenerTls,
+}
+
+/// How TLS starts on a listener.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ListenerTls {
+    /// Plaintext first; STARTTLS offered (RFC 3207).
+    #[default]
+    Starttls,
+    /// TLS from the first byte (RFC 8314, port 465 style submission).
+    Implicit,
 }
 
 impl ListenerCfg {
@@ -106,6 +120,7 @@ impl ListenerCfg {
             tls_key: None,
             require_auth: false,
             hostname: None,
+            tls: ListenerTls::Starttls,
         }
     }
 }

@@ -10,7 +10,8 @@
 //! and, for one family of scenarios each, [`abuse`] the strict client and checks of the
 //! bad-input scenarios, [`ctl`] the busy daemon the `impulsectl` scenarios inspect,
 //! [`delivery`] the message sending of the delivery scenarios, [`http`] the HTTP client
-//! and metrics parser of the HTTP scenarios. Everything stays on
+//! and metrics parser of the HTTP scenarios, [`tls`] the certificate and TLS client of the
+//! inbound TLS and AUTH scenarios. Everything stays on
 //! loopback.
 
 #![allow(dead_code, unused_imports)]
@@ -22,6 +23,7 @@ pub mod delivery;
 pub mod http;
 pub mod log;
 pub mod relay;
+pub mod tls;
 
 pub use client::{expect, RawClient};
 pub use relay::{relay, relay_with, wait_for_rcpt, ClosedPort};

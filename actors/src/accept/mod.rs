@@ -42,8 +42,12 @@ pub struct Submission {
     pub helo: String,
     /// Our name in the `Received:` header.
     pub hostname: String,
-    /// The protocol in the `Received:` header: `ESMTP`, `HTTP`.
+    /// The protocol in the `Received:` header: `ESMTP`, `ESMTPS`, `ESMTPSA`, `HTTP`.
     pub with: &'static str,
+    /// The TLS the message came over (in the `Received:` header and the records).
+    pub tls: Option<impulse_runtime::io::TlsInfo>,
+    /// The user the client authenticated as (in the Reception records).
+    pub user: Option<String>,
     /// The class the caller's allocations count against.
     pub class: ActorClass,
 }
@@ -72,6 +76,8 @@ pub async fn accept(
         helo,
         hostname,
         with,
+        tls,
+        user,
         class,
     } = sub;
     // The binding header is taken out before anything else sees the message.
@@ -113,6 +119,8 @@ pub async fn accept(
                 helo: &helo,
                 hostname: &hostname,
                 with,
+                tls: tls.as_ref(),
+                user: user.as_deref(),
             },
         )
     };
@@ -143,6 +151,8 @@ struct Parts<'a> {
     helo: &'a str,
     hostname: &'a str,
     with: &'static str,
+    tls: Option<&'a impulse_runtime::io::TlsInfo>,
+    user: Option<&'a str>,
 }
 
 type Split = (
@@ -169,6 +179,7 @@ fn split(shared: &Shared, p: Parts<'_>) -> Split {
             &peer_ip,
             p.hostname,
             p.with,
+            p.tls,
             &id.to_string(),
             SystemTime::now(),
         );
@@ -221,7 +232,8 @@ fn split(shared: &Shared, p: Parts<'_>) -> Split {
                 attempts: 0,
                 response: LoggedResponse::new(250, Some("2.0.0".into()), "queued"),
                 peer: m.meta.peer.clone(),
-                tls: None,
+                tls: p.tls.cloned(),
+                user: p.user.map(str::to_string),
             })
         })
         .collect();

@@ -45,6 +45,7 @@ pub fn received_header(
     peer: &str,
     hostname: &str,
     with: &str,
+    tls: Option<&impulse_runtime::io::TlsInfo>,
     id: &str,
     now: SystemTime,
 ) -> String {
@@ -53,8 +54,12 @@ pub fn received_header(
         .map(|d| d.as_secs())
         .unwrap_or(0);
     let helo = if helo.is_empty() { "unknown" } else { helo };
+    // RFC 8314 §4.3 style: the TLS version and cipher as a comment.
+    let tls = tls.map_or(String::new(), |t| {
+        format!("\r\n\t(using {} with cipher {})", t.version, t.cipher)
+    });
     format!(
-        "Received: from {helo} ([{peer}])\r\n\tby {hostname} (Impulse) with {with} id {id};\r\n\t{}\r\n",
+        "Received: from {helo} ([{peer}])\r\n\tby {hostname} (Impulse) with {with} id {id}{tls};\r\n\t{}\r\n",
         rfc5322_date(secs)
     )
 }
@@ -81,6 +86,7 @@ mod tests {
             "127.0.0.1",
             "mx.example",
             "ESMTP",
+            None,
             "ABC",
             UNIX_EPOCH + Duration::from_secs(0),
         );

@@ -164,6 +164,7 @@ impl Handler<Bounce> for Bouncer {
                 ),
                 peer: "bounce".into(),
                 tls: None,
+                user: None,
             };
             Ok((stored, key, b.sender, size, now, record))
         };

@@ -254,6 +254,8 @@ impl Http {
             helo: "api".into(),
             hostname: cfg.smtp.hostname.clone(),
             with: "HTTP",
+            tls: None,
+            user: None,
             class: ActorClass::Http,
         };
         let fut = accept::accept(self.shared.clone(), self.router.clone(), sub);

@@ -14,6 +14,7 @@
 //! is in progress and the input it already has is processed.
 
 pub mod messages;
+pub mod secure;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,7 +23,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use bytes::Bytes;
 use impulse_runtime::alloc;
-use impulse_runtime::io::{ConnEvent, ConnId, Credit};
+use impulse_runtime::io::{ConnEvent, ConnId, Credit, TlsInfo};
 use impulse_runtime::registry::Registration;
 use impulse_runtime::supervise::{contain, fault_point};
 use impulse_runtime::ActorClass;
@@ -31,6 +32,7 @@ use impulse_smtp::Envelope;
 
 use crate::accept::{self, Refusal, Submission};
 use crate::context::Shared;
+use crate::listener::ListenerSettings;
 use crate::router::Router;
 use crate::stats::Stats;
 pub use messages::*;
@@ -58,6 +60,12 @@ pub struct Inbound {
     read_closed: bool,
     draining: bool,
     last_activity: Instant,
+    /// The listener's settings when the session started (TLS, AUTH, name).
+    settings: Arc<ListenerSettings>,
+    /// The TLS the session runs over, once the handshake completed.
+    tls: Option<TlsInfo>,
+    /// The greeting was sent (implicit TLS sends it after the handshake).
+    greeted: bool,
 }
 
 impl Inbound {
@@ -67,16 +75,19 @@ impl Inbound {
         reg: Registration,
         conn: ConnId,
         peer: SocketAddr,
-        hostname: String,
+        settings: Arc<ListenerSettings>,
     ) -> Inbound {
         let config = shared.config();
         let smtp = &config.smtp;
         let policy = Policy {
-            hostname,
+            hostname: settings.hostname.clone(),
             max_message_size: smtp.max_message_size,
             max_recipients: smtp.max_recipients,
             max_line_length: smtp.max_line_length,
             relay_allowed: config.relay_allowed(peer.ip()),
+            starttls: settings.tls.is_some() && !settings.implicit,
+            auth: settings.tls.is_some() && !config.auth.users.is_empty(),
+            require_auth: settings.require_auth,
         };
         Inbound {
             shared,
@@ -92,6 +103,9 @@ impl Inbound {
             read_closed: false,
             draining: false,
             last_activity: Instant::now(),
+            settings,
+            tls: None,
+            greeted: false,
         }
     }
 
@@ -134,6 +148,11 @@ impl Inbound {
             };
             match event {
                 Event::Message { envelope, data } => self.store(envelope, data, ctx),
+                Event::StartTls => {
+                    self.start_tls();
+                    return;
+                }
+                Event::Auth { user, password } => self.check_auth(user, password, ctx),
                 Event::Quit | Event::Close => {
                     self.flush();
                     self.close();
@@ -181,7 +200,15 @@ impl Inbound {
             peer: self.peer,
             helo: self.session.helo_name().unwrap_or("").to_string(),
             hostname: self.session.policy().hostname.clone(),
-            with: "ESMTP",
+            // RFC 3848: S for TLS, A for an authenticated client.
+            with: match (self.tls.is_some(), self.session.auth_user().is_some()) {
+                (false, false) => "ESMTP",
+                (true, false) => "ESMTPS",
+                (false, true) => "ESMTPA",
+                (true, true) => "ESMTPSA",
+            },
+            tls: self.tls.clone(),
+            user: self.session.auth_user().map(str::to_string),
             class: ActorClass::Inbound,
         };
         let fut = accept::accept(self.shared.clone(), self.router.clone(), sub);
@@ -209,10 +236,15 @@ impl Actor for Inbound {
     fn started(&mut self, ctx: &mut Context<Self>) {
         let _g = alloc::enter(ActorClass::Inbound);
         self.reg.placed();
-        self.credit = Some(self.shared.io.attach(self.conn, ctx.address().recipient()));
         Stats::add(&self.shared.stats.connections_in, 1);
-        self.session.greeting();
-        self.flush();
+        if self.settings.implicit {
+            self.start_implicit_tls(ctx.address().recipient());
+        } else {
+            self.credit = Some(self.shared.io.attach(self.conn, ctx.address().recipient()));
+            self.greeted = true;
+            self.session.greeting();
+            self.flush();
+        }
         self.reg.set_state("reading");
         let idle = self.shared.config().smtp.idle_timeout.get();
         ctx.run_interval(Duration::from_secs(1).min(idle), move |act, _ctx| {
@@ -276,10 +308,11 @@ impl Inbound {
                 }
             }
             ConnEvent::Closed { .. } => ctx.stop(),
-            // Inbound STARTTLS is not offered yet: no handshake is ever started.
-            ConnEvent::Connected { .. }
-            | ConnEvent::ConnectFailed { .. }
-            | ConnEvent::TlsReady { .. } => {}
+            ConnEvent::TlsReady { info, .. } => {
+                self.last_activity = Instant::now();
+                self.tls_ready(info, ctx);
+            }
+            ConnEvent::Connected { .. } | ConnEvent::ConnectFailed { .. } => {}
         }
     }
 }

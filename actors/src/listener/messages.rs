@@ -18,7 +18,7 @@ pub struct Bound {
 #[rtype(result = "()")]
 pub struct Drain;
 
-/// A reload changed this listener's greeting name: new sessions use `0`.
+/// A reload: new sessions run with these settings (greeting name, certificate, AUTH).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Rename(pub String);
+pub struct Configure(pub super::ListenerSettings);

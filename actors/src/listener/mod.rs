@@ -7,6 +7,7 @@
 //! restarts the listener with its state.
 
 pub mod messages;
+pub mod settings;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,14 +23,15 @@ use crate::context::Shared;
 use crate::inbound::{self, Inbound};
 use crate::router::Router;
 pub use messages::*;
+pub use settings::ListenerSettings;
 
 /// One listening address.
 pub struct Listener {
     shared: Arc<Shared>,
     router: Arc<Router>,
     reg: Registration,
-    /// Name in the greeting, EHLO reply and `Received:` header of its sessions.
-    hostname: String,
+    /// What its sessions run with: greeting name, TLS, AUTH (replaced by a reload).
+    settings: Arc<ListenerSettings>,
     id: Option<ListenerId>,
     sessions: HashMap<ConnId, Addr<Inbound>>,
     draining: bool,
@@ -40,13 +42,13 @@ impl Listener {
         shared: Arc<Shared>,
         router: Arc<Router>,
         reg: Registration,
-        hostname: String,
+        settings: ListenerSettings,
     ) -> Listener {
         Listener {
             shared,
             router,
             reg,
-            hostname,
+            settings: Arc::new(settings),
             id: None,
             sessions: HashMap::new(),
             draining: false,
@@ -116,7 +118,7 @@ impl Listener {
                 reg,
                 msg.conn,
                 peer,
-                self.hostname.clone(),
+                self.settings.clone(),
             );
             Inbound::start_in_arbiter(&self.shared.arbiters.next(), move |_| inbound)
         };
@@ -129,11 +131,11 @@ impl Listener {
     }
 }
 
-impl Handler<Rename> for Listener {
+impl Handler<Configure> for Listener {
     type Result = ();
 
-    fn handle(&mut self, Rename(name): Rename, _ctx: &mut Context<Self>) {
-        self.hostname = name;
+    fn handle(&mut self, Configure(settings): Configure, _ctx: &mut Context<Self>) {
+        self.settings = Arc::new(settings);
     }
 }
 

@@ -71,6 +71,9 @@ pub struct LogRecord {
     /// TLS version and cipher, when the session with `peer` was encrypted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<impulse_runtime::io::TlsInfo>,
+    /// The user the client authenticated as (Reception records).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
 }
 
 /// Now, as the records print it.
@@ -107,6 +110,7 @@ mod tests {
             response: LoggedResponse::new(250, Some("2.0.0".into()), "ok"),
             peer: "127.0.0.1:25".into(),
             tls: None,
+            user: None,
         };
         let v: serde_json::Value = serde_json::from_slice(&r.to_line()).unwrap();
         for key in [

@@ -177,6 +177,7 @@ fn record(
         response: response.clone(),
         peer: peer.to_string(),
         tls: None,
+        user: None,
     }
 }
 

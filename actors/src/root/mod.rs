@@ -87,6 +87,7 @@ pub fn boot_from(config: Config, path: Option<PathBuf>) -> Result<Booted, String
     // Keys are read once per configuration: a key that does not load stops the start.
     let dkim = Arc::new(DkimKeys::load(&config.dkim)?);
     let tls_clients = Arc::new(TlsClients::load(config.delivery.tls_ca.as_deref())?);
+    let listener_settings = crate::listener::ListenerSettings::load_all(&config)?;
     let registry = Registry::new();
     let root_reg = Registration::new(&registry, ActorClass::Root, "impulsed", None);
     let root_id = root_reg.id();
@@ -171,6 +172,7 @@ pub fn boot_from(config: Config, path: Option<PathBuf>) -> Result<Booted, String
         root_id,
         started: Instant::now(),
         panics,
+        auth_failures: Default::default(),
     });
     let router = Arc::new(Router::new(shared.clone()));
     let bouncer = Bouncer::new(
@@ -228,8 +230,8 @@ pub fn boot_from(config: Config, path: Option<PathBuf>) -> Result<Booted, String
             }
         }
         let mut listeners = Vec::new();
-        for l in &config.listeners {
-            match reload::start_listener(&shared, &router, l, config.greeting_name(l)) {
+        for (l, settings) in config.listeners.iter().zip(listener_settings) {
+            match reload::start_listener(&shared, &router, l, settings) {
                 Ok((actor, local)) => {
                     listening.push(local);
                     listeners.push((l.address, actor));

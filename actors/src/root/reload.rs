@@ -4,7 +4,8 @@
 //! The file, its DKIM keys and its `delivery.tls_ca` are loaded on the pool; any error
 //! refuses the reload with every FILE:LINE:COL message, and the running generation stays.
 //! Otherwise, in order: new listening sockets are bound (a bind failure refuses the
-//! reload and closes those just bound); the generation is installed, so every session,
+//! reload and closes those just bound); listeners kept take the new settings (greeting
+//! name, certificate, AUTH) for their new sessions; the generation is installed, so every session,
 //! connection and message that starts from now reads it; listeners gone from the file
 //! stop accepting and let their sessions finish; the blocking pool and the arbiters take
 //! their new sizes; every domain container reads its limits, route and binding again.
@@ -28,7 +29,7 @@ use crate::control::Control;
 use crate::dkim::DkimKeys;
 use crate::domain::Reconfigure;
 use crate::http::Http;
-use crate::listener::{self, Bound, Listener, Rename};
+use crate::listener::{self, Bound, Configure, Listener, ListenerSettings};
 use crate::outbound::tls::TlsClients;
 use crate::router::Router;
 
@@ -45,8 +46,8 @@ pub struct Plan {
     pub add: Vec<ListenerCfg>,
     /// Listeners to stop, by configured address.
     pub remove: Vec<SocketAddr>,
-    /// Listeners kept whose greeting name changes: (address, new name).
-    pub rename: Vec<(SocketAddr, String)>,
+    /// Listeners kept (they take the new settings: name, certificate, AUTH).
+    pub keep: Vec<SocketAddr>,
     /// The HTTP endpoint moves (or starts, or stops): the new address, if any.
     pub http: Option<Option<SocketAddr>>,
     /// Keys that changed but only take effect at a restart.
@@ -59,10 +60,7 @@ pub fn plan(old: &Config, new: &Config) -> Plan {
     for l in &new.listeners {
         match old.listeners.iter().find(|o| o.address == l.address) {
             None => p.add.push(l.clone()),
-            Some(o) if new.greeting_name(l) != old.greeting_name(o) => {
-                p.rename.push((l.address, new.greeting_name(l).to_string()))
-            }
-            Some(_) => {}
+            Some(_) => p.keep.push(l.address),
         }
     }
     for o in &old.listeners {
@@ -95,7 +93,7 @@ pub(super) fn start_listener(
     shared: &Arc<Shared>,
     router: &Arc<Router>,
     l: &ListenerCfg,
-    hostname: &str,
+    settings: ListenerSettings,
 ) -> Result<(Addr<Listener>, SocketAddr), String> {
     let reg = Registration::new(
         &shared.registry,
@@ -103,7 +101,7 @@ pub(super) fn start_listener(
         l.address.to_string(),
         Some(shared.root_id),
     );
-    let listener = Listener::new(shared.clone(), router.clone(), reg, hostname.to_string());
+    let listener = Listener::new(shared.clone(), router.clone(), reg, settings);
     let actor = Supervisor::start(move |_| listener);
     match shared.io.listen_tcp(l.address, actor.clone().recipient()) {
         Ok((id, local)) => {
@@ -139,13 +137,14 @@ pub(super) fn start_http(
     }
 }
 
-type Loaded = (Config, DkimKeys, TlsClients);
+type Loaded = (Config, DkimKeys, TlsClients, Vec<ListenerSettings>);
 
 fn load(path: &std::path::Path) -> Result<Loaded, String> {
     let cfg = Config::load(path).map_err(|e| e.to_string())?;
     let dkim = DkimKeys::load(&cfg.dkim)?;
     let tls = TlsClients::load(cfg.delivery.tls_ca.as_deref())?;
-    Ok((cfg, dkim, tls))
+    let listeners = ListenerSettings::load_all(&cfg)?;
+    Ok((cfg, dkim, tls, listeners))
 }
 
 impl Handler<Reload> for Root {
@@ -172,7 +171,7 @@ impl Handler<Reload> for Root {
 
 impl Root {
     /// Put a loaded configuration in force (see the module documentation).
-    fn apply(&mut self, (cfg, dkim, tls): Loaded) -> Result<String, String> {
+    fn apply(&mut self, (cfg, dkim, tls, settings): Loaded) -> Result<String, String> {
         let old = self.shared.generation();
         let p = plan(&old.config, &cfg);
         let number = old.number + 1;
@@ -182,10 +181,18 @@ impl Root {
         let mut new_http = None;
         let mut failure = None;
         let shared = self.shared.clone();
-        // New listeners start with the new names.
         let provisional = Arc::new(cfg.clone());
+        let settings_of = |address: SocketAddr| {
+            cfg.listeners
+                .iter()
+                .position(|l| l.address == address)
+                .and_then(|i| settings.get(i).cloned())
+        };
         for l in &p.add {
-            match start_listener(&shared, &self.router, l, provisional.greeting_name(l)) {
+            let Some(s) = settings_of(l.address) else {
+                continue;
+            };
+            match start_listener(&shared, &self.router, l, s) {
                 Ok((actor, local)) => {
                     started.push((l.address, actor, local));
                 }
@@ -231,10 +238,13 @@ impl Root {
             });
             said.push(format!("stopped listening on {gone}"));
         }
-        for (address, name) in &p.rename {
+        for address in &p.keep {
+            let Some(s) = settings_of(*address) else {
+                continue;
+            };
             for (a, actor) in &self.listeners {
                 if a == address {
-                    actor.do_send(Rename(name.clone()));
+                    actor.do_send(Configure(s.clone()));
                 }
             }
         }
@@ -288,7 +298,9 @@ mod tests {
                          http: (address: "127.0.0.1:8025"))"#,
         );
         let same = plan(&old, &old.clone());
-        assert_eq!(same, Plan::default());
+        assert_eq!(same.add.len() + same.remove.len(), 0);
+        assert_eq!(same.keep.len(), 2);
+        assert_eq!((same.http, same.restart_only.len()), (None, 0));
 
         let new = cfg(
             r#"(listeners: [(address: "127.0.0.1:2526", hostname: "mx2.test"),
@@ -305,10 +317,7 @@ mod tests {
             ["127.0.0.1:2527"]
         );
         assert_eq!(p.remove, ["127.0.0.1:2525".parse::<SocketAddr>().unwrap()]);
-        assert_eq!(
-            p.rename,
-            [("127.0.0.1:2526".parse().unwrap(), "mx2.test".to_string())]
-        );
+        assert_eq!(p.keep, ["127.0.0.1:2526".parse::<SocketAddr>().unwrap()]);
         assert_eq!(p.http, Some(None), "http stops");
         assert_eq!(p.restart_only, ["dns"]);
 

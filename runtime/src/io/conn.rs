@@ -309,7 +309,11 @@ impl Conn {
 
     /// Nothing left to write: no queued output, no ciphertext inside rustls.
     pub(super) fn drained(&self) -> bool {
-        self.out.is_empty() && !self.tls.as_ref().is_some_and(|t| t.wants_write())
+        self.out.is_empty()
+            && !self
+                .tls
+                .as_ref()
+                .is_some_and(|t| t.wants_write() || t.closing_unsent())
     }
 
     /// Write queued output until it is gone or the socket would block.

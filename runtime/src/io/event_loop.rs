@@ -170,6 +170,7 @@ impl EventLoop {
                 conn,
                 owner,
                 credit,
+                tls,
             } => {
                 let token = Token(conn as usize);
                 let error = match self.conns.get_mut(&token) {
@@ -177,8 +178,12 @@ impl EventLoop {
                         c.owner = Some(owner);
                         c.credit = Some(credit);
                         c.state = State::Open;
-                        // Its readable edge may have passed before the attach.
-                        self.read_conn(token);
+                        match tls {
+                            // The handshake reads what is waiting (the ClientHello).
+                            Some(start) => self.start_tls(conn, start),
+                            // Its readable edge may have passed before the attach.
+                            None => self.read_conn(token),
+                        }
                         return;
                     }
                     Some(_) => "connection already has an owner",
@@ -195,7 +200,16 @@ impl EventLoop {
                 credit,
             } => self.connect(conn, addr, source, owner, credit),
             Command::Write { conn, data } => self.queue_write(conn, data),
-            Command::StartTls { conn, start } => self.start_tls(conn, start),
+            Command::StartTls {
+                conn,
+                preface,
+                start,
+            } => {
+                if let Some(p) = preface {
+                    self.queue_write(conn, p);
+                }
+                self.start_tls(conn, start)
+            }
             Command::Close(conn) => self.close_conn(conn),
             Command::Abort(conn) => self.finish_by_owner(Token(conn as usize)),
             Command::Resume(conn) => self.resume(conn),

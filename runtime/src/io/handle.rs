@@ -42,6 +42,8 @@ pub(super) enum Command {
         conn: ConnId,
         owner: Recipient<ConnEvent>,
         credit: Credit,
+        /// TLS from the first byte (implicit TLS): no byte is ever read as plaintext.
+        tls: Option<super::TlsStart>,
     },
     Connect {
         conn: ConnId,
@@ -56,6 +58,8 @@ pub(super) enum Command {
     },
     StartTls {
         conn: ConnId,
+        /// Plaintext queued in the same step, before the switch (the server's `220`).
+        preface: Option<Bytes>,
         start: super::TlsStart,
     },
     Close(ConnId),
@@ -204,11 +208,32 @@ impl IoHandle {
     /// and it is read, bounded by the returned credit. Attaching an unknown (already
     /// closed) connection answers `Closed { reason: Error }` at once.
     pub fn attach(&self, conn: ConnId, owner: Recipient<ConnEvent>) -> Credit {
+        self.attach_with(conn, owner, None)
+    }
+
+    /// [`attach`](Self::attach) a connection that speaks TLS from its first byte
+    /// (implicit TLS, RFC 8314): the handshake starts at once, `TlsReady` follows.
+    pub fn attach_tls(
+        &self,
+        conn: ConnId,
+        owner: Recipient<ConnEvent>,
+        start: super::TlsStart,
+    ) -> Credit {
+        self.attach_with(conn, owner, Some(start))
+    }
+
+    fn attach_with(
+        &self,
+        conn: ConnId,
+        owner: Recipient<ConnEvent>,
+        tls: Option<super::TlsStart>,
+    ) -> Credit {
         let credit = Credit::new(conn, self.shared.read_window, self.shared.clone());
         let cmd = Command::Attach {
             conn,
             owner,
             credit: credit.clone(),
+            tls,
         };
         if let Err(Command::Attach { owner, .. }) = self.shared.send(cmd) {
             owner.do_send(ConnEvent::Closed {
@@ -263,7 +288,22 @@ impl IoHandle {
     /// written in plaintext first, then the handshake runs; `TlsReady` follows, or
     /// `Closed` with the error.
     pub fn start_tls(&self, conn: ConnId, start: super::TlsStart) {
-        let _ = self.shared.send(Command::StartTls { conn, start });
+        let _ = self.shared.send(Command::StartTls {
+            conn,
+            preface: None,
+            start,
+        });
+    }
+
+    /// Write `preface` in plaintext (a server's `220 Ready to start TLS`), then turn the
+    /// connection into TLS — in one step of the loop, so no byte the client sends after
+    /// reading the preface (its ClientHello) can be read as plaintext.
+    pub fn write_then_start_tls(&self, conn: ConnId, preface: Bytes, start: super::TlsStart) {
+        let _ = self.shared.send(Command::StartTls {
+            conn,
+            preface: Some(preface),
+            start,
+        });
     }
 
     /// Graceful close: flush what is queued, shut the socket down, close it, then send

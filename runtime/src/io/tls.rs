@@ -57,6 +57,10 @@ pub(super) struct TlsLayer {
     conn: rustls::Connection,
     /// `TlsReady` has been sent.
     ready: bool,
+    /// The owner closed: `close_notify` goes out once every queued byte went in.
+    closing: bool,
+    /// `close_notify` was handed to rustls.
+    notified: bool,
 }
 
 impl TlsLayer {
@@ -69,7 +73,12 @@ impl TlsLayer {
                 rustls::ServerConnection::new(config).map(rustls::Connection::from)?
             }
         };
-        Ok(TlsLayer { conn, ready: false })
+        Ok(TlsLayer {
+            conn,
+            ready: false,
+            closing: false,
+            notified: false,
+        })
     }
 
     fn info(&self) -> TlsInfo {
@@ -87,9 +96,15 @@ impl TlsLayer {
         }
     }
 
-    /// Queue `close_notify` (written by the next flush).
+    /// Send `close_notify` after the output queued so far (from the next flush on: the
+    /// alert must follow the last reply, or the peer never reads that reply).
     pub(super) fn close_notify(&mut self) {
-        self.conn.send_close_notify();
+        self.closing = true;
+    }
+
+    /// The owner closed but `close_notify` is not out yet.
+    pub(super) fn closing_unsent(&self) -> bool {
+        self.closing && !self.notified
     }
 
     /// Ciphertext waiting to be written.
@@ -182,6 +197,10 @@ impl Conn {
             } else {
                 let _ = front.split_to(n);
             }
+        }
+        if self.out.is_empty() && tls.closing && !tls.notified {
+            tls.conn.send_close_notify();
+            tls.notified = true;
         }
         while tls.conn.wants_write() {
             match tls.conn.write_tls(&mut self.stream) {

@@ -16,14 +16,22 @@ fn policy() -> Policy {
         max_message_size: 4096,
         max_recipients: 4,
         max_line_length: 64,
-        relay_allowed: true,
+        relay_allowed: false,
+        starttls: true,
+        auth: true,
+        require_auth: true,
     }
 }
 
 /// Feeds `stream` in chunks sized by `control`; returns all output and events.
 fn drive(control: &[u8], stream: &[u8]) -> (Vec<u8>, Vec<Event>) {
-    let bound = policy().max_line_length + 2;
+    // A SASL response line may be longer than a command line.
+    let bound = impulse_smtp::server::MAX_SASL_LINE + 2;
     let mut session = Session::new(policy());
+    // Implicit TLS: AUTH is reachable, and the result does not depend on where the
+    // input was split (a STARTTLS handshake would make it depend: what follows it in
+    // the same read is discarded).
+    session.set_implicit_tls();
     session.greeting();
     let mut output = session.take_output();
     let mut events = Vec::new();
@@ -55,14 +63,18 @@ fn drive(control: &[u8], stream: &[u8]) -> (Vec<u8>, Vec<Event>) {
     (output, events)
 }
 
-/// Handles every pending event; stored messages are accepted with a counter id.
+/// Handles every pending event; stored messages are accepted with a counter id, the
+/// password `pw` is right.
 fn answer(session: &mut Session, output: &mut Vec<u8>, events: &mut Vec<Event>) {
     while let Some(event) = session.poll_event() {
-        let is_message = matches!(event, Event::Message { .. });
-        events.push(event);
-        if is_message {
-            let id = events.len().to_string();
-            session.message_done(MessageOutcome::Accepted { id });
+        events.push(event.clone());
+        match event {
+            Event::Message { .. } => {
+                let id = events.len().to_string();
+                session.message_done(MessageOutcome::Accepted { id });
+            }
+            Event::Auth { user, password } => session.auth_done((password == "pw").then_some(user)),
+            _ => {}
         }
         output.extend(session.take_output());
     }

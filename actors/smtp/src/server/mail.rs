@@ -1,6 +1,7 @@
 //! MAIL FROM: opening a transaction.
 //!
 //! Allowed only after EHLO/HELO and outside a transaction (`503 5.5.1` otherwise).
+//! On a listener that requires AUTH, MAIL before it gets `530 5.7.0`.
 //! While the actor has set a refusal (its spool cannot take mail), MAIL gets
 //! `452 4.3.1`. Parameters other than `SIZE` and `BODY` are refused with `555 5.5.4`; a declared
 //! `SIZE` above the policy maximum gets `552 5.3.4` (RFC 1870). On success the envelope
@@ -16,6 +17,9 @@ impl Session {
             State::Greeted => return self.reply(503, "5.5.1", "Send EHLO or HELO first"),
             State::Mail | State::Rcpt => return self.reply(503, "5.5.1", "Nested MAIL command"),
             _ => {}
+        }
+        if self.policy.require_auth && self.auth_user.is_none() {
+            return self.reply(530, "5.7.0", "Authentication required");
         }
         if let Some(reason) = &self.mail_refusal {
             let text = reason.clone();

@@ -34,6 +34,7 @@
 //!   by `421 4.7.0 Too many errors` and [`Event::Close`].
 //! - DATA lines may be `max(max_line_length, 998)` bytes long, CRLF excluded.
 
+mod auth;
 mod data;
 mod ehlo;
 mod line;
@@ -41,6 +42,9 @@ mod mail;
 mod rcpt;
 mod reply;
 mod simple;
+mod tls;
+
+pub use auth::MAX_SASL_LINE;
 
 use std::collections::VecDeque;
 
@@ -66,8 +70,15 @@ pub struct Policy {
     /// Longest command line, CRLF excluded; data lines may be
     /// `max(max_line_length, 998)` long.
     pub max_line_length: usize,
-    /// Whether this client may send mail to any domain; if not, every RCPT gets `550 5.7.1`.
+    /// Whether this client may send mail to any domain; if not, every RCPT gets `550 5.7.1`
+    /// (unless it authenticated).
     pub relay_allowed: bool,
+    /// STARTTLS is offered (the listener has a certificate).
+    pub starttls: bool,
+    /// AUTH PLAIN and LOGIN are offered over TLS (there are users).
+    pub auth: bool,
+    /// MAIL before AUTH gets `530 5.7.0`.
+    pub require_auth: bool,
 }
 
 impl Policy {
@@ -80,6 +91,9 @@ impl Policy {
             max_recipients: 1000,
             max_line_length: 512,
             relay_allowed: false,
+            starttls: false,
+            auth: false,
+            require_auth: false,
         }
     }
 
@@ -104,6 +118,10 @@ pub enum State {
     Data,
     /// A message was handed out as [`Event::Message`]; waiting for `message_done`.
     WaitingStore,
+    /// STARTTLS answered `220`; input is discarded until `tls_started`.
+    TlsPending,
+    /// Credentials were handed out as [`Event::Auth`]; waiting for `auth_done`.
+    AuthWaiting,
     /// QUIT answered or the session gave up; input is ignored.
     Closed,
 }
@@ -118,6 +136,11 @@ pub enum Event {
         /// The unstuffed data, CRLF line endings exactly as received.
         data: Vec<u8>,
     },
+    /// STARTTLS was answered with 220: flush the output, start the TLS handshake, and
+    /// call [`Session::tls_started`] once it completes.
+    StartTls,
+    /// AUTH gave these credentials: check them and call [`Session::auth_done`].
+    Auth { user: String, password: String },
     /// QUIT was answered with 221; flush the output and close.
     Quit,
     /// The session gave up (its last reply says why); flush the output and close.
@@ -159,6 +182,12 @@ pub struct Session {
     errors: u32,
     /// While set, MAIL FROM is answered `452 4.3.1` with this text (storage trouble).
     mail_refusal: Option<String>,
+    /// The session runs over TLS (after STARTTLS, or implicit).
+    tls: bool,
+    /// The user the client authenticated as.
+    auth_user: Option<String>,
+    /// A SASL exchange waiting for the client's response line.
+    sasl: Option<auth::Sasl>,
 }
 
 impl Session {
@@ -177,6 +206,9 @@ impl Session {
             discarding: false,
             errors: 0,
             mail_refusal: None,
+            tls: false,
+            auth_user: None,
+            sasl: None,
         }
     }
 
@@ -197,8 +229,8 @@ impl Session {
     /// Takes client bytes, processing every complete command and data chunk it can.
     pub fn ingest(&mut self, input: &[u8]) {
         match self.state {
-            State::Closed => {}
-            State::WaitingStore => self.input.extend_from_slice(input),
+            State::Closed | State::TlsPending => {}
+            State::WaitingStore | State::AuthWaiting => self.input.extend_from_slice(input),
             _ if self.input.is_empty() => {
                 // Fast path: work on the caller's slice, keep only the unprocessed tail.
                 let used = self.process(input);
@@ -244,9 +276,9 @@ impl Session {
         self.input.len()
     }
 
-    /// True while paused for [`Session::message_done`].
+    /// True while paused for [`Session::message_done`] or [`Session::auth_done`].
     pub fn is_waiting(&self) -> bool {
-        self.state == State::WaitingStore
+        matches!(self.state, State::WaitingStore | State::AuthWaiting)
     }
 
     /// The current state.
@@ -284,8 +316,8 @@ impl Session {
         let mut pos = 0;
         loop {
             match self.state {
-                State::Closed => return input.len(),
-                State::WaitingStore => return pos,
+                State::Closed | State::TlsPending => return input.len(),
+                State::WaitingStore | State::AuthWaiting => return pos,
                 State::Data => {
                     let Some(reader) = self.reader.as_mut() else {
                         // Unreachable by construction; recover rather than panic.
@@ -302,7 +334,12 @@ impl Session {
                 }
                 _ => {
                     let rest = &input[pos..];
-                    match line::frame(rest, self.discarding, self.policy.max_line_length) {
+                    let max = if self.sasl.is_some() {
+                        MAX_SASL_LINE
+                    } else {
+                        self.policy.max_line_length
+                    };
+                    match line::frame(rest, self.discarding, max) {
                         line::Frame::Partial => return pos,
                         line::Frame::Skipped { consumed, ended } => {
                             pos += consumed;
@@ -311,11 +348,20 @@ impl Session {
                         line::Frame::Bad { error, consumed } => {
                             pos += consumed;
                             self.discarding = true;
-                            self.reply(500, "5.5.2", error.text());
+                            if self.sasl.take().is_some() {
+                                // A bad response line ends the exchange.
+                                self.reply(501, "5.5.2", error.text());
+                            } else {
+                                self.reply(500, "5.5.2", error.text());
+                            }
                         }
                         line::Frame::Line { line, consumed } => {
                             pos += consumed;
-                            self.command(line);
+                            if self.sasl.is_some() {
+                                self.sasl_line(line);
+                            } else {
+                                self.command(line);
+                            }
                         }
                     }
                 }
@@ -343,12 +389,12 @@ impl Session {
             Command::Noop => self.reply(250, "2.0.0", "Ok"),
             Command::Quit => self.quit(),
             Command::Vrfy(_) => self.vrfy(),
-            Command::Expn
-            | Command::Help
-            | Command::StartTls
-            | Command::Auth { .. }
-            | Command::Bdat
-            | Command::Turn => self.not_implemented(),
+            Command::StartTls => self.starttls(),
+            Command::Auth {
+                mechanism,
+                initial_response,
+            } => self.auth(mechanism, initial_response),
+            Command::Expn | Command::Help | Command::Bdat | Command::Turn => self.not_implemented(),
         }
     }
 

@@ -2,7 +2,7 @@
 //!
 //! Allowed only after MAIL (`503 5.5.1` otherwise). No RCPT parameter is supported
 //! (DSN is not offered): any gets `555 5.5.4`. A client without relay permission gets
-//! `550 5.7.1 Relaying denied` for every recipient; past `max_recipients` the client gets
+//! `550 5.7.1 Relaying denied` for every recipient (an authenticated client may relay); past `max_recipients` the client gets
 //! `452 4.5.3` (RFC 5321 §4.5.3.1.10: it should send the rest in another transaction).
 
 use super::{Session, State};
@@ -16,7 +16,7 @@ impl Session {
         if !params.is_empty() {
             return self.reply(555, "5.5.4", "Unsupported RCPT parameter");
         }
-        if !self.policy.relay_allowed {
+        if !self.policy.relay_allowed && self.auth_user.is_none() {
             return self.reply(550, "5.7.1", "Relaying denied");
         }
         if self.envelope.recipients.len() >= self.policy.max_recipients {

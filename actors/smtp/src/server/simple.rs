@@ -1,6 +1,6 @@
 //! The verbs that touch no transaction data: RSET, VRFY, QUIT and the verbs this server
-//! recognizes but does not implement (EXPN, HELP, STARTTLS, AUTH, BDAT, TURN/ETRN/ATRN),
-//! which all get `502 5.5.1`. (NOOP is answered inline by the dispatcher.)
+//! recognizes but does not implement (EXPN, HELP, BDAT, TURN/ETRN/ATRN, and STARTTLS
+//! where it is not offered), which all get `502 5.5.1`. (NOOP is answered inline by the dispatcher.)
 //!
 //! VRFY never reveals whether an address exists: `252 2.1.5` (RFC 5321 §3.5.3).
 

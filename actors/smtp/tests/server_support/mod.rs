@@ -12,8 +12,24 @@ pub fn policy() -> Policy {
         max_recipients: 3,
         max_line_length: 64,
         relay_allowed: true,
+        starttls: false,
+        auth: false,
+        require_auth: false,
     }
 }
+
+/// [`policy`] for a submission listener: STARTTLS, AUTH, no relaying without it.
+pub fn submission() -> Policy {
+    Policy {
+        starttls: true,
+        auth: true,
+        relay_allowed: false,
+        ..policy()
+    }
+}
+
+/// The password [`drain_events`] accepts for every user.
+pub const PASSWORD: &str = "secret";
 
 /// What a session produced: every reply byte and every event, in order.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -53,14 +69,25 @@ impl Run {
     }
 }
 
-/// Handles pending events; stored messages get `Accepted { id: "Q<n>" }`.
+/// Handles pending events; stored messages get `Accepted { id: "Q<n>" }`, STARTTLS
+/// completes at once, credentials with [`PASSWORD`] are right.
 pub fn drain_events(session: &mut Session, run: &mut Run) {
     while let Some(event) = session.poll_event() {
-        let is_message = matches!(event, Event::Message { .. });
-        run.events.push(event);
-        if is_message {
-            let id = format!("Q{}", run.events.len());
-            session.message_done(MessageOutcome::Accepted { id });
+        run.events.push(event.clone());
+        match event {
+            Event::Message { .. } => {
+                let id = format!("Q{}", run.events.len());
+                session.message_done(MessageOutcome::Accepted { id });
+            }
+            Event::StartTls => {
+                run.output.extend(session.take_output());
+                run.output.extend_from_slice(b"<TLS>\r\n");
+                session.tls_started();
+            }
+            Event::Auth { user, password } => {
+                session.auth_done((password == PASSWORD).then_some(user));
+            }
+            _ => {}
         }
         run.output.extend(session.take_output());
     }
