@@ -73,6 +73,8 @@ pub struct Shared {
     pub panics: Arc<PanicCount>,
     /// Failed AUTH attempts per client address (the growing delay).
     pub auth_failures: crate::inbound::secure::Failures,
+    /// Inbound sessions open, in total and per client address.
+    pub admission: crate::inbound::limits::Admission,
 }
 
 impl Shared {

@@ -291,8 +291,21 @@ pub struct SmtpCfg {
     pub max_recipients: usize,
     /// Longest command or text line accepted, in octets including CRLF (≥ 1000, RFC 5321).
     pub max_line_length: usize,
-    /// A session idle this long is closed.
+    /// A session waiting this long for a command is closed (`421 4.4.2`).
     pub idle_timeout: Duration,
+    /// During DATA, this long without a byte closes the session (`421 4.4.2`).
+    pub data_timeout: Duration,
+    /// During DATA, fewer bytes per second than this (averaged from the 30th second on)
+    /// close the session (`421 4.4.2`): a drip-feeding client cannot hold a slot. 0 = off.
+    pub min_data_rate: u64,
+    /// Inbound sessions at once, over every listener; more get `421 4.7.0` and a close.
+    pub max_connections: usize,
+    /// Inbound sessions at once from one client address.
+    pub max_connections_per_ip: usize,
+    /// Messages accepted on one connection; the next MAIL gets `421 4.7.0`.
+    pub max_messages_per_connection: usize,
+    /// Consecutive refused commands after which the session is closed (`421 4.7.0`).
+    pub max_errors: u32,
 }
 
 impl Default for SmtpCfg {
@@ -303,6 +316,12 @@ impl Default for SmtpCfg {
             max_recipients: defaults::max_recipients(),
             max_line_length: defaults::max_line_length(),
             idle_timeout: defaults::idle_timeout(),
+            data_timeout: defaults::smtp_data_timeout(),
+            min_data_rate: 256,
+            max_connections: 1000,
+            max_connections_per_ip: 50,
+            max_messages_per_connection: 1000,
+            max_errors: 10,
         }
     }
 }

@@ -283,9 +283,6 @@ fn smtp(cfg: &Config, r: &mut Report) {
     if s.max_message_size == 0 {
         r.add(at("max_message_size"), "must be at least 1");
     }
-    if s.max_recipients == 0 {
-        r.add(at("max_recipients"), "must be at least 1");
-    }
     if s.max_line_length < 1000 {
         r.add(
             at("max_line_length"),
@@ -297,5 +294,23 @@ fn smtp(cfg: &Config, r: &mut Report) {
     }
     if s.idle_timeout.is_zero() {
         r.add(at("idle_timeout"), "must be longer than 0s");
+    }
+    if s.data_timeout.is_zero() {
+        r.add(at("data_timeout"), "must be longer than 0s");
+    }
+    for (k, v) in [
+        ("max_connections", s.max_connections),
+        ("max_connections_per_ip", s.max_connections_per_ip),
+        ("max_messages_per_connection", s.max_messages_per_connection),
+        ("max_errors", s.max_errors as usize),
+    ] {
+        if v == 0 {
+            r.add(at(k), "must be at least 1");
+        }
+    }
+    // RFC 5321 §4.5.3.1.8 asks servers to take at least 100; the default does (1000), a
+    // lower limit is the operator's choice.
+    if s.max_recipients == 0 {
+        r.add(at("max_recipients"), "must be at least 1");
     }
 }

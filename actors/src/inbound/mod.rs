@@ -13,6 +13,7 @@
 //! `shutdown(SHUT_WR)`) still gets every answer: the actor closes only once no store
 //! is in progress and the input it already has is processed.
 
+pub mod limits;
 pub mod messages;
 pub mod secure;
 
@@ -66,6 +67,8 @@ pub struct Inbound {
     tls: Option<TlsInfo>,
     /// The greeting was sent (implicit TLS sends it after the handshake).
     greeted: bool,
+    /// The current data phase: when it started and the bytes it got (for its rate).
+    data_phase: Option<(Instant, u64)>,
 }
 
 impl Inbound {
@@ -88,6 +91,8 @@ impl Inbound {
             starttls: settings.tls.is_some() && !settings.implicit,
             auth: settings.tls.is_some() && !config.auth.users.is_empty(),
             require_auth: settings.require_auth,
+            max_errors: smtp.max_errors,
+            max_messages: smtp.max_messages_per_connection,
         };
         Inbound {
             shared,
@@ -106,6 +111,7 @@ impl Inbound {
             settings,
             tls: None,
             greeted: false,
+            data_phase: None,
         }
     }
 
@@ -149,17 +155,21 @@ impl Inbound {
             match event {
                 Event::Message { envelope, data } => self.store(envelope, data, ctx),
                 Event::StartTls => {
+                    self.log_rejections();
                     self.start_tls();
+                    self.settle_credit();
                     return;
                 }
                 Event::Auth { user, password } => self.check_auth(user, password, ctx),
                 Event::Quit | Event::Close => {
+                    self.log_rejections();
                     self.flush();
                     self.close();
                     return;
                 }
             }
         }
+        self.log_rejections();
         self.flush();
         if self.read_closed && !self.storing {
             // No more input will come: what could be answered has been.
@@ -246,20 +256,19 @@ impl Actor for Inbound {
             self.flush();
         }
         self.reg.set_state("reading");
-        let idle = self.shared.config().smtp.idle_timeout.get();
-        ctx.run_interval(Duration::from_secs(1).min(idle), move |act, _ctx| {
-            if !act.storing && !act.closing && act.last_activity.elapsed() >= idle {
-                let line = "421 4.4.2 Idle timeout, closing connection\r\n";
-                act.shared
-                    .io
-                    .write(act.conn, Bytes::from_static(line.as_bytes()));
-                act.close();
-            }
-        });
+        let config = self.shared.config();
+        let (idle, data, rate) = (
+            config.smtp.idle_timeout.get(),
+            config.smtp.data_timeout.get(),
+            config.smtp.min_data_rate,
+        );
+        let tick = Duration::from_secs(1).min(idle).min(data);
+        ctx.run_interval(tick, move |act, _ctx| act.check_timeouts(idle, data, rate));
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
         Stats::sub(&self.shared.stats.connections_in, 1);
+        self.shared.admission.release(self.peer.ip());
     }
 }
 
@@ -296,6 +305,7 @@ impl Inbound {
                 if !self.closing {
                     self.check_storage();
                     self.session.ingest(&bytes);
+                    self.note_data(bytes.len());
                     self.drive(ctx);
                 } else {
                     self.settle_credit();

@@ -103,6 +103,25 @@ impl Listener {
             self.shared.io.abort(msg.conn);
             return;
         };
+        let smtp = &self.shared.config().smtp;
+        if let Err(why) = self.shared.admission.admit(
+            peer.ip(),
+            smtp.max_connections,
+            smtp.max_connections_per_ip,
+        ) {
+            // Said before anything else, and the connection closes (RFC 5321 §3.1).
+            let line = format!("421 4.7.0 {} {why}\r\n", self.settings.hostname);
+            self.shared.io.write(msg.conn, bytes::Bytes::from(line));
+            self.shared.io.close(msg.conn);
+            let record =
+                crate::inbound::limits::rejection(&peer.to_string(), 421, "4.7.0", why, "", "");
+            actix::spawn(crate::logger::write(
+                self.shared.logger.clone(),
+                vec![record],
+                false,
+            ));
+            return;
+        }
         self.sessions.retain(|_, a| a.connected());
         let reg = Registration::new(
             &self.shared.registry,

@@ -173,6 +173,7 @@ pub fn boot_from(config: Config, path: Option<PathBuf>) -> Result<Booted, String
         started: Instant::now(),
         panics,
         auth_failures: Default::default(),
+        admission: Default::default(),
     });
     let router = Arc::new(Router::new(shared.clone()));
     let bouncer = Bouncer::new(

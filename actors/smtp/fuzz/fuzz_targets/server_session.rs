@@ -20,6 +20,8 @@ fn policy() -> Policy {
         starttls: true,
         auth: true,
         require_auth: true,
+        max_errors: 10,
+        max_messages: 8,
     }
 }
 

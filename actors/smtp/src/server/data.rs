@@ -36,6 +36,7 @@ impl Session {
         };
         match result {
             Ok(data) => {
+                self.accepted += 1;
                 let envelope = std::mem::take(&mut self.envelope);
                 self.events.push_back(Event::Message { envelope, data });
                 self.state = State::WaitingStore;
@@ -48,6 +49,13 @@ impl Session {
                     DataError::TooBig => (552, "5.3.4", "Message too big"),
                     DataError::LineTooLong => (552, "5.3.4", "Message line too long"),
                 };
+                self.rejections.push(super::Rejected {
+                    code,
+                    enhanced,
+                    text: text.into(),
+                    sender: self.envelope.sender.clone(),
+                    recipient: self.envelope.recipients.join(","),
+                });
                 self.reply_uncounted(code, enhanced, text);
                 self.reset_transaction();
             }

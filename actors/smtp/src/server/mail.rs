@@ -1,7 +1,8 @@
 //! MAIL FROM: opening a transaction.
 //!
 //! Allowed only after EHLO/HELO and outside a transaction (`503 5.5.1` otherwise).
-//! On a listener that requires AUTH, MAIL before it gets `530 5.7.0`.
+//! On a listener that requires AUTH, MAIL before it gets `530 5.7.0`; past the policy's
+//! messages per connection, `421 4.7.0` and a close.
 //! While the actor has set a refusal (its spool cannot take mail), MAIL gets
 //! `452 4.3.1`. Parameters other than `SIZE` and `BODY` are refused with `555 5.5.4`; a declared
 //! `SIZE` above the policy maximum gets `552 5.3.4` (RFC 1870). On success the envelope
@@ -19,7 +20,18 @@ impl Session {
             _ => {}
         }
         if self.policy.require_auth && self.auth_user.is_none() {
-            return self.reply(530, "5.7.0", "Authentication required");
+            return self.reject(530, "5.7.0", "Authentication required", "");
+        }
+        if self.accepted >= self.policy.max_messages {
+            let text = "Too many messages on one connection, reconnect";
+            self.rejections.push(super::Rejected {
+                code: 421,
+                enhanced: "4.7.0",
+                text: text.into(),
+                sender: from.clone(),
+                recipient: String::new(),
+            });
+            return self.close(421, "4.7.0", text);
         }
         if let Some(reason) = &self.mail_refusal {
             let text = reason.clone();
@@ -32,11 +44,15 @@ impl Session {
             .size
             .is_some_and(|size| size > self.policy.max_message_size)
         {
-            return self.reply(
+            self.envelope.sender = from;
+            self.reject(
                 552,
                 "5.3.4",
                 "Message size exceeds fixed maximum message size",
+                "",
             );
+            self.envelope.sender.clear();
+            return;
         }
         self.envelope = Envelope {
             sender: from,

@@ -40,11 +40,13 @@ mod ehlo;
 mod line;
 mod mail;
 mod rcpt;
+mod reject;
 mod reply;
 mod simple;
 mod tls;
 
 pub use auth::MAX_SASL_LINE;
+pub use reject::Rejected;
 
 use std::collections::VecDeque;
 
@@ -55,7 +57,7 @@ use crate::envelope::Envelope;
 /// Shortest data line limit, whatever `max_line_length` says (RFC 5321 §4.5.3.1.6).
 pub const MIN_DATA_LINE_LENGTH: usize = 998;
 
-/// Consecutive 5xx replies to commands after which the session closes.
+/// Consecutive 5xx replies to commands after which the session closes, by default.
 pub const MAX_ERRORS: u32 = 10;
 
 /// What the server allows one session to do.
@@ -79,6 +81,10 @@ pub struct Policy {
     pub auth: bool,
     /// MAIL before AUTH gets `530 5.7.0`.
     pub require_auth: bool,
+    /// Consecutive 5xx replies after which the session closes with `421 4.7.0`.
+    pub max_errors: u32,
+    /// Messages accepted on one connection; the next MAIL gets `421 4.7.0` and a close.
+    pub max_messages: usize,
 }
 
 impl Policy {
@@ -94,6 +100,8 @@ impl Policy {
             starttls: false,
             auth: false,
             require_auth: false,
+            max_errors: MAX_ERRORS,
+            max_messages: 1000,
         }
     }
 
@@ -188,6 +196,10 @@ pub struct Session {
     auth_user: Option<String>,
     /// A SASL exchange waiting for the client's response line.
     sasl: Option<auth::Sasl>,
+    /// Messages accepted on this connection.
+    accepted: usize,
+    /// Refusals not yet taken by the actor.
+    rejections: Vec<Rejected>,
 }
 
 impl Session {
@@ -209,6 +221,8 @@ impl Session {
             tls: false,
             auth_user: None,
             sasl: None,
+            accepted: 0,
+            rejections: Vec::new(),
         }
     }
 
@@ -351,6 +365,8 @@ impl Session {
                             if self.sasl.take().is_some() {
                                 // A bad response line ends the exchange.
                                 self.reply(501, "5.5.2", error.text());
+                            } else if error == line::LineError::TooLong {
+                                self.reject(500, "5.5.2", error.text(), "");
                             } else {
                                 self.reply(500, "5.5.2", error.text());
                             }

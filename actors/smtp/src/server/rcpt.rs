@@ -17,10 +17,10 @@ impl Session {
             return self.reply(555, "5.5.4", "Unsupported RCPT parameter");
         }
         if !self.policy.relay_allowed && self.auth_user.is_none() {
-            return self.reply(550, "5.7.1", "Relaying denied");
+            return self.reject(550, "5.7.1", "Relaying denied", &to);
         }
         if self.envelope.recipients.len() >= self.policy.max_recipients {
-            return self.reply(452, "4.5.3", "Too many recipients");
+            return self.reject(452, "4.5.3", "Too many recipients", &to);
         }
         self.envelope.recipients.push(to);
         self.state = State::Rcpt;

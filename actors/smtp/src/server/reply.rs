@@ -5,7 +5,7 @@
 //! protocol code (queue ids, store errors, host names) are sanitized so that no CR, LF or
 //! other control character can split a reply or inject another one.
 
-use super::{Event, Session, State, MAX_ERRORS};
+use super::{Event, Rejected, Session, State};
 
 /// Appends one reply line `code[ enhanced] text` CRLF.
 pub(super) fn single(out: &mut Vec<u8>, code: u16, enhanced: Option<&str>, text: &str) {
@@ -34,14 +34,21 @@ pub(super) fn line(out: &mut Vec<u8>, code: u16, sep: u8, enhanced: Option<&str>
 
 impl Session {
     /// Queues the reply to a command and keeps the error count: a 5xx counts, a 2xx or
-    /// 3xx resets, a 4xx does neither. At [`MAX_ERRORS`] the session closes. An empty
+    /// 3xx resets, a 4xx does neither. At the policy's `max_errors` the session closes. An empty
     /// `enhanced` writes no enhanced status code.
     pub(super) fn reply(&mut self, code: u16, enhanced: &str, text: &str) {
         let enhanced = (!enhanced.is_empty()).then_some(enhanced);
         single(&mut self.output, code, enhanced, text);
         if code >= 500 {
             self.errors += 1;
-            if self.errors >= MAX_ERRORS {
+            if self.errors >= self.policy.max_errors.max(1) {
+                self.rejections.push(Rejected {
+                    code: 421,
+                    enhanced: "4.7.0",
+                    text: "Too many errors".into(),
+                    sender: self.envelope.sender.clone(),
+                    recipient: String::new(),
+                });
                 self.close(421, "4.7.0", "Too many errors");
             }
         } else if code < 400 {

@@ -15,6 +15,8 @@ pub fn policy() -> Policy {
         starttls: false,
         auth: false,
         require_auth: false,
+        max_errors: impulse_smtp::server::MAX_ERRORS,
+        max_messages: 1000,
     }
 }
 
