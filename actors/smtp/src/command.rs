@@ -95,6 +95,8 @@ pub struct MailParams {
     pub size: Option<u64>,
     /// `BODY=7BIT|8BITMIME` (RFC 6152).
     pub body: Option<Body>,
+    /// `SMTPUTF8` (RFC 6531): the transaction may use UTF-8 addresses and headers.
+    pub smtputf8: bool,
     /// Any other well-formed parameter; the server refuses these with 555.
     pub extra: Vec<Param>,
 }
@@ -248,6 +250,15 @@ fn parse_mail(args: &[u8]) -> Result<Command, ParseError> {
                 } else {
                     return Err(ParseError::Syntax("Unsupported BODY type"));
                 });
+            }
+            "SMTPUTF8" => {
+                if param.value.is_some() {
+                    return Err(ParseError::Syntax("SMTPUTF8 takes no value"));
+                }
+                if params.smtputf8 {
+                    return Err(ParseError::Syntax("Duplicate SMTPUTF8 parameter"));
+                }
+                params.smtputf8 = true;
             }
             _ => params.extra.push(param),
         }

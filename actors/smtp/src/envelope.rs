@@ -15,6 +15,16 @@ pub struct Envelope {
     pub body_8bit: bool,
     /// `SIZE=` declared on MAIL FROM, if any.
     pub declared_size: Option<u64>,
+    /// `SMTPUTF8` was given on MAIL FROM (RFC 6531).
+    pub smtputf8: bool,
+}
+
+impl Envelope {
+    /// Whether delivering it needs SMTPUTF8 of the next hop: a UTF-8 address, or the
+    /// client asked for it.
+    pub fn needs_smtputf8(&self) -> bool {
+        self.smtputf8 || !self.sender.is_ascii() || self.recipients.iter().any(|r| !r.is_ascii())
+    }
 }
 
 /// The domain part of an address (after the last `@`), lower-cased; empty if none.

@@ -9,6 +9,7 @@ fn mail(from: &str, size: Option<u64>, body: Option<Body>) -> Command {
         params: MailParams {
             size,
             body,
+            smtputf8: false,
             extra: Vec::new(),
         },
     }
@@ -94,33 +95,23 @@ fn accepted_commands() {
 
 #[test]
 fn extra_parameters_are_returned_for_the_session_to_refuse() {
-    let parsed = Command::parse(b"MAIL FROM:<a@b> SMTPUTF8 RET=HDRS");
+    let parsed = Command::parse(b"MAIL FROM:<a@b> SMTPUTF8 RET=HDRS X-NEW");
     let Ok(Command::Mail { params, .. }) = parsed else {
         panic!("{parsed:?}");
     };
+    assert!(params.smtputf8);
     assert_eq!(
         params.extra,
         vec![
             Param {
-                keyword: "SMTPUTF8".into(),
-                value: None
-            },
-            Param {
                 keyword: "RET".into(),
                 value: Some("HDRS".into())
             },
+            Param {
+                keyword: "X-NEW".into(),
+                value: None
+            }
         ]
-    );
-    let parsed = Command::parse(b"RCPT TO:<a@b> notify=NEVER");
-    let Ok(Command::Rcpt { params, .. }) = parsed else {
-        panic!("{parsed:?}");
-    };
-    assert_eq!(
-        params,
-        vec![Param {
-            keyword: "NOTIFY".into(),
-            value: Some("NEVER".into())
-        }]
     );
 }
 
@@ -231,4 +222,21 @@ fn addresses_checked_outside_smtp() {
         let got = got.as_ref().map(String::as_str).map_err(|_| ());
         assert_eq!(got, want, "{input:?} sender={sender}");
     }
+}
+
+#[test]
+fn smtputf8_parameter() {
+    let utf8 = |line: &str| match Command::parse(line.as_bytes()) {
+        Ok(Command::Mail { from, params }) => Ok((from, params.smtputf8)),
+        Ok(other) => panic!("{other:?}"),
+        Err(e) => Err(e),
+    };
+    assert_eq!(utf8("MAIL FROM:<a@b>"), Ok(("a@b".into(), false)));
+    assert_eq!(utf8("MAIL FROM:<a@b> SMTPUTF8"), Ok(("a@b".into(), true)));
+    assert_eq!(
+        utf8("MAIL FROM:<jöran@bücher.example> smtputf8 BODY=8BITMIME"),
+        Ok(("jöran@bücher.example".into(), true))
+    );
+    assert!(utf8("MAIL FROM:<a@b> SMTPUTF8=yes").is_err());
+    assert!(utf8("MAIL FROM:<a@b> SMTPUTF8 SMTPUTF8").is_err());
 }

@@ -24,7 +24,7 @@ fn greeting_and_ehlo() {
     assert_eq!(
         r.text(),
         "220 mx.test ESMTP Impulse\r\n\
-         250-mx.test\r\n250-PIPELINING\r\n250-SIZE 1000\r\n250-8BITMIME\r\n250 ENHANCEDSTATUSCODES\r\n\
+         250-mx.test\r\n250-PIPELINING\r\n250-SIZE 1000\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 ENHANCEDSTATUSCODES\r\n\
          250 mx.test\r\n"
     );
 }
@@ -45,8 +45,29 @@ fn last_reply_per_transcript() {
             "552 5.3.4 Message size exceeds fixed maximum message size",
         ),
         (
-            &["EHLO c", "MAIL FROM:<a@b> SMTPUTF8"],
+            &["EHLO c", "MAIL FROM:<a@b> RET=HDRS"],
             "555 5.5.4 Unsupported MAIL parameter",
+        ),
+        (&["EHLO c", "MAIL FROM:<a@b> SMTPUTF8"], "250 2.1.0 Ok"),
+        (
+            &["EHLO c", "MAIL FROM:<jöran@bücher.example>"],
+            "553 5.6.7 SMTPUTF8 is required for a non-ASCII address",
+        ),
+        (
+            &[
+                "EHLO c",
+                "MAIL FROM:<a@b>",
+                "RCPT TO:<jöran@bücher.example>",
+            ],
+            "553 5.6.7 SMTPUTF8 is required for a non-ASCII address",
+        ),
+        (
+            &[
+                "EHLO c",
+                "MAIL FROM:<jöran@bücher.example> SMTPUTF8",
+                "RCPT TO:<ü@bücher.example>",
+            ],
+            "250 2.1.5 Ok",
         ),
         (
             &["EHLO c", "MAIL FROM:<a@b>", "MAIL FROM:<a@b>"],

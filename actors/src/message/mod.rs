@@ -392,6 +392,8 @@ impl Handler<Begin> for MessageActor {
                     recipients,
                     body_8bit: false,
                     declared_size: None,
+                    // Needed for a UTF-8 address, which the addresses themselves show.
+                    smtputf8: false,
                 },
                 size: msg.size as u64,
             };

@@ -5,7 +5,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 /// How a [`crate::Sink`] behaves. `Default` listens on `127.0.0.1:0`, advertises
-/// PIPELINING, records bodies, has no rules and does not offer STARTTLS.
+/// PIPELINING and SMTPUTF8, records bodies, has no rules and does not offer STARTTLS.
 #[derive(Debug, Clone)]
 pub struct SinkConfig {
     /// Address to bind; port 0 picks a free port (read it back with [`crate::Sink::addr`]).
@@ -21,6 +21,8 @@ pub struct SinkConfig {
     /// Offer STARTTLS with this server configuration (see [`crate::self_signed_tls`]).
     /// `None`: STARTTLS is not advertised and the command is refused with 502.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Advertise SMTPUTF8 (RFC 6531); without it a MAIL with `SMTPUTF8` gets 555.
+    pub smtputf8: bool,
 }
 
 impl Default for SinkConfig {
@@ -31,6 +33,7 @@ impl Default for SinkConfig {
             record_bodies: true,
             rules: Vec::new(),
             tls: None,
+            smtputf8: true,
         }
     }
 }

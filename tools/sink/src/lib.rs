@@ -77,6 +77,7 @@ impl Sink {
             settings: Settings {
                 pipelining: cfg.pipelining,
                 tls: cfg.tls,
+                smtputf8: cfg.smtputf8,
             },
             stopping: AtomicBool::new(false),
             live: Mutex::new(HashMap::new()),

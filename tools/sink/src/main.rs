@@ -33,6 +33,9 @@ struct Args {
     /// Offer STARTTLS, with a self-signed certificate for "localhost".
     #[arg(long)]
     tls: bool,
+    /// Do not advertise SMTPUTF8.
+    #[arg(long)]
+    no_smtputf8: bool,
     /// Append one JSON line per accepted message to this file.
     #[arg(long)]
     jsonl: Option<PathBuf>,
@@ -46,6 +49,7 @@ fn main() -> anyhow::Result<()> {
         record_bodies: false,
         rules: Vec::new(),
         tls: args.tls.then(|| self_signed_tls(&["localhost"])),
+        smtputf8: !args.no_smtputf8,
     };
     let sink = match &args.jsonl {
         Some(path) => {

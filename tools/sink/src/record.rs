@@ -30,6 +30,8 @@ pub struct ReceivedMessage {
     pub peer: Option<std::net::SocketAddr>,
     /// The name the client gave in EHLO (or HELO).
     pub helo: String,
+    /// MAIL carried `SMTPUTF8`.
+    pub smtputf8: bool,
     /// When the final 250 was decided.
     pub received_at: Instant,
     /// `None` for a message received in plaintext; after STARTTLS the negotiated protocol

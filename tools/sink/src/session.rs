@@ -35,6 +35,7 @@ pub(crate) struct Settings {
     pub(crate) pipelining: bool,
     /// Offer STARTTLS with this configuration.
     pub(crate) tls: Option<Arc<ServerConfig>>,
+    pub(crate) smtputf8: bool,
 }
 
 /// Serve one accepted connection until QUIT, EOF, an I/O error or a failed TLS
@@ -63,6 +64,7 @@ pub(crate) fn serve(
         recipients: Vec::new(),
         body: Vec::new(),
         accepted: 0,
+        smtputf8: false,
         open: Open { rec, open: true },
     };
     s.reply("220 sink.impulse.test ESMTP impulse-sink ready")?;
@@ -105,6 +107,8 @@ struct Session<'a> {
     /// DATA buffer, reused between messages when bodies are not recorded.
     body: Vec<u8>,
     accepted: usize,
+    /// The open transaction's MAIL carried SMTPUTF8.
+    smtputf8: bool,
     open: Open<'a>,
 }
 
@@ -219,6 +223,9 @@ impl Session<'_> {
         if starttls {
             w.write_all(b"250-STARTTLS\r\n")?;
         }
+        if self.settings.smtputf8 {
+            w.write_all(b"250-SMTPUTF8\r\n")?;
+        }
         write!(
             w,
             "250-8BITMIME\r\n250-SIZE {MAX_SIZE}\r\n250 ENHANCEDSTATUSCODES\r\n"
@@ -273,6 +280,11 @@ impl Session<'_> {
                     Some(_) => {}
                     None => return self.reply("501 5.5.4 Bad SIZE parameter"),
                 }
+            } else if p.eq_ignore_ascii_case(b"SMTPUTF8") {
+                if !self.settings.smtputf8 {
+                    return self.reply("555 5.5.4 SMTPUTF8 not offered");
+                }
+                self.smtputf8 = true;
             }
         }
         self.sender = Some(addr);
@@ -341,6 +353,7 @@ impl Session<'_> {
             tls: self.tls.clone(),
             peer: self.peer,
             helo: self.helo.clone(),
+            smtputf8: std::mem::take(&mut self.smtputf8),
             received_at: Instant::now(),
         };
         if let Some(spare) = self.rec.accept(msg) {
@@ -373,6 +386,7 @@ impl Session<'_> {
     fn reset(&mut self) {
         self.sender = None;
         self.recipients.clear();
+        self.smtputf8 = false;
     }
 
     fn reply(&mut self, line: &str) -> io::Result<()> {

@@ -94,6 +94,15 @@ pub(crate) mod local {
         )
     }
 
+    /// The message needs SMTPUTF8 and the server does not offer it (RFC 6531 §3.2).
+    pub fn no_smtputf8() -> Reply {
+        Reply::new(
+            550,
+            Some(EnhancedCode::new(5, 6, 7)),
+            "SMTPUTF8 is required, but was not offered by the server",
+        )
+    }
+
     /// The sender address cannot be put on a command line.
     pub fn bad_sender() -> Reply {
         Reply::new(

@@ -41,6 +41,8 @@ pub(super) struct Tx {
     pub(super) rcpts: Vec<(String, Rcpt)>,
     sender: String,
     eight_bit: bool,
+    /// Sent with `SMTPUTF8` on MAIL.
+    utf8: bool,
     body: Bytes,
     /// With pipelining, a refused MAIL: the replies to the RCPTs and DATA already sent are
     /// consumed, then every recipient gets this reply.
@@ -71,6 +73,7 @@ impl ClientSession {
     /// Validates the message, then writes its first command(s) (the session is idle).
     pub(super) fn start_transaction(&mut self, tx: OutboundTx) {
         let OutboundTx { id, envelope, body } = tx;
+        let utf8 = envelope.needs_smtputf8();
         let sender_ok = sendable(&envelope.sender);
         let rcpts = envelope
             .recipients
@@ -91,9 +94,18 @@ impl ClientSession {
             rcpts,
             sender: envelope.sender,
             eight_bit: envelope.body_8bit,
+            utf8,
             body,
             mail_failure: None,
         };
+        if utf8 && !self.caps.smtputf8 {
+            let reply = local::no_smtputf8();
+            for (_, state) in &mut tx.rcpts {
+                if matches!(state, Rcpt::Pending) {
+                    *state = Rcpt::Final(RcptResult::Permanent(reply.clone()));
+                }
+            }
+        }
         if let Some(limit) = self.caps.size_limit() {
             let size = u64::try_from(tx.body.len()).unwrap_or(u64::MAX);
             if size > limit {
@@ -272,6 +284,9 @@ impl ClientSession {
         }
         if tx.eight_bit && self.caps.eight_bit_mime {
             self.out.extend_from_slice(b" BODY=8BITMIME");
+        }
+        if tx.utf8 {
+            self.out.extend_from_slice(b" SMTPUTF8");
         }
         self.out.extend_from_slice(b"\r\n");
         self.expects.push_back(Expect::Mail);

@@ -2,9 +2,9 @@
 //!
 //! Either verb may be repeated at any time outside DATA; it drops any open transaction
 //! (RFC 5321 §4.1.4) and leaves the session [`State::Ready`]. The EHLO reply offers
-//! PIPELINING, SIZE (the policy's maximum), 8BITMIME and ENHANCEDSTATUSCODES; STARTTLS
+//! PIPELINING, SIZE (the policy's maximum), 8BITMIME, SMTPUTF8 and ENHANCEDSTATUSCODES; STARTTLS
 //! while the policy allows it and the session is not encrypted; `AUTH PLAIN LOGIN` over
-//! TLS when the policy has users. SMTPUTF8 and CHUNKING are not offered yet. Neither reply carries an enhanced status
+//! TLS when the policy has users; SMTPUTF8 (RFC 6531). CHUNKING is not offered yet. Neither reply carries an enhanced status
 //! code (RFC 2034 §3).
 
 use super::reply::line;
@@ -19,6 +19,7 @@ impl Session {
         line(out, 250, b'-', None, "PIPELINING");
         line(out, 250, b'-', None, &format!("SIZE {size}"));
         line(out, 250, b'-', None, "8BITMIME");
+        line(out, 250, b'-', None, "SMTPUTF8");
         if self.policy.starttls && !self.tls {
             line(out, 250, b'-', None, "STARTTLS");
         }

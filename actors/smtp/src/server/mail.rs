@@ -2,7 +2,8 @@
 //!
 //! Allowed only after EHLO/HELO and outside a transaction (`503 5.5.1` otherwise).
 //! On a listener that requires AUTH, MAIL before it gets `530 5.7.0`; past the policy's
-//! messages per connection, `421 4.7.0` and a close.
+//! messages per connection, `421 4.7.0` and a close. `SMTPUTF8` (RFC 6531) opens a
+//! transaction that may use UTF-8 addresses; a UTF-8 sender without it gets `553 5.6.7`.
 //! While the actor has set a refusal (its spool cannot take mail), MAIL gets
 //! `452 4.3.1`. Parameters other than `SIZE` and `BODY` are refused with `555 5.5.4`; a declared
 //! `SIZE` above the policy maximum gets `552 5.3.4` (RFC 1870). On success the envelope
@@ -54,11 +55,15 @@ impl Session {
             self.envelope.sender.clear();
             return;
         }
+        if !params.smtputf8 && !from.is_ascii() {
+            return self.reply(553, "5.6.7", "SMTPUTF8 is required for a non-ASCII address");
+        }
         self.envelope = Envelope {
             sender: from,
             recipients: Vec::new(),
             body_8bit: params.body == Some(Body::EightBitMime),
             declared_size: params.size,
+            smtputf8: params.smtputf8,
         };
         self.state = State::Mail;
         self.reply(250, "2.1.0", "Ok");

@@ -2,6 +2,7 @@
 //!
 //! Allowed only after MAIL (`503 5.5.1` otherwise). No RCPT parameter is supported
 //! (DSN is not offered): any gets `555 5.5.4`. A client without relay permission gets
+//! A UTF-8 address in a transaction opened without SMTPUTF8 gets `553 5.6.7`.
 //! `550 5.7.1 Relaying denied` for every recipient (an authenticated client may relay); past `max_recipients` the client gets
 //! `452 4.5.3` (RFC 5321 §4.5.3.1.10: it should send the rest in another transaction).
 
@@ -15,6 +16,9 @@ impl Session {
         }
         if !params.is_empty() {
             return self.reply(555, "5.5.4", "Unsupported RCPT parameter");
+        }
+        if !self.envelope.smtputf8 && !to.is_ascii() {
+            return self.reply(553, "5.6.7", "SMTPUTF8 is required for a non-ASCII address");
         }
         if !self.policy.relay_allowed && self.auth_user.is_none() {
             return self.reject(550, "5.7.1", "Relaying denied", &to);

@@ -48,6 +48,7 @@ impl Msg {
                 recipients: self.to.iter().map(|s| (*s).to_owned()).collect(),
                 body_8bit: self.eight_bit,
                 declared_size: None,
+                smtputf8: false,
             },
             body: Bytes::from_static(self.body.as_bytes()),
         }
