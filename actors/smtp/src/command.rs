@@ -64,8 +64,8 @@ pub enum Command {
         /// Initial response, if one was given on the command line.
         initial_response: Option<String>,
     },
-    /// `BDAT` (CHUNKING is not offered).
-    Bdat,
+    /// `BDAT chunk-size [LAST]` (CHUNKING, RFC 3030): `size` octets of message data follow.
+    Bdat { size: u64, last: bool },
     /// `TURN` / `ETRN` / `ATRN` (not implemented).
     Turn,
 }
@@ -114,6 +114,9 @@ pub enum ParseError {
     BadSender(&'static str),
     /// Malformed forward-path: `501 5.1.3` with this text.
     BadRecipient(&'static str),
+    /// A BDAT whose chunk size cannot be read: `501 5.5.4`, and the session cannot know
+    /// where the chunk ends.
+    BadChunk(&'static str),
 }
 
 impl ParseError {
@@ -125,6 +128,7 @@ impl ParseError {
             ParseError::Syntax(text) => (501, "5.5.4", text),
             ParseError::BadSender(text) => (501, "5.1.7", text),
             ParseError::BadRecipient(text) => (501, "5.1.3", text),
+            ParseError::BadChunk(text) => (501, "5.5.4", text),
         }
     }
 }
@@ -182,7 +186,7 @@ impl Command {
             _ if is("NOOP") => Ok(Command::Noop),
             _ if is("HELP") => Ok(Command::Help),
             _ if is("EXPN") => Ok(Command::Expn),
-            _ if is("BDAT") => Ok(Command::Bdat),
+            _ if is("BDAT") => parse_bdat(args),
             _ if is("TURN") || is("ETRN") || is("ATRN") => Ok(Command::Turn),
             _ => Err(ParseError::UnknownCommand),
         }
@@ -264,6 +268,27 @@ fn parse_mail(args: &[u8]) -> Result<Command, ParseError> {
         }
     }
     Ok(Command::Mail { from, params })
+}
+
+fn parse_bdat(args: &[u8]) -> Result<Command, ParseError> {
+    const USAGE: &str = "Syntax: BDAT chunk-size [LAST]";
+    let mut words = args
+        .split(|&b| b == b' ' || b == b'\t')
+        .filter(|w| !w.is_empty());
+    let size = words
+        .next()
+        .filter(|w| w.len() <= 19 && w.iter().all(u8::is_ascii_digit))
+        .and_then(|w| std::str::from_utf8(w).ok()?.parse::<u64>().ok())
+        .ok_or(ParseError::BadChunk(USAGE))?;
+    let last = match words.next() {
+        None => false,
+        Some(w) if w.eq_ignore_ascii_case(b"LAST") => true,
+        Some(_) => return Err(ParseError::BadChunk(USAGE)),
+    };
+    if words.next().is_some() {
+        return Err(ParseError::BadChunk(USAGE));
+    }
+    Ok(Command::Bdat { size, last })
 }
 
 fn parse_rcpt(args: &[u8]) -> Result<Command, ParseError> {

@@ -47,6 +47,37 @@ impl DataError {
     }
 }
 
+/// Check message data that came without dot-stuffing (BDAT): every line ends with CRLF
+/// (no bare CR or LF; the last line may lack its CRLF) and no line is longer than
+/// `max_line` octets without it. Errors are ranked as [`DataReader`] ranks them.
+pub fn check_lines(data: &[u8], max_line: usize) -> Result<(), DataError> {
+    let mut worst: Option<DataError> = None;
+    let mut note = |e: DataError| {
+        if worst.is_none_or(|w| e.rank() > w.rank()) {
+            worst = Some(e);
+        }
+    };
+    let mut start = 0;
+    let mut at = 0;
+    while let Some(i) = memchr2(b'\r', b'\n', &data[at..]) {
+        let i = at + i;
+        if data[i] == b'\r' && data.get(i + 1) == Some(&b'\n') {
+            if i - start > max_line {
+                note(DataError::LineTooLong);
+            }
+            at = i + 2;
+            start = at;
+        } else {
+            note(DataError::BareLineEnding);
+            at = i + 1;
+        }
+    }
+    if data.len() - start > max_line {
+        note(DataError::LineTooLong);
+    }
+    worst.map_or(Ok(()), Err)
+}
+
 /// The result of feeding a chunk to the reader.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Feed {
@@ -248,6 +279,29 @@ mod tests {
             Feed::Done { consumed } => (reader.finish(), consumed),
             Feed::NeedMore => panic!("no terminator in {input:?}"),
         }
+    }
+
+    #[test]
+    fn lines_of_chunked_data_are_checked() {
+        assert_eq!(check_lines(b"a\r\nb\r\n", 10), Ok(()));
+        assert_eq!(check_lines(b"a\r\nno final crlf", 20), Ok(()));
+        assert_eq!(check_lines(b"", 1), Ok(()));
+        assert_eq!(check_lines(b"a\nb\r\n", 10), Err(DataError::BareLineEnding));
+        assert_eq!(check_lines(b"a\rb\r\n", 10), Err(DataError::BareLineEnding));
+        assert_eq!(check_lines(b"a\r", 10), Err(DataError::BareLineEnding));
+        assert_eq!(
+            check_lines(b"0123456789ab\r\n", 10),
+            Err(DataError::LineTooLong)
+        );
+        assert_eq!(
+            check_lines(b"0123456789ab", 10),
+            Err(DataError::LineTooLong)
+        );
+        assert_eq!(
+            check_lines(b"0123456789ab\nx", 10),
+            Err(DataError::BareLineEnding),
+            "the bare line ending ranks first"
+        );
     }
 
     #[test]

@@ -70,7 +70,20 @@ fn accepted_commands() {
         ("HELP", Command::Help),
         ("HELP MAIL", Command::Help),
         ("STARTTLS", Command::StartTls),
-        ("BDAT 100 LAST", Command::Bdat),
+        (
+            "BDAT 100 LAST",
+            Command::Bdat {
+                size: 100,
+                last: true,
+            },
+        ),
+        (
+            "bdat 0",
+            Command::Bdat {
+                size: 0,
+                last: false,
+            },
+        ),
         ("TURN", Command::Turn),
         ("ETRN example.com", Command::Turn),
         (

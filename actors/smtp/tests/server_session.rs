@@ -24,7 +24,7 @@ fn greeting_and_ehlo() {
     assert_eq!(
         r.text(),
         "220 mx.test ESMTP Impulse\r\n\
-         250-mx.test\r\n250-PIPELINING\r\n250-SIZE 1000\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 ENHANCEDSTATUSCODES\r\n\
+         250-mx.test\r\n250-PIPELINING\r\n250-SIZE 1000\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-CHUNKING\r\n250 ENHANCEDSTATUSCODES\r\n\
          250 mx.test\r\n"
     );
 }
@@ -139,7 +139,7 @@ fn last_reply_per_transcript() {
             &["EHLO c", "AUTH PLAIN AGE="],
             "502 5.5.1 Command not implemented",
         ),
-        (&["BDAT 10 LAST"], "502 5.5.1 Command not implemented"),
+        (&["EHLO c", "BDAT 0 LAST"], "503 5.5.1 Need RCPT command"),
         (&["TURN"], "502 5.5.1 Command not implemented"),
         (&["EHLO"], "501 5.5.4 Syntax: EHLO hostname"),
         // RSET and EHLO end the transaction.

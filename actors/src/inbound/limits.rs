@@ -121,7 +121,7 @@ impl Inbound {
 
     /// Count the bytes of a data phase (for its rate).
     pub(super) fn note_data(&mut self, n: usize) {
-        if self.session.state() == State::Data {
+        if matches!(self.session.state(), State::Data | State::Chunk) {
             let (_, bytes) = self.data_phase.get_or_insert((Instant::now(), 0));
             *bytes += n as u64;
         } else {
@@ -136,7 +136,7 @@ impl Inbound {
             return;
         }
         let quiet = self.last_activity.elapsed();
-        let in_data = self.session.state() == State::Data;
+        let in_data = matches!(self.session.state(), State::Data | State::Chunk);
         if !in_data {
             self.data_phase = None;
         }

@@ -13,8 +13,20 @@
 use super::{Event, MessageOutcome, Session, State};
 use crate::data::{DataError, DataReader};
 
+/// The reply to a message refused for its data.
+pub(super) fn refusal(error: DataError) -> (u16, &'static str, &'static str) {
+    match error {
+        DataError::BareLineEnding => (550, "5.6.0", "Bare LF or CR in message data not accepted"),
+        DataError::TooBig => (552, "5.3.4", "Message too big"),
+        DataError::LineTooLong => (552, "5.3.4", "Message line too long"),
+    }
+}
+
 impl Session {
     pub(super) fn data(&mut self) {
+        if self.bdat.is_some() {
+            return self.reply(503, "5.5.1", "DATA not allowed after BDAT");
+        }
         match self.state {
             State::Rcpt => {}
             State::Mail => return self.reply(554, "5.5.1", "No valid recipients"),
@@ -42,13 +54,7 @@ impl Session {
                 self.state = State::WaitingStore;
             }
             Err(error) => {
-                let (code, enhanced, text) = match error {
-                    DataError::BareLineEnding => {
-                        (550, "5.6.0", "Bare LF or CR in message data not accepted")
-                    }
-                    DataError::TooBig => (552, "5.3.4", "Message too big"),
-                    DataError::LineTooLong => (552, "5.3.4", "Message line too long"),
-                };
+                let (code, enhanced, text) = refusal(error);
                 self.rejections.push(super::Rejected {
                     code,
                     enhanced,

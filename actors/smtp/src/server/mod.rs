@@ -35,6 +35,7 @@
 //! - DATA lines may be `max(max_line_length, 998)` bytes long, CRLF excluded.
 
 mod auth;
+mod bdat;
 mod data;
 mod ehlo;
 mod line;
@@ -130,6 +131,8 @@ pub enum State {
     TlsPending,
     /// Credentials were handed out as [`Event::Auth`]; waiting for `auth_done`.
     AuthWaiting,
+    /// Reading the octets of a BDAT chunk.
+    Chunk,
     /// QUIT answered or the session gave up; input is ignored.
     Closed,
 }
@@ -200,6 +203,12 @@ pub struct Session {
     accepted: usize,
     /// Refusals not yet taken by the actor.
     rejections: Vec<Rejected>,
+    /// The BDAT chunk being read.
+    chunk: Option<bdat::Chunk>,
+    /// The transaction's data so far, once it used BDAT.
+    bdat: Option<Vec<u8>>,
+    /// A chunk of the transaction was refused: the rest are, the same way.
+    bdat_failed: Option<bdat::Refusal>,
 }
 
 impl Session {
@@ -223,6 +232,9 @@ impl Session {
             sasl: None,
             accepted: 0,
             rejections: Vec::new(),
+            chunk: None,
+            bdat: None,
+            bdat_failed: None,
         }
     }
 
@@ -332,6 +344,12 @@ impl Session {
             match self.state {
                 State::Closed | State::TlsPending => return input.len(),
                 State::WaitingStore | State::AuthWaiting => return pos,
+                State::Chunk => {
+                    pos += self.chunk_bytes(&input[pos..]);
+                    if self.state == State::Chunk {
+                        return input.len();
+                    }
+                }
                 State::Data => {
                     let Some(reader) = self.reader.as_mut() else {
                         // Unreachable by construction; recover rather than panic.
@@ -389,6 +407,7 @@ impl Session {
     fn command(&mut self, line: &[u8]) {
         let command = match Command::parse(line) {
             Ok(command) => command,
+            Err(crate::command::ParseError::BadChunk(text)) => return self.bad_chunk(text),
             Err(error) => {
                 let (code, enhanced, text) = error.reply();
                 self.reply(code, enhanced, text);
@@ -410,7 +429,8 @@ impl Session {
                 mechanism,
                 initial_response,
             } => self.auth(mechanism, initial_response),
-            Command::Expn | Command::Help | Command::Bdat | Command::Turn => self.not_implemented(),
+            Command::Bdat { size, last } => self.bdat(size, last),
+            Command::Expn | Command::Help | Command::Turn => self.not_implemented(),
         }
     }
 
@@ -418,6 +438,8 @@ impl Session {
     fn reset_transaction(&mut self) {
         self.envelope = Envelope::default();
         self.reader = None;
+        self.bdat = None;
+        self.bdat_failed = None;
         self.state = if self.helo.is_some() {
             State::Ready
         } else {
