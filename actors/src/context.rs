@@ -75,6 +75,8 @@ pub struct Shared {
     pub auth_failures: crate::inbound::secure::Failures,
     /// Inbound sessions open, in total and per client address.
     pub admission: crate::inbound::limits::Admission,
+    /// The memory budget (`memory.limit`).
+    pub memory: crate::memory::Budget,
 }
 
 impl Shared {

@@ -21,6 +21,7 @@
 //! - [`control`] — the `impulsectl` control-socket server.
 //! - [`http`] — the HTTP endpoint: `/metrics`, `/health`, the control API, injection.
 //! - [`suspend`] — suspended destinations, kept durably across restarts.
+//! - [`memory`] — the memory budget: new transactions wait near it.
 //! - [`queued`] — the compact record a message is while no actor works on it.
 //! - [`arbiters`] — the event-loop threads and which actor runs on which.
 //! - [`batch`] — group commit, the one batching mechanism (spool and logger).
@@ -41,6 +42,7 @@ pub mod ids;
 pub mod inbound;
 pub mod listener;
 pub mod logger;
+pub mod memory;
 pub mod message;
 pub mod outbound;
 pub mod queued;

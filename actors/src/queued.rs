@@ -47,6 +47,15 @@ impl PackedEnvelope {
         field(&self.0, 0).map_or("", |(s, _)| s)
     }
 
+    /// The sender's bytes, without the UTF-8 check (for scans over many records).
+    pub fn sender_bytes(&self) -> &[u8] {
+        let Some(len) = self.0.get(0..2) else {
+            return &[];
+        };
+        let n = u16::from_le_bytes([len[0], len[1]]) as usize;
+        &self.0[2..(2 + n).min(self.0.len())]
+    }
+
     /// The recipients, in their original order, each with its "final" flag.
     fn entries(&self) -> impl Iterator<Item = (usize, bool, &str)> + '_ {
         self.flagged().map(|(at, flag, r)| (at, flag != PENDING, r))

@@ -38,9 +38,9 @@ pub use domain::{resolve_domains, DomainCfg, PartialDomainCfg, TlsMode};
 pub use error::{ConfigError, Diagnostic, Position};
 pub use schema::{
     AuthCfg, BindingCfg, Config, DeliveryCfg, DkimCfg, DnsCfg, HttpCfg, ListenerCfg, ListenerTls,
-    PoolsCfg, RelayCfg, SmtpCfg, SpoolCfg,
+    MemoryCfg, PoolsCfg, RelayCfg, SmtpCfg, SpoolCfg,
 };
-pub use units::{Cidr, Duration, HostPort, Rate};
+pub use units::{ByteSize, Cidr, Duration, HostPort, Rate};
 
 /// The embedded default config (`impulsed --print-default-config`): valid, commented RON.
 pub const DEFAULT_CONFIG: &str = include_str!("default.ron");

@@ -45,6 +45,8 @@ pub struct Config {
     pub dkim: BTreeMap<String, DkimCfg>,
     /// The HTTP endpoint for `/metrics` and the API; none = disabled.
     pub http: Option<HttpCfg>,
+    /// The process's memory budget (new transactions wait near it).
+    pub memory: MemoryCfg,
     /// Sizes of the worker pools.
     pub pools: PoolsCfg,
     /// The durable message store.
@@ -69,6 +71,7 @@ impl Default for Config {
             bindings: BTreeMap::new(),
             dkim: BTreeMap::new(),
             http: None,
+            memory: MemoryCfg::default(),
             pools: PoolsCfg::default(),
             spool: SpoolCfg::default(),
             smtp: SmtpCfg::default(),
@@ -222,6 +225,15 @@ pub struct DkimCfg {
     pub selector: String,
     /// PEM private key file (RSA or Ed25519).
     pub key: PathBuf,
+}
+
+/// The memory budget.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MemoryCfg {
+    /// Near this (90 %) new transactions get `451 4.3.1` until memory falls; none = 80 %
+    /// of the cgroup limit or of the machine's RAM.
+    pub limit: Option<crate::ByteSize>,
 }
 
 /// The HTTP endpoint.

@@ -137,6 +137,9 @@ pub(crate) fn problems(cfg: &Config) -> Vec<Problem> {
         );
     }
 
+    if cfg.memory.limit.is_some_and(|l| l.get() < 1 << 20) {
+        r.add(vec![key("memory"), key("limit")], "must be at least 1MiB");
+    }
     smtp(cfg, &mut r);
     r.0
 }

@@ -41,6 +41,9 @@ pub use messages::*;
 /// The text of `452 4.3.1` while the spool cannot take mail.
 const NO_STORAGE: &str = "Insufficient system storage, try again later";
 
+/// The text of `451 4.3.1` while memory is near its limit.
+const NO_MEMORY: &str = "Memory is short, try again later";
+
 /// Unprocessed input above which the actor stops granting read credit.
 const INPUT_HIGH_WATER: usize = 1024 * 1024;
 
@@ -142,8 +145,13 @@ impl Inbound {
 
     /// Tell the session whether new transactions can be stored now.
     fn check_storage(&mut self) {
-        let refuse = (!self.shared.spool_health.is_healthy()).then_some(NO_STORAGE);
-        self.session.refuse_mail(refuse);
+        if !self.shared.spool_health.is_healthy() {
+            self.session.refuse_mail(Some(NO_STORAGE));
+        } else if self.shared.memory.pressed() {
+            self.session.refuse_mail_with(451, Some(NO_MEMORY));
+        } else {
+            self.session.refuse_mail(None);
+        }
     }
 
     /// Act on the session's events until it has none or waits for the spool.

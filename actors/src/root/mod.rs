@@ -174,7 +174,9 @@ pub fn boot_from(config: Config, path: Option<PathBuf>) -> Result<Booted, String
         panics,
         auth_failures: Default::default(),
         admission: Default::default(),
+        memory: Default::default(),
     });
+    shared.memory.set(config.memory.limit.map(|l| l.get()));
     let router = Arc::new(Router::new(shared.clone()));
     let bouncer = Bouncer::new(
         shared.clone(),

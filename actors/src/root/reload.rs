@@ -261,6 +261,9 @@ impl Root {
                 _ => said.push("http stopped".into()),
             }
         }
+        shared
+            .memory
+            .set(shared.config().memory.limit.map(|l| l.get()));
         let pools = &shared.config().pools;
         shared.pool.resize(pools.blocking);
         let cores = std::thread::available_parallelism().map_or(1, |p| p.get());

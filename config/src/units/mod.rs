@@ -5,11 +5,13 @@
 //!
 //! This module owns the shared string-visitor plumbing; each unit lives in its own file.
 
+mod bytes;
 mod cidr;
 mod duration;
 mod host_port;
 mod rate;
 
+pub use bytes::ByteSize;
 pub use cidr::Cidr;
 pub use duration::Duration;
 pub use host_port::HostPort;

@@ -150,9 +150,19 @@ fn sample(t: &counters::Totals) {
 /// Record the current per-class live bytes as a peak candidate. Cheap (sums 256 slots,
 /// allocates nothing); meant for a timer.
 pub fn sample_peaks() {
-    sample(&counters::read());
+    let t = counters::read();
+    sample(&t);
+    LAST_TOTAL.store(t.total_live_bytes, Relaxed);
     SAMPLES.fetch_add(1, Relaxed);
 }
+
+/// Live bytes of all classes at the last [`sample_peaks`] (a cheap read for hot paths
+/// that only need to know roughly where memory stands, e.g. admission under pressure).
+pub fn last_total_live_bytes() -> i64 {
+    LAST_TOTAL.load(Relaxed)
+}
+
+static LAST_TOTAL: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
 
 /// How many times [`sample_peaks`] has run (the peak sampler's heartbeat).
 pub fn samples_taken() -> u64 {

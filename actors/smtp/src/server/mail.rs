@@ -34,9 +34,9 @@ impl Session {
             });
             return self.close(421, "4.7.0", text);
         }
-        if let Some(reason) = &self.mail_refusal {
-            let text = reason.clone();
-            return self.reply(452, "4.3.1", &text);
+        if let Some((code, reason)) = &self.mail_refusal {
+            let (code, text) = (*code, reason.clone());
+            return self.reject(code, "4.3.1", &text, "");
         }
         if !params.extra.is_empty() {
             return self.reply(555, "5.5.4", "Unsupported MAIL parameter");

@@ -191,8 +191,9 @@ pub struct Session {
     discarding: bool,
     /// Consecutive 5xx replies to commands.
     errors: u32,
-    /// While set, MAIL FROM is answered `452 4.3.1` with this text (storage trouble).
-    mail_refusal: Option<String>,
+    /// While set, MAIL FROM is answered with this code, `4.3.1` and text (storage or
+    /// memory trouble).
+    mail_refusal: Option<(u16, String)>,
     /// The session runs over TLS (after STARTTLS, or implicit).
     tls: bool,
     /// The user the client authenticated as.
@@ -241,8 +242,19 @@ impl Session {
     /// Refuse (with `Some(text)`) or accept (`None`) new transactions: while refused,
     /// MAIL FROM gets `452 4.3.1 {text}` (insufficient system storage, RFC 3463).
     pub fn refuse_mail(&mut self, reason: Option<&str>) {
-        if self.mail_refusal.as_deref() != reason {
-            self.mail_refusal = reason.map(str::to_string);
+        self.refuse_mail_with(452, reason);
+    }
+
+    /// [`refuse_mail`](Self::refuse_mail) with another code: `451 4.3.1` for memory
+    /// pressure (RFC 3463: the system is out of a resource, try later).
+    pub fn refuse_mail_with(&mut self, code: u16, reason: Option<&str>) {
+        let same = match (&self.mail_refusal, reason) {
+            (Some((c, r)), Some(new)) => *c == code && r == new,
+            (None, None) => true,
+            _ => false,
+        };
+        if !same {
+            self.mail_refusal = reason.map(|r| (code, r.to_string()));
         }
     }
 
