@@ -20,7 +20,8 @@ use crate::ids::MessageId;
 
 /// Sender and recipients packed into one allocation, with an outcome flag per recipient
 /// and, once an attempt was deferred, the last temporary response:
-/// `sender_len u16 | sender | (flag u8 | rcpt_len u16 | rcpt)* | [0xFF | len u16 | response]`.
+/// `sender_len u16 | sender | (flag u8 | rcpt_len u16 | rcpt)* | (tag u8 | len u16 | value)*`,
+/// the trailer entries being the last response (tag 0xFF) and the DSN parameters (0xFE).
 /// Flags: 0 pending, 1 final (recovered from the spool, outcome not kept), 2 delivered,
 /// 3 failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,7 +67,7 @@ impl PackedEnvelope {
         let mut at = field(&self.0, 0).map_or(self.0.len(), |(_, end)| end);
         std::iter::from_fn(move || {
             let flag = *self.0.get(at)?;
-            if flag == TRAILER {
+            if flag >= DSN_TAG {
                 return None;
             }
             let (r, end) = field(&self.0, at + 1)?;
@@ -103,12 +104,46 @@ impl PackedEnvelope {
         }
     }
 
+    /// The trailer entries after the recipients: (tag, value).
+    fn extras(&self) -> impl Iterator<Item = (u8, &str)> + '_ {
+        let mut at = self.trailer_at();
+        std::iter::from_fn(move || {
+            let tag = *self.0.get(at)?;
+            let (v, end) = field(&self.0, at + 1)?;
+            at = end;
+            Some((tag, v))
+        })
+    }
+
+    fn extra(&self, tag: u8) -> Option<&str> {
+        self.extras().find(|(t, _)| *t == tag).map(|(_, v)| v)
+    }
+
+    /// Set the trailer entry `tag` to `value` (removed when empty), keeping the others.
+    fn set_extra(&mut self, tag: u8, value: &str) {
+        let _g = alloc::enter(ActorClass::Message);
+        let at = self.trailer_at();
+        let others: Vec<(u8, String)> = self
+            .extras()
+            .filter(|(t, _)| *t != tag)
+            .map(|(t, v)| (t, v.to_string()))
+            .collect();
+        let mut buf = Vec::with_capacity(self.0.len() + 3 + value.len());
+        buf.extend_from_slice(&self.0[..at]);
+        for (t, v) in &others {
+            buf.push(*t);
+            put(&mut buf, v);
+        }
+        if !value.is_empty() {
+            buf.push(tag);
+            put(&mut buf, value);
+        }
+        self.0 = buf.into_boxed_slice();
+    }
+
     /// The last temporary response, if an attempt was deferred.
     pub fn last_response(&self) -> Option<&str> {
-        let at = self.trailer_at();
-        (self.0.get(at) == Some(&TRAILER))
-            .then(|| field(&self.0, at + 1).map(|(s, _)| s))
-            .flatten()
+        self.extra(TRAILER)
     }
 
     /// Keep `response` (cut to [`MAX_RESPONSE`] bytes) as the last temporary response.
@@ -121,13 +156,20 @@ impl PackedEnvelope {
         if self.last_response() == Some(response) {
             return;
         }
-        let _g = alloc::enter(ActorClass::Message);
-        let at = self.trailer_at();
-        let mut buf = Vec::with_capacity(at + 3 + response.len());
-        buf.extend_from_slice(&self.0[..at]);
-        buf.push(TRAILER);
-        put(&mut buf, response);
-        self.0 = buf.into_boxed_slice();
+        self.set_extra(TRAILER, response);
+    }
+
+    /// The DSN parameters in their stored form ([`impulse_smtp::dsn::DsnParams`]), if
+    /// the client gave any.
+    pub fn dsn(&self) -> Option<&str> {
+        self.extra(DSN_TAG)
+    }
+
+    /// Keep the DSN parameters (stored form; empty: none).
+    pub fn set_dsn(&mut self, stored: &str) {
+        if self.dsn().unwrap_or("") != stored {
+            self.set_extra(DSN_TAG, stored);
+        }
     }
 
     /// The recipients, in their original order.
@@ -162,8 +204,10 @@ impl PackedEnvelope {
 const PENDING: u8 = 0;
 const DELIVERED: u8 = 2;
 const FAILED: u8 = 3;
-/// Marks the last-response trailer instead of a recipient.
+/// Marks the last-response trailer entry instead of a recipient.
 const TRAILER: u8 = 0xFF;
+/// Marks the DSN-parameters trailer entry.
+const DSN_TAG: u8 = 0xFE;
 /// The last response is kept up to this many bytes.
 pub const MAX_RESPONSE: usize = 200;
 
@@ -306,6 +350,22 @@ mod tests {
         let kept = p.last_response().unwrap();
         assert!(kept.len() <= MAX_RESPONSE && long.starts_with(kept));
         assert_eq!(p.recipient_count(), 3, "the trailer is not a recipient");
+        p.set_dsn("HDRS\tQQ1\nNEVER\t");
+        assert_eq!(p.dsn(), Some("HDRS\tQQ1\nNEVER\t"));
+        assert!(p.last_response().is_some(), "the other entry stays");
+        p.set_last_response("452 4.2.2 full");
+        assert_eq!(p.dsn(), Some("HDRS\tQQ1\nNEVER\t"));
+        assert_eq!(p.recipient_count(), 3);
+        p.set_dsn("");
+        assert_eq!((p.dsn(), p.last_response()), (None, Some("452 4.2.2 full")));
+        p.set_dsn("HDRS\tQQ1\nNEVER\t");
+        assert_eq!(p.dsn(), Some("HDRS\tQQ1\nNEVER\t"));
+        assert!(p.last_response().is_some(), "the other entry stays");
+        p.set_last_response("452 4.2.2 full");
+        assert_eq!(p.dsn(), Some("HDRS\tQQ1\nNEVER\t"));
+        assert_eq!(p.recipient_count(), 3);
+        p.set_dsn("");
+        assert_eq!((p.dsn(), p.last_response()), (None, Some("452 4.2.2 full")));
         let none = PackedEnvelope::new("s", []);
         let mut none2 = none.clone();
         none2.set_last_response("x");

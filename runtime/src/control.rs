@@ -251,6 +251,11 @@ pub struct MessageDetail {
     /// The last temporary response, as one line (`451 4.3.0 …`).
     pub last_response: Option<String>,
     pub recipients: Vec<RecipientInfo>,
+    /// DSN `RET` (`FULL`, `HDRS`) and `ENVID` the client gave (RFC 3461).
+    #[serde(default)]
+    pub ret: Option<String>,
+    #[serde(default)]
+    pub envid: Option<String>,
 }
 
 /// One recipient of a queued message.
@@ -262,6 +267,11 @@ pub struct RecipientInfo {
     pub attempts: u32,
     /// For a pending recipient, the message's last temporary response.
     pub last_response: Option<String>,
+    /// DSN `NOTIFY` (`NEVER`, or SUCCESS/FAILURE/DELAY) and `ORCPT` the client gave.
+    #[serde(default)]
+    pub notify: Option<String>,
+    #[serde(default)]
+    pub orcpt: Option<String>,
 }
 
 /// One message found by [`Request::Find`].

@@ -317,15 +317,33 @@ fn message(m: &impulse_runtime::control::MessageDetail) -> String {
         ("attempts", m.attempts.to_string()),
         ("next attempt", next),
         ("last response", opt(&m.last_response)),
+        (
+            "dsn",
+            match (&m.ret, &m.envid) {
+                (None, None) => "-".into(),
+                (r, e) => format!("RET={} ENVID={}", opt(r), opt(e)),
+            },
+        ),
     ] {
         let _ = writeln!(out, "{k:<14} {v}");
     }
     let rows: Vec<Vec<String>> = m
         .recipients
         .iter()
-        .map(|r| vec![r.address.clone(), r.state.clone(), r.attempts.to_string()])
+        .map(|r| {
+            vec![
+                r.address.clone(),
+                r.state.clone(),
+                r.attempts.to_string(),
+                opt(&r.notify),
+                opt(&r.orcpt),
+            ]
+        })
         .collect();
-    out.push_str(&table(&["RECIPIENT", "STATE", "ATTEMPTS"], &rows));
+    out.push_str(&table(
+        &["RECIPIENT", "STATE", "ATTEMPTS", "NOTIFY", "ORCPT"],
+        &rows,
+    ));
     out
 }
 

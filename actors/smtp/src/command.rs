@@ -38,8 +38,8 @@ pub enum Command {
     Rcpt {
         /// Forward-path without angle brackets (source route dropped).
         to: String,
-        /// ESMTP parameters (none are supported by the server today).
-        params: Vec<Param>,
+        /// ESMTP parameters.
+        params: RcptParams,
     },
     /// `DATA`.
     Data,
@@ -97,6 +97,21 @@ pub struct MailParams {
     pub body: Option<Body>,
     /// `SMTPUTF8` (RFC 6531): the transaction may use UTF-8 addresses and headers.
     pub smtputf8: bool,
+    /// `RET=FULL|HDRS` (RFC 3461).
+    pub ret: Option<crate::dsn::Ret>,
+    /// `ENVID=xtext` (RFC 3461).
+    pub envid: Option<String>,
+    /// Any other well-formed parameter; the server refuses these with 555.
+    pub extra: Vec<Param>,
+}
+
+/// The parameters of a RCPT command.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RcptParams {
+    /// `NOTIFY=` (RFC 3461).
+    pub notify: Option<crate::dsn::Notify>,
+    /// `ORCPT=addr-type;xtext` (RFC 3461).
+    pub orcpt: Option<String>,
     /// Any other well-formed parameter; the server refuses these with 555.
     pub extra: Vec<Param>,
 }
@@ -255,6 +270,27 @@ fn parse_mail(args: &[u8]) -> Result<Command, ParseError> {
                     return Err(ParseError::Syntax("Unsupported BODY type"));
                 });
             }
+            "RET" => {
+                if params.ret.is_some() {
+                    return Err(ParseError::Syntax("Duplicate RET parameter"));
+                }
+                let v = param.value.as_deref().unwrap_or("");
+                params.ret = Some(if v.eq_ignore_ascii_case("FULL") {
+                    crate::dsn::Ret::Full
+                } else if v.eq_ignore_ascii_case("HDRS") {
+                    crate::dsn::Ret::Hdrs
+                } else {
+                    return Err(ParseError::Syntax("Bad RET parameter"));
+                });
+            }
+            "ENVID" => {
+                if params.envid.is_some() {
+                    return Err(ParseError::Syntax("Duplicate ENVID parameter"));
+                }
+                let v = param.value.unwrap_or_default();
+                crate::dsn::check_envid(&v).map_err(ParseError::Syntax)?;
+                params.envid = Some(v);
+            }
             "SMTPUTF8" => {
                 if param.value.is_some() {
                     return Err(ParseError::Syntax("SMTPUTF8 takes no value"));
@@ -295,7 +331,27 @@ fn parse_rcpt(args: &[u8]) -> Result<Command, ParseError> {
     const USAGE: &str = "Syntax: RCPT TO:<address>";
     let rest = after_prefix(args, "TO:").ok_or(ParseError::Syntax(USAGE))?;
     let (to, rest) = parse_path(rest, false).map_err(ParseError::BadRecipient)?;
-    let params = parse_params(rest)?;
+    let mut params = RcptParams::default();
+    for param in parse_params(rest)? {
+        match param.keyword.as_str() {
+            "NOTIFY" => {
+                if params.notify.is_some() {
+                    return Err(ParseError::Syntax("Duplicate NOTIFY parameter"));
+                }
+                let v = param.value.as_deref().unwrap_or("");
+                params.notify = Some(crate::dsn::parse_notify(v).map_err(ParseError::Syntax)?);
+            }
+            "ORCPT" => {
+                if params.orcpt.is_some() {
+                    return Err(ParseError::Syntax("Duplicate ORCPT parameter"));
+                }
+                let v = param.value.unwrap_or_default();
+                crate::dsn::check_orcpt(&v).map_err(ParseError::Syntax)?;
+                params.orcpt = Some(v);
+            }
+            _ => params.extra.push(param),
+        }
+    }
     Ok(Command::Rcpt { to, params })
 }
 

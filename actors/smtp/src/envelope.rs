@@ -17,6 +17,8 @@ pub struct Envelope {
     pub declared_size: Option<u64>,
     /// `SMTPUTF8` was given on MAIL FROM (RFC 6531).
     pub smtputf8: bool,
+    /// DSN parameters (RFC 3461), their recipients aligned with `recipients`.
+    pub dsn: crate::dsn::DsnParams,
 }
 
 impl Envelope {

@@ -16,6 +16,7 @@
 pub mod client;
 pub mod command;
 pub mod data;
+pub mod dsn;
 pub mod envelope;
 pub mod reply;
 pub mod server;

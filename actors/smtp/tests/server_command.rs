@@ -1,7 +1,7 @@
 //! Table tests for `Command::parse`: every verb, path forms, ESMTP parameters, and the
 //! mapping of each parse error to its reply code.
 
-use impulse_smtp::command::{Body, Command, MailParams, Param, ParseError};
+use impulse_smtp::command::{Body, Command, MailParams, Param, ParseError, RcptParams};
 
 fn mail(from: &str, size: Option<u64>, body: Option<Body>) -> Command {
     Command::Mail {
@@ -10,6 +10,8 @@ fn mail(from: &str, size: Option<u64>, body: Option<Body>) -> Command {
             size,
             body,
             smtputf8: false,
+            ret: None,
+            envid: None,
             extra: Vec::new(),
         },
     }
@@ -18,7 +20,7 @@ fn mail(from: &str, size: Option<u64>, body: Option<Body>) -> Command {
 fn rcpt(to: &str) -> Command {
     Command::Rcpt {
         to: to.into(),
-        params: Vec::new(),
+        params: RcptParams::default(),
     }
 }
 
@@ -108,7 +110,7 @@ fn accepted_commands() {
 
 #[test]
 fn extra_parameters_are_returned_for_the_session_to_refuse() {
-    let parsed = Command::parse(b"MAIL FROM:<a@b> SMTPUTF8 RET=HDRS X-NEW");
+    let parsed = Command::parse(b"MAIL FROM:<a@b> SMTPUTF8 X-OLD=HDRS X-NEW");
     let Ok(Command::Mail { params, .. }) = parsed else {
         panic!("{parsed:?}");
     };
@@ -117,7 +119,7 @@ fn extra_parameters_are_returned_for_the_session_to_refuse() {
         params.extra,
         vec![
             Param {
-                keyword: "RET".into(),
+                keyword: "X-OLD".into(),
                 value: Some("HDRS".into())
             },
             Param {
@@ -252,4 +254,42 @@ fn smtputf8_parameter() {
     );
     assert!(utf8("MAIL FROM:<a@b> SMTPUTF8=yes").is_err());
     assert!(utf8("MAIL FROM:<a@b> SMTPUTF8 SMTPUTF8").is_err());
+}
+
+#[test]
+fn dsn_parameters() {
+    use impulse_smtp::dsn::{Notify, Ret};
+    let Ok(Command::Mail { params, .. }) =
+        Command::parse(b"MAIL FROM:<a@b> RET=HDRS ENVID=QQ314159")
+    else {
+        panic!()
+    };
+    assert_eq!(
+        (params.ret, params.envid.as_deref()),
+        (Some(Ret::Hdrs), Some("QQ314159"))
+    );
+    let Ok(Command::Rcpt { params, .. }) =
+        Command::parse(b"RCPT TO:<x@y> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;x@y")
+    else {
+        panic!()
+    };
+    assert_eq!(
+        params.notify,
+        Some(Notify {
+            success: true,
+            failure: true,
+            ..Default::default()
+        })
+    );
+    assert_eq!(params.orcpt.as_deref(), Some("rfc822;x@y"));
+    for bad in [
+        "MAIL FROM:<a@b> RET=ALL",
+        "MAIL FROM:<a@b> RET=FULL RET=HDRS",
+        "MAIL FROM:<a@b> ENVID=a=b",
+        "RCPT TO:<x@y> NOTIFY=NEVER,DELAY",
+        "RCPT TO:<x@y> NOTIFY=",
+        "RCPT TO:<x@y> ORCPT=x@y",
+    ] {
+        assert!(Command::parse(bad.as_bytes()).is_err(), "{bad}");
+    }
 }

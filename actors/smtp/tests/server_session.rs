@@ -24,7 +24,7 @@ fn greeting_and_ehlo() {
     assert_eq!(
         r.text(),
         "220 mx.test ESMTP Impulse\r\n\
-         250-mx.test\r\n250-PIPELINING\r\n250-SIZE 1000\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-CHUNKING\r\n250 ENHANCEDSTATUSCODES\r\n\
+         250-mx.test\r\n250-PIPELINING\r\n250-SIZE 1000\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-CHUNKING\r\n250-DSN\r\n250 ENHANCEDSTATUSCODES\r\n\
          250 mx.test\r\n"
     );
 }
@@ -45,7 +45,7 @@ fn last_reply_per_transcript() {
             "552 5.3.4 Message size exceeds fixed maximum message size",
         ),
         (
-            &["EHLO c", "MAIL FROM:<a@b> RET=HDRS"],
+            &["EHLO c", "MAIL FROM:<a@b> X-RET=HDRS"],
             "555 5.5.4 Unsupported MAIL parameter",
         ),
         (&["EHLO c", "MAIL FROM:<a@b> SMTPUTF8"], "250 2.1.0 Ok"),
@@ -85,7 +85,7 @@ fn last_reply_per_transcript() {
             "250 2.1.5 Ok",
         ),
         (
-            &["EHLO c", "MAIL FROM:<a@b>", "RCPT TO:<x@y> NOTIFY=NEVER"],
+            &["EHLO c", "MAIL FROM:<a@b>", "RCPT TO:<x@y> X-NOTIFY=NEVER"],
             "555 5.5.4 Unsupported RCPT parameter",
         ),
         (

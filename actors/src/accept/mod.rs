@@ -48,6 +48,8 @@ pub struct Submission {
     pub tls: Option<impulse_runtime::io::TlsInfo>,
     /// The user the client authenticated as (in the Reception records).
     pub user: Option<String>,
+    /// DSN parameters (RFC 3461), their recipients aligned with `recipients`.
+    pub dsn: impulse_smtp::dsn::DsnParams,
     /// The class the caller's allocations count against.
     pub class: ActorClass,
 }
@@ -78,6 +80,7 @@ pub async fn accept(
         with,
         tls,
         user,
+        dsn,
         class,
     } = sub;
     // The binding header is taken out before anything else sees the message.
@@ -121,6 +124,7 @@ pub async fn accept(
                 with,
                 tls: tls.as_ref(),
                 user: user.as_deref(),
+                dsn: &dsn,
             },
         )
     };
@@ -153,6 +157,7 @@ struct Parts<'a> {
     with: &'static str,
     tls: Option<&'a impulse_runtime::io::TlsInfo>,
     user: Option<&'a str>,
+    dsn: &'a impulse_smtp::dsn::DsnParams,
 }
 
 type Split = (
@@ -163,16 +168,25 @@ type Split = (
 
 /// One stored message per recipient domain, its queue entry and its Reception records.
 fn split(shared: &Shared, p: Parts<'_>) -> Split {
-    let mut by_domain: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for r in p.recipients {
-        by_domain.entry(domain_of(r)).or_default().push(r.clone());
+    let mut by_domain: BTreeMap<String, (Vec<String>, Vec<impulse_smtp::dsn::RcptDsn>)> =
+        BTreeMap::new();
+    for (i, r) in p.recipients.iter().enumerate() {
+        let e = by_domain.entry(domain_of(r)).or_default();
+        e.0.push(r.clone());
+        e.1.push(p.dsn.recipient(i));
     }
     let now = now_ms();
     let mut messages = Vec::with_capacity(by_domain.len());
     let mut queued = Vec::with_capacity(by_domain.len());
     let peer_ip = p.peer.ip().to_string();
-    for (domain, recipients) in by_domain {
+    for (domain, (recipients, rcpt_dsn)) in by_domain {
         let domain = binding::queue_key(&domain, p.binding);
+        let dsn = impulse_smtp::dsn::DsnParams {
+            ret: p.dsn.ret,
+            envid: p.dsn.envid.clone(),
+            recipients: rcpt_dsn,
+        }
+        .encode();
         let id = shared.ids.next();
         let header = received::received_header(
             p.helo,
@@ -193,13 +207,15 @@ fn split(shared: &Shared, p: Parts<'_>) -> Split {
             full.extend_from_slice(p.data);
             full
         };
+        let mut envelope = PackedEnvelope::new(p.sender, recipients.iter().map(String::as_str));
+        envelope.set_dsn(&dsn);
         let record = QueuedMessage {
             id,
             received_at: now,
             size: full.len() as u32,
             attempts: 0,
             retry_at: 0,
-            envelope: PackedEnvelope::new(p.sender, recipients.iter().map(String::as_str)),
+            envelope,
             reg: None,
         };
         queued.push((domain.clone(), record));
@@ -211,6 +227,7 @@ fn split(shared: &Shared, p: Parts<'_>) -> Split {
                 domain,
                 recipients,
                 peer: p.peer.to_string(),
+                dsn,
             },
             data: Bytes::from(full),
         });

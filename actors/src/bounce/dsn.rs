@@ -32,6 +32,8 @@ pub struct FailedRecipient {
     pub from_smtp: bool,
     /// The message expired with this recipient still pending.
     pub expired: bool,
+    /// `ORCPT` the client gave for it (`rfc822;user@example.com`).
+    pub orcpt: Option<String>,
 }
 
 /// What a report needs.
@@ -54,6 +56,10 @@ pub struct Report<'a> {
     pub failed: &'a [FailedRecipient],
     /// The original message (headers at least); its header block is returned.
     pub original: &'a [u8],
+    /// `ENVID` of the original (RFC 3461 §5.1), as given.
+    pub envid: Option<&'a str>,
+    /// `RET=FULL`: return the whole message (`message/rfc822`), not only its headers.
+    pub full: bool,
 }
 
 /// A boundary for `id` and `salt` (random): long and unlikely enough that the original
@@ -122,7 +128,11 @@ pub fn header_block(message: &[u8]) -> Vec<u8> {
 
 /// The report, CRLF line ends throughout.
 pub fn build(r: &Report) -> Vec<u8> {
-    let headers = header_block(r.original);
+    let headers = if r.full && !r.original.is_empty() {
+        r.original.to_vec()
+    } else {
+        header_block(r.original)
+    };
     let mut boundary = r.boundary.to_string();
     while memchr::memmem::find(&headers, boundary.as_bytes()).is_some() {
         boundary.push_str("_x");
@@ -187,6 +197,12 @@ pub fn build(r: &Report) -> Vec<u8> {
     line("Content-Type: message/delivery-status");
     line("Content-Description: Delivery report");
     line("");
+    if let Some(envid) = r.envid {
+        line(&format!(
+            "Original-Envelope-Id: {}",
+            sanitize(envid, 100).replace(' ', "")
+        ));
+    }
     line(&format!("Reporting-MTA: dns; {host}"));
     line(&format!(
         "X-Impulse-Queue-ID: {}",
@@ -195,6 +211,12 @@ pub fn build(r: &Report) -> Vec<u8> {
     line(&format!("Arrival-Date: {}", rfc5322_date(r.arrival)));
     for f in r.failed {
         line("");
+        if let Some(o) = &f.orcpt {
+            line(&format!(
+                "Original-Recipient: {}",
+                sanitize(o, 500).replace(' ', "")
+            ));
+        }
         line(&format!("Final-Recipient: rfc822; {}", address(&f.address)));
         line("Action: failed");
         line(&format!("Status: {}", status(&f.status, f.expired)));
@@ -216,8 +238,13 @@ pub fn build(r: &Report) -> Vec<u8> {
     line("");
     // 3. What was sent.
     line(&format!("--{boundary}"));
-    line("Content-Type: text/rfc822-headers");
-    line("Content-Description: Undelivered Message Headers");
+    if r.full && !r.original.is_empty() {
+        line("Content-Type: message/rfc822");
+        line("Content-Description: Undelivered Message");
+    } else {
+        line("Content-Type: text/rfc822-headers");
+        line("Content-Description: Undelivered Message Headers");
+    }
     line("");
     let mut bytes = out.into_bytes();
     bytes.extend_from_slice(&headers);

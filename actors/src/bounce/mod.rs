@@ -48,6 +48,10 @@ pub struct Bounce {
     /// When the original arrived, ms since the epoch.
     pub received_at: u64,
     pub failed: Vec<FailedRecipient>,
+    /// `ENVID` the client gave (RFC 3461), quoted in the report.
+    pub envid: Option<String>,
+    /// `RET=FULL`: the whole message goes back, not only its headers.
+    pub full: bool,
 }
 
 /// Builds, stores and queues delivery status notifications.
@@ -123,6 +127,8 @@ impl Handler<Bounce> for Bouncer {
                     boundary: &dsn::boundary(&id.to_string(), salt),
                     failed: &b.failed,
                     original: &original,
+                    envid: b.envid.as_deref(),
+                    full: b.full,
                 })
             };
             let domain = domain_of(&b.sender);
@@ -137,6 +143,7 @@ impl Handler<Bounce> for Bouncer {
                 domain: key.clone(),
                 recipients: vec![b.sender.clone()],
                 peer: "bounce".into(),
+                dsn: String::new(),
             };
             let stored = shared
                 .spool

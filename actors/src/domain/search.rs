@@ -155,6 +155,7 @@ pub fn describe(
     now: u64,
 ) -> MessageDetail {
     let last = msg.envelope.last_response().map(str::to_string);
+    let dsn = impulse_smtp::dsn::DsnParams::decode(msg.envelope.dsn().unwrap_or(""));
     let (next_attempt, next_attempt_secs) = next_attempt(msg, state, now);
     MessageDetail {
         id: msg.id.to_string(),
@@ -174,6 +175,7 @@ pub fn describe(
             .enumerate()
             .map(|(i, r)| {
                 let outcome = msg.envelope.outcome(i);
+                let d = dsn.recipient(i);
                 RecipientInfo {
                     address: r.to_string(),
                     state: outcome.name().to_string(),
@@ -181,9 +183,16 @@ pub fn describe(
                     last_response: (outcome == Outcome::Pending)
                         .then(|| last.clone())
                         .flatten(),
+                    notify: d.notify.map(|n| n.text()),
+                    orcpt: d.orcpt,
                 }
             })
             .collect(),
+        ret: dsn.ret.map(|r| match r {
+            impulse_smtp::dsn::Ret::Full => "FULL".to_string(),
+            impulse_smtp::dsn::Ret::Hdrs => "HDRS".to_string(),
+        }),
+        envid: dsn.envid,
     }
 }
 

@@ -256,6 +256,7 @@ impl Http {
             with: "HTTP",
             tls: None,
             user: None,
+            dsn: Default::default(),
             class: ActorClass::Http,
         };
         let fut = accept::accept(self.shared.clone(), self.router.clone(), sub);

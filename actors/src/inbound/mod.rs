@@ -227,6 +227,7 @@ impl Inbound {
             },
             tls: self.tls.clone(),
             user: self.session.auth_user().map(str::to_string),
+            dsn: envelope.dsn,
             class: ActorClass::Inbound,
         };
         let fut = accept::accept(self.shared.clone(), self.router.clone(), sub);

@@ -267,6 +267,8 @@ fn bounce_for(
     if sender.is_empty() {
         return None;
     }
+    let dsn = impulse_smtp::dsn::DsnParams::decode(msg.envelope.dsn().unwrap_or(""));
+    let index = |address: &str| msg.envelope.recipients().position(|r| r == address);
     let failed: Vec<FailedRecipient> = records
         .iter()
         .filter(|r| {
@@ -274,6 +276,11 @@ fn bounce_for(
                 r.kind,
                 RecordType::Bounce | RecordType::Expiration | RecordType::AdminBounce
             )
+        })
+        // NOTIFY=NEVER, or a NOTIFY without FAILURE: no report for this one (RFC 3461).
+        .filter(|r| {
+            let notify = index(&r.recipient).and_then(|i| dsn.recipient(i).notify);
+            impulse_smtp::dsn::Notify::wants_failure(notify)
         })
         .map(|r| {
             let expired = r.kind == RecordType::Expiration;
@@ -297,6 +304,7 @@ fn bounce_for(
                 diagnostic: text,
                 from_smtp: !r.peer.is_empty(),
                 expired,
+                orcpt: index(&r.recipient).and_then(|i| dsn.recipient(i).orcpt),
             }
         })
         .collect();
@@ -305,6 +313,8 @@ fn bounce_for(
         sender: sender.to_string(),
         received_at: msg.received_at,
         failed,
+        envid: dsn.envid.clone(),
+        full: dsn.ret == Some(impulse_smtp::dsn::Ret::Full),
     })
 }
 
@@ -321,6 +331,8 @@ async fn send_bounce(bounce: Option<(Bounce, Option<Addr<Bouncer>>)>) -> Result<
             sender: b.sender.clone(),
             received_at: b.received_at,
             failed: b.failed.clone(),
+            envid: b.envid.clone(),
+            full: b.full,
         };
         match bouncer.send(ask).await {
             Ok(Ok(_)) => return Ok(()),
@@ -394,6 +406,8 @@ impl Handler<Begin> for MessageActor {
                     declared_size: None,
                     // Needed for a UTF-8 address, which the addresses themselves show.
                     smtputf8: false,
+                    // Reports are ours to make (the next hop is not asked for DSNs).
+                    dsn: Default::default(),
                 },
                 size: msg.size as u64,
             };

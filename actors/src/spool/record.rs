@@ -9,8 +9,10 @@
 //! the bytes in between are quarantined.
 //!
 //! A message payload holds the envelope and the full message data:
-//! `received_at u64 | sender | domain | peer | n u32 | n × recipient | data_len u64 | data`,
-//! each string as `len u32 | bytes`.
+//! `received_at u64 | sender | domain | peer | n u32 | n × recipient | data_len u64 | data
+//! [| dsn]`, each string as `len u32 | bytes`; the DSN parameters (RFC 3461, in the form
+//! of `impulse_smtp::dsn::DsnParams::encode`) follow only when the client gave any, so a
+//! record without them is byte for byte what older versions wrote and read.
 
 use crate::ids::MessageId;
 
@@ -31,6 +33,8 @@ pub struct MessageMeta {
     pub recipients: Vec<String>,
     /// The client's address, as text.
     pub peer: String,
+    /// The DSN parameters in their stored form; empty: none given.
+    pub dsn: String,
 }
 
 /// Why a record could not be decoded.
@@ -61,6 +65,9 @@ pub fn encode_message(meta: &MessageMeta, data: &[u8], out: &mut Vec<u8>) {
     }
     out.extend_from_slice(&(data.len() as u64).to_le_bytes());
     out.extend_from_slice(data);
+    if !meta.dsn.is_empty() {
+        put_str(out, &meta.dsn);
+    }
     let payload_len = (out.len() - payload_start) as u32;
     out[start + 8..start + 12].copy_from_slice(&payload_len.to_le_bytes());
     let crc = checksum(&out[start..]);
@@ -115,6 +122,8 @@ pub struct MessageView<'a> {
     pub peer: &'a str,
     pub recipients: Vec<&'a str>,
     pub data: &'a [u8],
+    /// The DSN parameters' stored form ("" when none).
+    pub dsn: &'a str,
 }
 
 impl MessageView<'_> {
@@ -127,6 +136,7 @@ impl MessageView<'_> {
             domain: self.domain.to_string(),
             recipients: self.recipients.iter().map(|r| r.to_string()).collect(),
             peer: self.peer.to_string(),
+            dsn: self.dsn.to_string(),
         }
     }
 }
@@ -149,6 +159,7 @@ pub fn decode_view(buf: &[u8]) -> Result<(MessageView<'_>, usize), DecodeError> 
     }
     let data_len = r.u64()? as usize;
     let data = r.take(data_len)?;
+    let dsn = if r.buf.is_empty() { "" } else { r.string()? };
     let view = MessageView {
         id,
         received_at,
@@ -157,6 +168,7 @@ pub fn decode_view(buf: &[u8]) -> Result<(MessageView<'_>, usize), DecodeError> 
         peer,
         recipients,
         data,
+        dsn,
     };
     Ok((view, total))
 }
@@ -228,7 +240,22 @@ mod tests {
             domain: "c.example".into(),
             recipients: vec!["x@c.example".into(), "y@c.example".into()],
             peer: "127.0.0.1:4000".into(),
+            dsn: String::new(),
         }
+    }
+
+    #[test]
+    fn dsn_parameters_ride_along_and_old_records_still_read() {
+        let mut with = meta(9);
+        with.dsn = "HDRS\tQQ1\nNEVER\t\n\trfc822;y@c.example".into();
+        let mut buf = Vec::new();
+        encode_message(&with, b"data\r\n", &mut buf);
+        let (m, data, len) = decode_message(&buf).unwrap();
+        assert_eq!((m, data, len), (with, &b"data\r\n"[..], buf.len()));
+        let mut old = Vec::new();
+        encode_message(&meta(10), b"data\r\n", &mut old);
+        assert_eq!(decode_message(&old).unwrap().0.dsn, "");
+        assert!(old.len() < buf.len(), "no DSN field when none was given");
     }
 
     #[test]

@@ -233,6 +233,7 @@ fn scan_segment(
                 for &i in state.rcpts.get(&v.id).into_iter().flatten() {
                     envelope.set_done(i as usize);
                 }
+                envelope.set_dsn(v.dsn);
                 let rec = Recovered {
                     id: v.id,
                     received_at: v.received_at,
@@ -294,6 +295,7 @@ mod tests {
             domain: "b.example".into(),
             recipients: rcpts.iter().map(|r| r.to_string()).collect(),
             peer: "127.0.0.1:1".into(),
+            dsn: String::new(),
         }
     }
 

@@ -217,7 +217,7 @@ impl ClientSession {
     /// otherwise the message is handed back.
     pub fn send_message(&mut self, tx: OutboundTx) -> Result<(), NotIdle> {
         if self.state() != ClientState::Idle || self.quit_requested || self.tx.is_some() {
-            return Err(NotIdle(tx));
+            return Err(NotIdle(Box::new(tx)));
         }
         self.start_transaction(tx);
         Ok(())

@@ -71,7 +71,7 @@ impl TxOutcome {
 /// `send_message` was called while the session could not take a message; the message is
 /// handed back untouched.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NotIdle(pub OutboundTx);
+pub struct NotIdle(pub Box<OutboundTx>);
 
 impl fmt::Display for NotIdle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -4,7 +4,7 @@
 //! (RFC 5321 §4.1.4) and leaves the session [`State::Ready`]. The EHLO reply offers
 //! PIPELINING, SIZE (the policy's maximum), 8BITMIME, SMTPUTF8 and ENHANCEDSTATUSCODES; STARTTLS
 //! while the policy allows it and the session is not encrypted; `AUTH PLAIN LOGIN` over
-//! TLS when the policy has users; SMTPUTF8 (RFC 6531) and CHUNKING (RFC 3030). Neither reply carries an enhanced status
+//! TLS when the policy has users; SMTPUTF8 (RFC 6531), CHUNKING (RFC 3030) and DSN (RFC 3461). Neither reply carries an enhanced status
 //! code (RFC 2034 §3).
 
 use super::reply::line;
@@ -21,6 +21,7 @@ impl Session {
         line(out, 250, b'-', None, "8BITMIME");
         line(out, 250, b'-', None, "SMTPUTF8");
         line(out, 250, b'-', None, "CHUNKING");
+        line(out, 250, b'-', None, "DSN");
         if self.policy.starttls && !self.tls {
             line(out, 250, b'-', None, "STARTTLS");
         }

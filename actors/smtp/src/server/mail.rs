@@ -64,6 +64,11 @@ impl Session {
             body_8bit: params.body == Some(Body::EightBitMime),
             declared_size: params.size,
             smtputf8: params.smtputf8,
+            dsn: crate::dsn::DsnParams {
+                ret: params.ret,
+                envid: params.envid,
+                recipients: Vec::new(),
+            },
         };
         self.state = State::Mail;
         self.reply(250, "2.1.0", "Ok");

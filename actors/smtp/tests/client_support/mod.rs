@@ -49,6 +49,7 @@ impl Msg {
                 body_8bit: self.eight_bit,
                 declared_size: None,
                 smtputf8: false,
+                dsn: Default::default(),
             },
             body: Bytes::from_static(self.body.as_bytes()),
         }

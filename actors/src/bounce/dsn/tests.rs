@@ -16,6 +16,7 @@ fn failed() -> Vec<FailedRecipient> {
             diagnostic: "550 5.1.1 no such user".into(),
             from_smtp: true,
             expired: false,
+            orcpt: None,
         },
         FailedRecipient {
             address: "carol@dest.test".into(),
@@ -24,6 +25,7 @@ fn failed() -> Vec<FailedRecipient> {
             diagnostic: "451 4.2.2 mailbox full".into(),
             from_smtp: true,
             expired: true,
+            orcpt: None,
         },
     ]
 }
@@ -39,6 +41,8 @@ fn report<'a>(failed: &'a [FailedRecipient], original: &'a [u8]) -> Vec<u8> {
         boundary: &boundary("1B", 0xfeed),
         failed,
         original,
+        envid: None,
+        full: false,
     })
 }
 
@@ -156,6 +160,7 @@ fn outside_text_cannot_inject_a_header_or_a_line() {
         diagnostic: "550 no\r\nX-Evil: 3\r\n\r\n--boundary".into(),
         from_smtp: true,
         expired: false,
+        orcpt: None,
     }];
     let raw = report(&evil, b"Subject: a\rb\0c\nX: y\n\nbody");
     let text = String::from_utf8(raw).unwrap();

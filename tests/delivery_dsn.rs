@@ -1,0 +1,160 @@
+//! DSN parameters (RFC 3461) end to end: NOTIFY, ORCPT, RET and ENVID given at RCPT and
+//! MAIL are kept durably with the message (across a kill -9), shown by `impulsectl
+//! message`, and used by the bounce report: NOTIFY=NEVER gets no report, ENVID and ORCPT
+//! are quoted in it, RET=FULL returns the whole message.
+
+mod common;
+
+use common::delivery::LOG_WAIT;
+use common::log::has;
+use common::relay::relay_with;
+use common::{Daemon, RawClient};
+use impulse_sink::{ReceivedMessage, Rule, SinkConfig, Stage};
+
+const SENDER: &str = "alice@sender.test";
+
+fn submit(d: &Daemon, mail: &str, rcpts: &[&str], body: &str) -> String {
+    let mut c = RawClient::connect(d.smtp);
+    let ehlo = c.ok("EHLO client.test", 250);
+    assert!(ehlo.contains("250-DSN"), "{ehlo}");
+    c.ok(&format!("MAIL FROM:<{SENDER}> {mail}"), 250);
+    for r in rcpts {
+        c.ok(&format!("RCPT TO:{r}"), 250);
+    }
+    c.ok("DATA", 354);
+    let text = c.end_data(body.as_bytes());
+    let _ = c.cmd("QUIT");
+    text.rsplit(' ').next().unwrap().trim().to_string()
+}
+
+fn reports(sink: &impulse_sink::Sink) -> Vec<ReceivedMessage> {
+    sink.messages()
+        .into_iter()
+        .filter(|m| m.sender.is_empty() && m.recipients == [SENDER])
+        .collect()
+}
+
+fn sink() -> SinkConfig {
+    SinkConfig {
+        rules: vec![
+            Rule::always("hard", Stage::Rcpt, "550 5.1.1 no such user"),
+            Rule::always("later", Stage::Rcpt, "451 4.3.0 try later"),
+        ],
+        ..Default::default()
+    }
+}
+
+#[test]
+fn reports_follow_notify_orcpt_ret_and_envid() {
+    let (_tmp, sink, d) = relay_with(
+        sink(),
+        r#"domains: { "*": (retry_interval: "1h", max_retry_interval: "1h") },"#,
+    );
+    submit(
+        &d,
+        "RET=FULL ENVID=QQ314159",
+        &[
+            "<hard1@example.com> NOTIFY=FAILURE ORCPT=rfc822;first@example.org",
+            "<hard2@example.com> NOTIFY=NEVER",
+        ],
+        "Subject: full return\r\n\r\nthe whole body comes back\r\n",
+    );
+    d.wait_for_log(LOG_WAIT, "both bounces", |r| {
+        has(r, "Bounce", "hard1@example.com") && has(r, "Bounce", "hard2@example.com")
+    });
+    common::wait_until(
+        std::time::Duration::from_secs(30),
+        "the report",
+        || !reports(&sink).is_empty(),
+        || format!("{:#?}", d.log_records()),
+    );
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let all = reports(&sink);
+    assert_eq!(all.len(), 1, "one report");
+    let text = String::from_utf8_lossy(&all[0].data).to_string();
+    assert!(text.contains("Original-Envelope-Id: QQ314159"), "{text}");
+    assert!(
+        text.contains("Original-Recipient: rfc822;first@example.org"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Final-Recipient: rfc822; hard1@example.com"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("hard2@example.com"),
+        "NOTIFY=NEVER is not reported: {text}"
+    );
+    assert!(text.contains("Content-Type: message/rfc822"), "{text}");
+    assert!(
+        text.contains("the whole body comes back"),
+        "RET=FULL: {text}"
+    );
+
+    // NOTIFY=NEVER alone: no report at all; without RET=FULL only the headers return.
+    submit(
+        &d,
+        "",
+        &["<hard3@example.com> NOTIFY=NEVER"],
+        "Subject: quiet\r\n\r\nx\r\n",
+    );
+    submit(
+        &d,
+        "",
+        &["<hard4@example.com>"],
+        "Subject: headers only\r\n\r\nsecret body\r\n",
+    );
+    d.wait_for_log(LOG_WAIT, "the bounces", |r| {
+        has(r, "Bounce", "hard3@example.com") && has(r, "Bounce", "hard4@example.com")
+    });
+    common::wait_until(
+        std::time::Duration::from_secs(30),
+        "the second report",
+        || reports(&sink).len() >= 2,
+        || format!("{:#?}", d.log_records()),
+    );
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let all = reports(&sink);
+    assert_eq!(all.len(), 2, "NOTIFY=NEVER sent no report");
+    let text = String::from_utf8_lossy(&all[1].data).to_string();
+    assert!(
+        text.contains("hard4@example.com") && text.contains("text/rfc822-headers"),
+        "{text}"
+    );
+    assert!(!text.contains("secret body"), "{text}");
+}
+
+#[test]
+fn the_parameters_survive_a_kill_9_and_impulsectl_shows_them() {
+    let (tmp, _sink, mut d) = relay_with(
+        sink(),
+        r#"domains: { "*": (retry_interval: "1h", max_retry_interval: "1h") },"#,
+    );
+    let id = submit(
+        &d,
+        "RET=HDRS ENVID=ENV+2B1",
+        &["<later@example.com> NOTIFY=DELAY,FAILURE ORCPT=rfc822;orig@example.org"],
+        "Subject: kept\r\n\r\nx\r\n",
+    );
+    d.wait_for_log(LOG_WAIT, "the deferral", |r| {
+        has(r, "TransientFailure", "later@example.com")
+    });
+    let check = |d: &Daemon| {
+        let m = d.ctl_json(&["message", &id]);
+        assert_eq!(m["ret"], "HDRS", "{m:#}");
+        assert_eq!(m["envid"], "ENV+2B1");
+        assert_eq!(m["recipients"][0]["notify"], "FAILURE,DELAY");
+        assert_eq!(m["recipients"][0]["orcpt"], "rfc822;orig@example.org");
+    };
+    check(&d);
+    d.kill9();
+    let text = std::fs::read_to_string(tmp.path().join("impulse.ron")).unwrap();
+    let d = Daemon::start(tmp.path(), &text);
+    common::wait_until(
+        std::time::Duration::from_secs(20),
+        "the message to be requeued",
+        || d.ctl_json(&["status"])["queued_delayed"] == 1,
+        || d.stderr(),
+    );
+    check(&d);
+}
