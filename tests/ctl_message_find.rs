@@ -70,6 +70,25 @@ fn message_shows_each_recipient_and_the_last_response() {
 
     let text = String::from_utf8(d.ctl(&["message", &id]).stdout).unwrap();
     assert!(text.contains("451 4.3.0 come back later"), "{text}");
+
+    // The next hop's recent history, in `domain`.
+    let dom = d.ctl_json(&["domain", "example.com"]);
+    let hop = &dom["next_hops"][0];
+    assert!(hop["connects"].as_u64().unwrap() >= 1, "{dom:#}");
+    assert!(hop["last_connect_ms"].as_u64().is_some(), "{dom:#}");
+    assert!(hop["transactions"].as_u64().unwrap() >= 1, "{dom:#}");
+    assert!(hop["last_transaction_ms"].as_u64().is_some(), "{dom:#}");
+    assert_eq!(
+        hop["failed_last_minute"], 0,
+        "one of two recipients was taken: {dom:#}"
+    );
+    assert!(
+        hop["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("come back later"),
+        "{dom:#}"
+    );
     assert!(
         text.contains("later@example.com") && text.contains("pending"),
         "{text}"

@@ -331,7 +331,7 @@ impl Default for SmtpCfg {
             data_timeout: defaults::smtp_data_timeout(),
             min_data_rate: 256,
             max_connections: 1000,
-            max_connections_per_ip: 50,
+            max_connections_per_ip: 200,
             max_messages_per_connection: 1000,
             max_errors: 10,
         }

@@ -295,6 +295,25 @@ pub struct NextHopInfo {
     pub name: String,
     pub preference: u16,
     pub address: String,
+    /// Connections made to it, and how long the last one took to establish.
+    #[serde(default)]
+    pub connects: u64,
+    #[serde(default)]
+    pub last_connect_ms: Option<u32>,
+    /// Connections refused or failed (connect, greeting, EHLO) in the last minute.
+    #[serde(default)]
+    pub refused_last_minute: u64,
+    /// Transactions it answered, and how long the last one took.
+    #[serde(default)]
+    pub transactions: u64,
+    #[serde(default)]
+    pub last_transaction_ms: Option<u32>,
+    /// Transactions with every recipient refused, in the last minute.
+    #[serde(default)]
+    pub failed_last_minute: u64,
+    /// The last refusal or failure it gave.
+    #[serde(default)]
+    pub last_error: Option<String>,
 }
 
 /// One outbound connection of a domain.

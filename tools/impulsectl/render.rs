@@ -279,10 +279,23 @@ fn domain(d: &impulse_runtime::control::DomainDetail) -> String {
         let _ = writeln!(out, "{k:<28} {v}");
     }
     for h in &d.next_hops {
+        let ms = |v: Option<u32>| v.map_or("-".into(), |v| format!("{v} ms"));
         let _ = writeln!(
             out,
-            "  hop  {:<5} {:<40} {}",
-            h.preference, h.name, h.address
+            "  hop  {:<5} {:<40} {:<22} connects {} (last {}), refused {}/min, transactions {} (last {}), failed {}/min{}",
+            h.preference,
+            h.name,
+            h.address,
+            h.connects,
+            ms(h.last_connect_ms),
+            h.refused_last_minute,
+            h.transactions,
+            ms(h.last_transaction_ms),
+            h.failed_last_minute,
+            h.last_error
+                .as_ref()
+                .map(|e| format!(", last error: {e}"))
+                .unwrap_or_default()
         );
     }
     for c in &d.connection_states {

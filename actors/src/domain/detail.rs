@@ -25,13 +25,21 @@ impl Handler<DomainInfo> for Domain {
                 _ => ("unresolved", None),
             },
         };
+        let now = now_ms();
         let next_hops = hops
             .iter()
             .flat_map(|h| h.iter())
-            .map(|h| NextHopInfo {
-                name: h.name.to_string(),
-                preference: h.preference,
-                address: h.addr.to_string(),
+            .map(|h| {
+                let mut info = NextHopInfo {
+                    name: h.name.to_string(),
+                    preference: h.preference,
+                    address: h.addr.to_string(),
+                    ..Default::default()
+                };
+                if let Some(stats) = self.hop_stats.get(&h.addr) {
+                    stats.describe(&mut info, now);
+                }
+                info
             })
             .collect();
         let mut connection_states: Vec<ConnectionInfo> = self

@@ -19,6 +19,7 @@
 pub mod backoff;
 mod detail;
 mod dispatch;
+pub mod hops;
 pub mod messages;
 mod reconfigure;
 pub mod search;
@@ -109,6 +110,8 @@ pub struct Domain {
     deferred_window: window::Window,
     /// The last failure the next hop or the DNS gave (`impulsectl queues`).
     last_error: Option<Box<str>>,
+    /// Each hop's recent history (`impulsectl domain`).
+    hop_stats: hops::HopTable,
 }
 
 impl Domain {
@@ -155,6 +158,7 @@ impl Domain {
             finished_window: Default::default(),
             deferred_window: Default::default(),
             last_error: None,
+            hop_stats: Default::default(),
         }
     }
 

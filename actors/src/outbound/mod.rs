@@ -31,6 +31,7 @@ use impulse_smtp::client::{ClientEvent, ClientSession, ClientState, OutboundTx, 
 use crate::binding::Egress;
 use crate::context::Shared;
 use crate::dns::Hop;
+use crate::domain::hops::{HopEvent, HopKind};
 use crate::domain::site::Slot;
 use crate::domain::{ConnectionClosed, Domain, HandedOver, Leaving, Ready};
 use crate::ids::MessageId;
@@ -38,6 +39,7 @@ use crate::logger::LoggedResponse;
 use crate::message::{Begin, Defer, MessageActor, Outcome, Requeue};
 use crate::spool::ReadData;
 use crate::stats::Stats;
+use impulse_smtp::client::RcptResult;
 pub use messages::*;
 
 /// How long an idle connection waits for another message before it quits.
@@ -97,6 +99,9 @@ pub struct Outbound {
     lost: Option<String>,
     /// Its place among the site's open connections (given back when it stops).
     _slot: Option<Slot>,
+    /// When the connection attempt, and the transaction in flight, started.
+    connect_started: Instant,
+    tx_started: Instant,
 }
 
 impl Outbound {
@@ -135,6 +140,8 @@ impl Outbound {
             egress,
             lost: None,
             _slot: None,
+            connect_started: Instant::now(),
+            tx_started: Instant::now(),
         }
     }
 
@@ -174,7 +181,16 @@ impl Outbound {
             .io
             .connect(self.addr, source, ctx.address().recipient());
         self.conn = Some((conn, credit));
+        self.connect_started = Instant::now();
         self.set_phase(Phase::Connecting);
+    }
+
+    /// Tell the container what the hop did.
+    fn report(&self, kind: HopKind) {
+        self.domain.do_send(HopEvent {
+            addr: self.addr,
+            kind,
+        });
     }
 
     /// Nothing has worked on this hop: go on to the next one, if there is one (the
@@ -235,6 +251,22 @@ impl Outbound {
                 ClientEvent::Ready => self.ready(ctx),
                 ClientEvent::Done { id, outcome } => {
                     self.worked = true;
+                    let accepted = outcome
+                        .recipients
+                        .iter()
+                        .filter(|(_, r)| matches!(r, RcptResult::Delivered(_)))
+                        .count();
+                    let refused = outcome.recipients.iter().find_map(|(_, r)| match r {
+                        RcptResult::Delivered(_) => None,
+                        RcptResult::Transient(reply) | RcptResult::Permanent(reply) => {
+                            Some(reply.to_string())
+                        }
+                    });
+                    self.report(HopKind::Transaction {
+                        ms: ms_since(self.tx_started),
+                        accepted,
+                        refused,
+                    });
                     if let Some((cur, msg)) = self.current.take() {
                         debug_assert_eq!(cur.0, id);
                         msg.do_send(Outcome {
@@ -246,6 +278,13 @@ impl Outbound {
                     self.sent += 1;
                 }
                 ClientEvent::Failed { reply, reason } => {
+                    if self.phase == Phase::Greeting {
+                        let why = match &reply {
+                            Some(r) => format!("{r}"),
+                            None => reason.clone(),
+                        };
+                        self.report(HopKind::Refused(why));
+                    }
                     match &reply {
                         Some(r) => self.fail(r.code, "4.4.2", format!("{}: {reason}", r)),
                         None => self.fail(451, "4.4.2", reason),
@@ -369,6 +408,7 @@ impl Outbound {
     /// transaction.
     fn start(&mut self, id: MessageId, msg: Addr<MessageActor>, ctx: &mut Context<Self>) {
         self.set_phase(Phase::Busy);
+        self.tx_started = Instant::now();
         self.current = Some((id, msg.clone()));
         let spool = self.shared.spool.clone();
         let fut = async move {
@@ -479,9 +519,11 @@ impl Outbound {
         }
         match ev {
             ConnEvent::Connected { .. } => {
+                self.report(HopKind::Connected(ms_since(self.connect_started)));
                 self.set_phase(Phase::Greeting);
             }
             ConnEvent::ConnectFailed { error, .. } => {
+                self.report(HopKind::Refused(format!("connect: {error}")));
                 self.fail(
                     451,
                     "4.4.1",
@@ -574,4 +616,9 @@ impl Handler<Drain> for Outbound {
             self.quit();
         }
     }
+}
+
+/// Milliseconds since `t`, saturating.
+fn ms_since(t: Instant) -> u32 {
+    t.elapsed().as_millis().min(u32::MAX as u128) as u32
 }
