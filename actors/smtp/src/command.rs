@@ -101,6 +101,8 @@ pub struct MailParams {
     pub ret: Option<crate::dsn::Ret>,
     /// `ENVID=xtext` (RFC 3461).
     pub envid: Option<String>,
+    /// `REQUIRETLS` (RFC 8689).
+    pub requiretls: bool,
     /// Any other well-formed parameter; the server refuses these with 555.
     pub extra: Vec<Param>,
 }
@@ -290,6 +292,12 @@ fn parse_mail(args: &[u8]) -> Result<Command, ParseError> {
                 let v = param.value.unwrap_or_default();
                 crate::dsn::check_envid(&v).map_err(ParseError::Syntax)?;
                 params.envid = Some(v);
+            }
+            "REQUIRETLS" => {
+                if param.value.is_some() || params.requiretls {
+                    return Err(ParseError::Syntax("Bad REQUIRETLS parameter"));
+                }
+                params.requiretls = true;
             }
             "SMTPUTF8" => {
                 if param.value.is_some() {

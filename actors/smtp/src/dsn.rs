@@ -124,11 +124,14 @@ pub struct RcptDsn {
     pub orcpt: Option<String>,
 }
 
-/// A message's DSN parameters, for the recipients of one stored record.
+/// A message's DSN parameters, for the recipients of one stored record — and, kept the
+/// same way though it is no DSN parameter, REQUIRETLS (RFC 8689).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DsnParams {
     pub ret: Option<Ret>,
     pub envid: Option<String>,
+    /// `REQUIRETLS` was given on MAIL: the message travels only over TLS.
+    pub requiretls: bool,
     /// Aligned with the record's recipients.
     pub recipients: Vec<RcptDsn>,
 }
@@ -138,6 +141,7 @@ impl DsnParams {
     pub fn is_empty(&self) -> bool {
         self.ret.is_none()
             && self.envid.is_none()
+            && !self.requiretls
             && self
                 .recipients
                 .iter()
@@ -155,6 +159,9 @@ impl DsnParams {
             None => "",
         };
         let mut out = format!("{ret}\t{}", self.envid.as_deref().unwrap_or(""));
+        if self.requiretls {
+            out.push_str("\tREQUIRETLS");
+        }
         for r in &self.recipients {
             out.push('\n');
             out.push_str(&r.notify.map(|n| n.text()).unwrap_or_default());
@@ -170,7 +177,9 @@ impl DsnParams {
         let Some(first) = lines.next().filter(|l| !l.is_empty()) else {
             return DsnParams::default();
         };
-        let (ret, envid) = first.split_once('\t').unwrap_or((first, ""));
+        let mut head = first.split('\t');
+        let (ret, envid) = (head.next().unwrap_or(""), head.next().unwrap_or(""));
+        let requiretls = head.any(|f| f == "REQUIRETLS");
         let some = |v: &str| (!v.is_empty()).then(|| v.to_string());
         DsnParams {
             ret: match ret {
@@ -179,6 +188,7 @@ impl DsnParams {
                 _ => None,
             },
             envid: some(envid),
+            requiretls,
             recipients: lines
                 .map(|l| {
                     let (n, o) = l.split_once('\t').unwrap_or((l, ""));
@@ -250,6 +260,7 @@ mod tests {
         let p = DsnParams {
             ret: Some(Ret::Hdrs),
             envid: Some("QQ314159".into()),
+            requiretls: false,
             recipients: vec![
                 RcptDsn {
                     notify: parse_notify("SUCCESS,DELAY").ok(),
@@ -273,5 +284,12 @@ mod tests {
         };
         assert!(none.is_empty());
         assert_eq!(p.recipient(7), RcptDsn::default());
+        let tls = DsnParams {
+            requiretls: true,
+            recipients: vec![RcptDsn::default()],
+            ..Default::default()
+        };
+        assert_eq!(tls.encode(), "\t\tREQUIRETLS\n\t");
+        assert_eq!(DsnParams::decode(&tls.encode()), tls);
     }
 }

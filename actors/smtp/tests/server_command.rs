@@ -12,6 +12,7 @@ fn mail(from: &str, size: Option<u64>, body: Option<Body>) -> Command {
             smtputf8: false,
             ret: None,
             envid: None,
+            requiretls: false,
             extra: Vec::new(),
         },
     }

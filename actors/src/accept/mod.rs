@@ -184,6 +184,7 @@ fn split(shared: &Shared, p: Parts<'_>) -> Split {
         let dsn = impulse_smtp::dsn::DsnParams {
             ret: p.dsn.ret,
             envid: p.dsn.envid.clone(),
+            requiretls: p.dsn.requiretls,
             recipients: rcpt_dsn,
         }
         .encode();

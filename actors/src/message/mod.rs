@@ -406,8 +406,15 @@ impl Handler<Begin> for MessageActor {
                     declared_size: None,
                     // Needed for a UTF-8 address, which the addresses themselves show.
                     smtputf8: false,
-                    // Reports are ours to make (the next hop is not asked for DSNs).
-                    dsn: Default::default(),
+                    // Reports are ours to make (the next hop is not asked for DSNs);
+                    // REQUIRETLS goes on with the message (RFC 8689).
+                    dsn: impulse_smtp::dsn::DsnParams {
+                        requiretls: msg
+                            .envelope
+                            .dsn()
+                            .is_some_and(|d| impulse_smtp::dsn::DsnParams::decode(d).requiretls),
+                        ..Default::default()
+                    },
                 },
                 size: msg.size as u64,
             };

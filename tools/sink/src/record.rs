@@ -32,6 +32,8 @@ pub struct ReceivedMessage {
     pub helo: String,
     /// MAIL carried `SMTPUTF8`.
     pub smtputf8: bool,
+    /// MAIL carried `REQUIRETLS` (RFC 8689).
+    pub requiretls: bool,
     /// When the final 250 was decided.
     pub received_at: Instant,
     /// `None` for a message received in plaintext; after STARTTLS the negotiated protocol

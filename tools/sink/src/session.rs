@@ -65,6 +65,7 @@ pub(crate) fn serve(
         body: Vec::new(),
         accepted: 0,
         smtputf8: false,
+        requiretls: false,
         open: Open { rec, open: true },
     };
     s.reply("220 sink.impulse.test ESMTP impulse-sink ready")?;
@@ -107,8 +108,9 @@ struct Session<'a> {
     /// DATA buffer, reused between messages when bodies are not recorded.
     body: Vec<u8>,
     accepted: usize,
-    /// The open transaction's MAIL carried SMTPUTF8.
+    /// The open transaction's MAIL carried SMTPUTF8, REQUIRETLS.
     smtputf8: bool,
+    requiretls: bool,
     open: Open<'a>,
 }
 
@@ -226,6 +228,9 @@ impl Session<'_> {
         if self.settings.smtputf8 {
             w.write_all(b"250-SMTPUTF8\r\n")?;
         }
+        if self.tls.is_some() {
+            w.write_all(b"250-REQUIRETLS\r\n")?;
+        }
         write!(
             w,
             "250-8BITMIME\r\n250-SIZE {MAX_SIZE}\r\n250 ENHANCEDSTATUSCODES\r\n"
@@ -280,6 +285,11 @@ impl Session<'_> {
                     Some(_) => {}
                     None => return self.reply("501 5.5.4 Bad SIZE parameter"),
                 }
+            } else if p.eq_ignore_ascii_case(b"REQUIRETLS") {
+                if self.tls.is_none() {
+                    return self.reply("530 5.7.10 REQUIRETLS needs TLS");
+                }
+                self.requiretls = true;
             } else if p.eq_ignore_ascii_case(b"SMTPUTF8") {
                 if !self.settings.smtputf8 {
                     return self.reply("555 5.5.4 SMTPUTF8 not offered");
@@ -354,6 +364,7 @@ impl Session<'_> {
             peer: self.peer,
             helo: self.helo.clone(),
             smtputf8: std::mem::take(&mut self.smtputf8),
+            requiretls: std::mem::take(&mut self.requiretls),
             received_at: Instant::now(),
         };
         if let Some(spare) = self.rec.accept(msg) {
@@ -387,6 +398,7 @@ impl Session<'_> {
         self.sender = None;
         self.recipients.clear();
         self.smtputf8 = false;
+        self.requiretls = false;
     }
 
     fn reply(&mut self, line: &str) -> io::Result<()> {

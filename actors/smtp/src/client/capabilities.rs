@@ -22,6 +22,8 @@ pub struct Capabilities {
     pub smtputf8: bool,
     /// CHUNKING (RFC 3030).
     pub chunking: bool,
+    /// REQUIRETLS (RFC 8689).
+    pub requiretls: bool,
 }
 
 impl Capabilities {
@@ -50,6 +52,8 @@ impl Capabilities {
                 caps.smtputf8 = true;
             } else if is("CHUNKING") {
                 caps.chunking = true;
+            } else if is("REQUIRETLS") {
+                caps.requiretls = true;
             }
         }
         caps

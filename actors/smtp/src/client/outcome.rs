@@ -103,6 +103,16 @@ pub(crate) mod local {
         )
     }
 
+    /// The message requires TLS (RFC 8689) and this session cannot give it: not
+    /// encrypted, or the server does not offer REQUIRETLS.
+    pub fn requiretls() -> Reply {
+        Reply::new(
+            550,
+            Some(EnhancedCode::new(5, 7, 30)),
+            "REQUIRETLS support required, but the next hop does not offer it over TLS",
+        )
+    }
+
     /// The sender address cannot be put on a command line.
     pub fn bad_sender() -> Reply {
         Reply::new(

@@ -43,6 +43,8 @@ pub(super) struct Tx {
     eight_bit: bool,
     /// Sent with `SMTPUTF8` on MAIL.
     utf8: bool,
+    /// Sent with `REQUIRETLS` on MAIL (RFC 8689).
+    requiretls: bool,
     body: Bytes,
     /// With pipelining, a refused MAIL: the replies to the RCPTs and DATA already sent are
     /// consumed, then every recipient gets this reply.
@@ -74,6 +76,7 @@ impl ClientSession {
     pub(super) fn start_transaction(&mut self, tx: OutboundTx) {
         let OutboundTx { id, envelope, body } = tx;
         let utf8 = envelope.needs_smtputf8();
+        let requiretls = envelope.dsn.requiretls;
         let sender_ok = sendable(&envelope.sender);
         let rcpts = envelope
             .recipients
@@ -95,9 +98,18 @@ impl ClientSession {
             sender: envelope.sender,
             eight_bit: envelope.body_8bit,
             utf8,
+            requiretls,
             body,
             mail_failure: None,
         };
+        if requiretls && !(self.tls_active && self.caps.requiretls) {
+            let reply = local::requiretls();
+            for (_, state) in &mut tx.rcpts {
+                if matches!(state, Rcpt::Pending) {
+                    *state = Rcpt::Final(RcptResult::Permanent(reply.clone()));
+                }
+            }
+        }
         if utf8 && !self.caps.smtputf8 {
             let reply = local::no_smtputf8();
             for (_, state) in &mut tx.rcpts {
@@ -287,6 +299,9 @@ impl ClientSession {
         }
         if tx.utf8 {
             self.out.extend_from_slice(b" SMTPUTF8");
+        }
+        if tx.requiretls {
+            self.out.extend_from_slice(b" REQUIRETLS");
         }
         self.out.extend_from_slice(b"\r\n");
         self.expects.push_back(Expect::Mail);

@@ -4,7 +4,7 @@
 //! (RFC 5321 §4.1.4) and leaves the session [`State::Ready`]. The EHLO reply offers
 //! PIPELINING, SIZE (the policy's maximum), 8BITMIME, SMTPUTF8 and ENHANCEDSTATUSCODES; STARTTLS
 //! while the policy allows it and the session is not encrypted; `AUTH PLAIN LOGIN` over
-//! TLS when the policy has users; SMTPUTF8 (RFC 6531), CHUNKING (RFC 3030) and DSN (RFC 3461). Neither reply carries an enhanced status
+//! TLS when the policy has users; REQUIRETLS (RFC 8689) over TLS; SMTPUTF8 (RFC 6531), CHUNKING (RFC 3030) and DSN (RFC 3461). Neither reply carries an enhanced status
 //! code (RFC 2034 §3).
 
 use super::reply::line;
@@ -27,6 +27,9 @@ impl Session {
         }
         if self.policy.auth && self.tls {
             line(out, 250, b'-', None, "AUTH PLAIN LOGIN");
+        }
+        if self.tls {
+            line(out, 250, b'-', None, "REQUIRETLS");
         }
         line(out, 250, b' ', None, "ENHANCEDSTATUSCODES");
         self.errors = 0;

@@ -4,6 +4,7 @@
 //! On a listener that requires AUTH, MAIL before it gets `530 5.7.0`; past the policy's
 //! messages per connection, `421 4.7.0` and a close. `SMTPUTF8` (RFC 6531) opens a
 //! transaction that may use UTF-8 addresses; a UTF-8 sender without it gets `553 5.6.7`.
+//! `REQUIRETLS` (RFC 8689) is taken only inside TLS (`530 5.7.10` otherwise).
 //! While the actor has set a refusal (its spool cannot take mail), MAIL gets
 //! `452 4.3.1`. Parameters other than `SIZE` and `BODY` are refused with `555 5.5.4`; a declared
 //! `SIZE` above the policy maximum gets `552 5.3.4` (RFC 1870). On success the envelope
@@ -55,6 +56,9 @@ impl Session {
             self.envelope.sender.clear();
             return;
         }
+        if params.requiretls && !self.tls {
+            return self.reply(530, "5.7.10", "REQUIRETLS needs a TLS session");
+        }
         if !params.smtputf8 && !from.is_ascii() {
             return self.reply(553, "5.6.7", "SMTPUTF8 is required for a non-ASCII address");
         }
@@ -67,6 +71,7 @@ impl Session {
             dsn: crate::dsn::DsnParams {
                 ret: params.ret,
                 envid: params.envid,
+                requiretls: params.requiretls,
                 recipients: Vec::new(),
             },
         };
