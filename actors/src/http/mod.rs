@@ -232,10 +232,10 @@ impl Http {
         }
         let mut recipients = Vec::with_capacity(i.recipients.len());
         for r in &i.recipients {
-            match impulse_smtp::command::check_address(r.address(), false) {
+            match impulse_smtp::command::check_address(r, false) {
                 Ok(a) => recipients.push(a),
                 Err(e) => {
-                    let why = format!("recipient {:?}: {e}", r.address());
+                    let why = format!("recipient {r:?}: {e}");
                     return self.send_error(conn, 400, &why, None);
                 }
             }

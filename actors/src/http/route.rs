@@ -9,7 +9,6 @@
 //! Commands that change something are POST only; those that look are GET or POST.
 
 use impulse_runtime::control::Request;
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::request::HttpRequest;
@@ -25,30 +24,71 @@ pub enum Route {
     Refuse(u16, String, Option<&'static str>),
 }
 
-/// The body of `POST /api/inject`: the envelope and the RFC 5322 content. KumoMTA's names
-/// (`envelope_sender`, recipients as `{"email": …}`) are understood too.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The body of `POST /api/inject`: the envelope and the RFC 5322 content.
+///
+/// Field names: `sender` (or `envelope_sender`, `from`, `mail_from`), `recipients` (or
+/// `to`, `rcpt_to`; each an address or `{"email": …}`, a single address also accepted)
+/// and `content` (or `data`, `message`); the envelope may also come nested as
+/// `"envelope": {"sender": …, "recipients": […]}`. KumoMTA's names are among these.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Injection {
-    #[serde(alias = "envelope_sender")]
     pub sender: String,
-    pub recipients: Vec<InjectRecipient>,
+    pub recipients: Vec<String>,
     pub content: String,
 }
 
-/// One recipient of an injection.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(untagged)]
-pub enum InjectRecipient {
-    Address(String),
-    Object { email: String },
-}
-
-impl InjectRecipient {
-    pub fn address(&self) -> &str {
-        match self {
-            InjectRecipient::Address(a) | InjectRecipient::Object { email: a } => a,
-        }
+impl Injection {
+    /// Read an injection from its JSON body.
+    pub fn from_json(body: &[u8]) -> Result<Injection, String> {
+        let v: Value = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
+        let Value::Object(top) = v else {
+            return Err("the body must be a JSON object".into());
+        };
+        let env = match top.get("envelope") {
+            Some(Value::Object(e)) => Some(e),
+            Some(_) => return Err("envelope must be an object".into()),
+            None => None,
+        };
+        let field = |names: &[&str]| -> Option<&Value> {
+            names
+                .iter()
+                .find_map(|n| top.get(*n).or_else(|| env.and_then(|e| e.get(*n))))
+        };
+        let sender = match field(&["sender", "envelope_sender", "from", "mail_from"]) {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Object(o)) => match o.get("email") {
+                Some(Value::String(s)) => s.clone(),
+                _ => return Err("sender: expected an address".into()),
+            },
+            Some(Value::Null) | None => return Err("missing field `sender`".into()),
+            Some(_) => return Err("sender: expected an address".into()),
+        };
+        let one = |v: &Value| -> Result<String, String> {
+            match v {
+                Value::String(s) => Ok(s.clone()),
+                Value::Object(o) => match o.get("email") {
+                    Some(Value::String(s)) => Ok(s.clone()),
+                    _ => Err("a recipient object needs \"email\"".into()),
+                },
+                _ => Err("recipients: expected addresses".into()),
+            }
+        };
+        let recipients = match field(&["recipients", "to", "rcpt_to"]) {
+            Some(Value::Array(list)) => list.iter().map(one).collect::<Result<Vec<_>, _>>()?,
+            Some(v @ (Value::String(_) | Value::Object(_))) => vec![one(v)?],
+            None => return Err("missing field `recipients`".into()),
+            Some(_) => return Err("recipients: expected a list of addresses".into()),
+        };
+        let content = match field(&["content", "data", "message"]) {
+            Some(Value::String(s)) => s.clone(),
+            None => return Err("missing field `content`".into()),
+            Some(_) => return Err("content: expected the message as a string".into()),
+        };
+        Ok(Injection {
+            sender,
+            recipients,
+            content,
+        })
     }
 }
 
@@ -87,7 +127,7 @@ pub fn route(req: &HttpRequest) -> Route {
         "/metrics" => Route::Metrics,
         "/health" => Route::Health,
         "/api/inject" if !post => Route::Refuse(405, "use POST".into(), Some("POST")),
-        "/api/inject" => match serde_json::from_slice::<Injection>(&req.body) {
+        "/api/inject" => match Injection::from_json(&req.body) {
             Ok(i) => Route::Inject(i),
             Err(e) => refuse(400, format!("bad injection: {e}")),
         },
@@ -302,11 +342,12 @@ mod tests {
     fn injections_in_both_spellings() {
         let ours = r#"{"sender":"a@x.example","recipients":["b@y.example"],"content":"Subject: t\r\n\r\nhi\r\n"}"#;
         let kumo = r#"{"envelope_sender":"a@x.example","recipients":[{"email":"b@y.example"}],"content":"Subject: t\r\n\r\nhi\r\n"}"#;
-        for body in [ours, kumo] {
+        let nested = r#"{"envelope":{"from":"a@x.example","to":"b@y.example"},"data":"Subject: t\r\n\r\nhi\r\n"}"#;
+        for body in [ours, kumo, nested] {
             match route(&req("POST", "/api/inject", body)) {
                 Route::Inject(i) => {
                     assert_eq!(i.sender, "a@x.example");
-                    assert_eq!(i.recipients[0].address(), "b@y.example");
+                    assert_eq!(i.recipients, ["b@y.example"]);
                 }
                 other => panic!("{other:?}"),
             }
