@@ -7,14 +7,20 @@
 //! stays on one thread; inbound sessions are spread round-robin. Each arbiter thread
 //! records its index so the registry can show where every actor runs.
 //!
+//! Each arbiter runs a probe that wakes every [`PROBE`] and records how late it woke: the
+//! scheduling lag, the time an event waits on that thread before it is handled
+//! (`impulsectl pools` shows it with each arbiter's actors and queued messages).
+//!
 //! A reload may change the count online ([`Arbiters::resize`]): more arbiters start at
 //! once; with fewer, new actors are placed on the first ones only, and the threads past
 //! them keep running the actors they already have (a domain container is never moved).
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use actix::{Arbiter, ArbiterHandle};
 use impulse_runtime::registry;
@@ -23,6 +29,8 @@ use impulse_runtime::registry;
 pub struct Arbiters {
     /// Every arbiter started (never fewer: see the module documentation).
     handles: RwLock<Vec<ArbiterHandle>>,
+    /// Each arbiter's last and worst-of-the-last-minute scheduling lag, in µs.
+    lags: RwLock<Vec<Arc<Lag>>>,
     /// How many of them new actors are placed on.
     active: AtomicUsize,
     next: AtomicUsize,
@@ -42,8 +50,11 @@ pub fn start(n: usize) -> Arc<Arbiters> {
     let cores = std::thread::available_parallelism().map_or(1, |p| p.get());
     let n = count(n, cores);
     registry::set_thread_arbiter(0);
+    let lag = Arc::new(Lag::default());
+    actix_rt::spawn(probe(lag.clone()));
     let a = Arbiters {
         handles: RwLock::new(vec![Arbiter::current()]),
+        lags: RwLock::new(vec![lag]),
         active: AtomicUsize::new(1),
         next: AtomicUsize::new(0),
     };
@@ -51,10 +62,43 @@ pub fn start(n: usize) -> Arc<Arbiters> {
     Arc::new(a)
 }
 
-/// A new arbiter thread that knows its index.
-fn spawn(i: usize) -> ArbiterHandle {
+/// How often each arbiter's lag probe wakes.
+pub const PROBE: Duration = Duration::from_millis(100);
+
+/// One arbiter's scheduling lag.
+#[derive(Default)]
+pub struct Lag {
+    last_us: AtomicU64,
+    /// The worst lag since the last read.
+    worst_us: AtomicU64,
+}
+
+impl Lag {
+    /// (last, worst since the last call) in µs.
+    pub fn take(&self) -> (u64, u64) {
+        (
+            self.last_us.load(Ordering::Relaxed),
+            self.worst_us.swap(0, Ordering::Relaxed),
+        )
+    }
+}
+
+/// Wake every [`PROBE`] and record how late the wake-up came.
+async fn probe(lag: Arc<Lag>) {
+    loop {
+        let due = Instant::now() + PROBE;
+        actix_rt::time::sleep(PROBE).await;
+        let late = Instant::now().saturating_duration_since(due).as_micros() as u64;
+        lag.last_us.store(late, Ordering::Relaxed);
+        lag.worst_us.fetch_max(late, Ordering::Relaxed);
+    }
+}
+
+/// A new arbiter thread that knows its index, with its lag probe.
+fn spawn(i: usize, lag: Arc<Lag>) -> ArbiterHandle {
     let h = Arbiter::new().handle();
     h.spawn_fn(move || registry::set_thread_arbiter(i.min(u8::MAX as usize) as u8));
+    h.spawn(probe(lag));
     h
 }
 
@@ -62,6 +106,16 @@ impl Arbiters {
     /// How many arbiters new actors are placed on.
     pub fn len(&self) -> usize {
         self.active.load(Ordering::Acquire)
+    }
+
+    /// Each arbiter's scheduling lag, (last, worst since the last call) in µs.
+    pub fn lags(&self) -> Vec<(u64, u64)> {
+        self.lags
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|l| l.take())
+            .collect()
     }
 
     /// How many arbiters run (some may only finish the actors they have).
@@ -77,9 +131,12 @@ impl Arbiters {
     pub fn resize(&self, n: usize) {
         let n = n.max(1);
         let mut handles = self.handles.write().unwrap_or_else(|e| e.into_inner());
+        let mut lags = self.lags.write().unwrap_or_else(|e| e.into_inner());
         while handles.len() < n {
             let i = handles.len();
-            handles.push(spawn(i));
+            let lag = Arc::new(Lag::default());
+            handles.push(spawn(i, lag.clone()));
+            lags.push(lag);
         }
         self.active.store(n, Ordering::Release);
     }

@@ -150,6 +150,15 @@ pub struct ArbiterStats {
     pub index: u8,
     /// Registered actors running on it.
     pub actors: usize,
+    /// The mailbox lengths its actors report, summed (work waiting on it).
+    #[serde(default)]
+    pub queued: usize,
+    /// How late its lag probe last woke, and the worst since the last `pools`, in µs:
+    /// how long an event waits on this thread before it is handled.
+    #[serde(default)]
+    pub lag_us: u64,
+    #[serde(default)]
+    pub worst_lag_us: u64,
     /// Whether new actors are placed on it (after a reload that lowered the count, the
     /// arbiters past it only finish the actors they have).
     pub placing: bool,

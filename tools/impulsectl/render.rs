@@ -211,12 +211,25 @@ pub fn response(resp: &Response) -> String {
                         vec![
                             a.index.to_string(),
                             a.actors.to_string(),
+                            a.queued.to_string(),
+                            format!("{:.1} ms", a.lag_us as f64 / 1000.0),
+                            format!("{:.1} ms", a.worst_lag_us as f64 / 1000.0),
                             if a.placing { "yes" } else { "no (draining)" }.to_string(),
                         ]
                     })
                     .collect();
                 out.push('\n');
-                out.push_str(&table(&["ARBITER", "ACTORS", "NEW ACTORS"], &rows));
+                out.push_str(&table(
+                    &[
+                        "ARBITER",
+                        "ACTORS",
+                        "QUEUED",
+                        "LAG",
+                        "WORST LAG",
+                        "NEW ACTORS",
+                    ],
+                    &rows,
+                ));
             }
             out
         }

@@ -154,15 +154,24 @@ impl Control {
                 let registry = self.shared.registry.clone();
                 let placing = self.shared.arbiters.len();
                 let started = self.shared.arbiters.started();
+                let lags = self.shared.arbiters.lags();
                 self.reply(
                     to,
                     move || {
                         let counts = registry.count_by_arbiter();
                         let arbiters = (0..started.max(placing))
-                            .map(|i| impulse_runtime::control::ArbiterStats {
-                                index: i as u8,
-                                actors: counts.get(&(i as u8)).copied().unwrap_or(0),
-                                placing: i < placing,
+                            .map(|i| {
+                                let (actors, queued) =
+                                    counts.get(&(i as u8)).copied().unwrap_or((0, 0));
+                                let (lag_us, worst_lag_us) = lags.get(i).copied().unwrap_or((0, 0));
+                                impulse_runtime::control::ArbiterStats {
+                                    index: i as u8,
+                                    actors,
+                                    queued,
+                                    lag_us,
+                                    worst_lag_us,
+                                    placing: i < placing,
+                                }
                             })
                             .collect();
                         Response::Pools { pools, arbiters }

@@ -237,11 +237,14 @@ impl Registry {
         counts
     }
 
-    /// Live actors per arbiter index (index → count), for the arbiters that run any.
-    pub fn count_by_arbiter(&self) -> std::collections::BTreeMap<u8, usize> {
+    /// Live actors per arbiter index, and the sum of their mailbox lengths (index →
+    /// (actors, queued)), for the arbiters that run any.
+    pub fn count_by_arbiter(&self) -> std::collections::BTreeMap<u8, (usize, usize)> {
         let mut counts = std::collections::BTreeMap::new();
         for e in self.actors.iter() {
-            *counts.entry(e.arbiter).or_insert(0) += 1;
+            let c = counts.entry(e.arbiter).or_insert((0, 0));
+            c.0 += 1;
+            c.1 += e.mailbox as usize;
         }
         counts
     }
