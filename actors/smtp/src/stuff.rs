@@ -13,10 +13,27 @@ use memchr::memchr2;
 /// An empty body yields just the terminator (an empty message).
 pub fn dot_stuff(body: &[u8], out: &mut Vec<u8>) {
     out.reserve(body.len() + body.len() / 64 + 8);
+    crlf_lines(body, out, true);
+    out.extend_from_slice(b".\r\n");
+}
+
+/// `body` with every line end made CRLF (bare LF and bare CR both become CRLF) and a final
+/// CRLF added when missing: the stored form of a message that did not arrive over SMTP
+/// (the HTTP injection API), so signing and delivery see the same bytes as for SMTP.
+pub fn canonical_lines(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + body.len() / 64 + 2);
+    crlf_lines(body, &mut out, false);
+    out
+}
+
+/// Append `body` to `out` line by line, each line ended by CRLF whatever ended it (CRLF,
+/// a bare LF or a bare CR, or the end of the body); with `stuff`, a line starting with
+/// `.` gets a second one. Whole runs of line content are copied at once.
+fn crlf_lines(body: &[u8], out: &mut Vec<u8>, stuff: bool) {
     let mut rest = body;
     while !rest.is_empty() {
         // At the start of a line.
-        if rest[0] == b'.' {
+        if stuff && rest[0] == b'.' {
             out.push(b'.');
         }
         match memchr2(b'\r', b'\n', rest) {
@@ -38,35 +55,6 @@ pub fn dot_stuff(body: &[u8], out: &mut Vec<u8>) {
             }
         }
     }
-    out.extend_from_slice(b".\r\n");
-}
-
-/// `body` with every line end made CRLF (bare LF and bare CR both become CRLF) and a final
-/// CRLF added when missing: the stored form of a message that did not arrive over SMTP
-/// (the HTTP injection API), so signing and delivery see the same bytes as for SMTP.
-pub fn canonical_lines(body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(body.len() + body.len() / 64 + 2);
-    let mut rest = body;
-    while !rest.is_empty() {
-        match memchr2(b'\r', b'\n', rest) {
-            None => {
-                out.extend_from_slice(rest);
-                out.extend_from_slice(b"\r\n");
-                break;
-            }
-            Some(i) => {
-                out.extend_from_slice(&rest[..i]);
-                out.extend_from_slice(b"\r\n");
-                let eol = if rest[i] == b'\r' && rest.get(i + 1) == Some(&b'\n') {
-                    2
-                } else {
-                    1
-                };
-                rest = &rest[i + eol..];
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@
 //! chunks are refused the same way and the transaction ends with its last.
 //! A BDAT whose size cannot be read cannot be skipped: `501`, then `421` and a close.
 
-use super::{Event, Rejected, Session, State};
+use super::{Event, Session, State};
 use crate::data::check_lines;
 
 /// A refusal: code, enhanced code, text.
@@ -125,18 +125,6 @@ impl Session {
                 self.reset_transaction();
             }
         }
-    }
-
-    /// Answer a refused chunk of the open transaction (not a command error), and log it.
-    fn refused_data(&mut self, code: u16, enhanced: &'static str, text: &'static str) {
-        self.rejections.push(Rejected {
-            code,
-            enhanced,
-            text: text.into(),
-            sender: self.envelope.sender.clone(),
-            recipient: self.envelope.recipients.join(","),
-        });
-        self.reply_uncounted(code, enhanced, text);
     }
 
     /// A BDAT without a readable size: the chunk cannot be skipped.

@@ -55,17 +55,23 @@ impl Session {
             }
             Err(error) => {
                 let (code, enhanced, text) = refusal(error);
-                self.rejections.push(super::Rejected {
-                    code,
-                    enhanced,
-                    text: text.into(),
-                    sender: self.envelope.sender.clone(),
-                    recipient: self.envelope.recipients.join(","),
-                });
-                self.reply_uncounted(code, enhanced, text);
+                self.refused_data(code, enhanced, text);
                 self.reset_transaction();
             }
         }
+    }
+
+    /// Answer a message (or a chunk of it) refused for its data — not a command error —
+    /// and keep the refusal for the log.
+    pub(super) fn refused_data(&mut self, code: u16, enhanced: &'static str, text: &'static str) {
+        self.rejections.push(super::Rejected {
+            code,
+            enhanced,
+            text: text.into(),
+            sender: self.envelope.sender.clone(),
+            recipient: self.envelope.recipients.join(","),
+        });
+        self.reply_uncounted(code, enhanced, text);
     }
 
     /// Answers the stored (or not) message and resets the transaction.
