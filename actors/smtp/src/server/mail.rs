@@ -22,7 +22,7 @@ impl Session {
             _ => {}
         }
         if self.policy.require_auth && self.auth_user.is_none() {
-            return self.reject(530, "5.7.0", "Authentication required", "");
+            return self.reject_sender(&from, 530, "5.7.0", "Authentication required");
         }
         if self.accepted >= self.policy.max_messages {
             let text = "Too many messages on one connection, reconnect";
@@ -37,7 +37,7 @@ impl Session {
         }
         if let Some((code, reason)) = &self.mail_refusal {
             let (code, text) = (*code, reason.clone());
-            return self.reject(code, "4.3.1", &text, "");
+            return self.reject_sender(&from, code, "4.3.1", &text);
         }
         if !params.extra.is_empty() {
             return self.reply(555, "5.5.4", "Unsupported MAIL parameter");
@@ -77,5 +77,12 @@ impl Session {
         };
         self.state = State::Mail;
         self.reply(250, "2.1.0", "Ok");
+    }
+
+    /// Refuse MAIL from `from` (not yet the transaction's sender), logging it with it.
+    fn reject_sender(&mut self, from: &str, code: u16, enhanced: &'static str, text: &str) {
+        self.envelope.sender = from.to_string();
+        self.reject(code, enhanced, text, "");
+        self.envelope.sender.clear();
     }
 }
