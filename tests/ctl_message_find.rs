@@ -237,3 +237,36 @@ fn output_into_a_closed_pipe_ends_quietly() {
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn every_command_answers_parseable_json() {
+    let (_tmp, _sink, mut d) = relay_with(deferring_sink(), SLOW_RETRY);
+    let id = submit(&d, "alice@from.test", &["later@example.com"]);
+    d.wait_for_log(LOG_WAIT, "the deferral", |r| {
+        has(r, "TransientFailure", "later@example.com")
+    });
+    let table: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["status"], "status"),
+        (vec!["tree", "--depth", "2"], "tree"),
+        (vec!["memory"], "memory"),
+        (vec!["pools"], "pools"),
+        (vec!["queues", "--sort", "active"], "queues"),
+        (vec!["domain", "example.com"], "domain"),
+        (vec!["message", &id], "message"),
+        (vec!["find", "--domain", "example.com"], "found"),
+        (vec!["suspend", "example.com", "--duration", "1h"], "ok"),
+        (vec!["resume", "example.com"], "ok"),
+        (vec!["flush", "example.com"], "ok"),
+        (
+            vec!["bounce", "--sender", "nobody@x.test", "--dry-run"],
+            "ok",
+        ),
+        (vec!["reload"], "ok"),
+        (vec!["shutdown"], "ok"),
+    ];
+    for (args, ty) in table {
+        let v = d.ctl_json(&args);
+        assert_eq!(v["type"], ty, "{args:?}: {v:#}");
+    }
+    d.wait_exit(std::time::Duration::from_secs(30));
+}
