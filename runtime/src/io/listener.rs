@@ -61,10 +61,42 @@ impl ListenSocket {
             }
             ListenSocket::Unix { listener, .. } => {
                 let (s, _) = listener.accept()?;
+                if !same_user(&s) {
+                    return Err(io::Error::new(
+                        io::ErrorKind::ConnectionAborted,
+                        "control connection from another user refused",
+                    ));
+                }
                 Ok((Stream::Unix(s), PeerAddr::Unix, PeerAddr::Unix))
             }
         }
     }
+}
+
+/// Whether the peer of a control connection runs as this process's user (or as root),
+/// by its credentials (SO_PEERCRED): the socket's mode 0600 is the first guard, this the
+/// second, should the file's mode be changed.
+fn same_user(s: &mio::net::UnixStream) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: u32::MAX,
+        gid: u32::MAX,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` and `len` are valid for writes of the sizes given.
+    let rc = unsafe {
+        libc::getsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    rc == 0 && (cred.uid == me || cred.uid == 0)
 }
 
 impl event::Source for ListenSocket {
