@@ -1,6 +1,7 @@
 //! What each next hop has been doing lately, for `impulsectl domain NAME`: connections
 //! opened (and how long they took), refused or failed, transactions and how long they
-//! took, and the last error. The outbound connections report ([`HopEvent`]); the
+//! took, and the last error. The outbound connections report ([`HopEvent`], carried by
+//! the `Ready` they send after each transaction, or alone when no `Ready` follows); the
 //! container keeps one small record per hop address (the failure counts over the last
 //! minute in [`Window`]s), forgotten with the hops.
 
@@ -30,12 +31,12 @@ pub enum HopKind {
     },
 }
 
-/// An outbound connection's report about its hop.
+/// An outbound connection's report about its hop: what happened there, oldest first.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
 pub struct HopEvent {
     pub addr: SocketAddr,
-    pub kind: HopKind,
+    pub kinds: Vec<HopKind>,
 }
 
 /// One hop's recent history.
@@ -97,17 +98,23 @@ impl Handler<HopEvent> for Domain {
     type Result = ();
 
     fn handle(&mut self, ev: HopEvent, ctx: &mut Context<Self>) {
-        self.guarded(ctx, move |act, _| {
-            // Bounded by the hops a resolution gives; a stale address from before a new
-            // resolution simply ages out of use.
-            if act.hop_stats.len() > 256 && !act.hop_stats.contains_key(&ev.addr) {
-                act.hop_stats.clear();
-            }
-            act.hop_stats
-                .entry(ev.addr)
-                .or_default()
-                .apply(ev.kind, now_ms());
-        });
+        self.guarded(ctx, move |act, _| act.note_hop(ev));
+    }
+}
+
+impl Domain {
+    /// Add a hop's report to its record.
+    pub(super) fn note_hop(&mut self, ev: HopEvent) {
+        // Bounded by the hops a resolution gives; a stale address from before a new
+        // resolution simply ages out of use.
+        if self.hop_stats.len() > 256 && !self.hop_stats.contains_key(&ev.addr) {
+            self.hop_stats.clear();
+        }
+        let now = now_ms();
+        let stats = self.hop_stats.entry(ev.addr).or_default();
+        for kind in ev.kinds {
+            stats.apply(kind, now);
+        }
     }
 }
 

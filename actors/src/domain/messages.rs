@@ -25,6 +25,8 @@ pub struct EnqueueMany(pub Vec<QueuedMessage>);
 pub struct Ready {
     pub conn: ActorId,
     pub addr: Addr<Outbound>,
+    /// What its hop did since it last said (the transaction just ended, the connect).
+    pub hop: Option<super::hops::HopEvent>,
 }
 
 /// An idle outbound connection is quitting: assign it nothing more.

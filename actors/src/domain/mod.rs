@@ -465,6 +465,9 @@ impl Handler<Ready> for Domain {
 
     fn handle(&mut self, msg: Ready, ctx: &mut Context<Self>) {
         self.guarded(ctx, move |act, ctx| {
+            if let Some(ev) = msg.hop {
+                act.note_hop(ev);
+            }
             act.connecting.remove(&msg.conn);
             act.idle.retain(|(id, _)| *id != msg.conn);
             act.connections.insert(msg.conn, msg.addr.clone());

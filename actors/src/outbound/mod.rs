@@ -102,6 +102,8 @@ pub struct Outbound {
     /// When the connection attempt, and the transaction in flight, started.
     connect_started: Instant,
     tx_started: Instant,
+    /// What the hop did since the container last heard ([`HopEvent`]).
+    hop_news: Vec<HopKind>,
 }
 
 impl Outbound {
@@ -142,6 +144,7 @@ impl Outbound {
             _slot: None,
             connect_started: Instant::now(),
             tx_started: Instant::now(),
+            hop_news: Vec::new(),
         }
     }
 
@@ -185,12 +188,28 @@ impl Outbound {
         self.set_phase(Phase::Connecting);
     }
 
-    /// Tell the container what the hop did.
-    fn report(&self, kind: HopKind) {
-        self.domain.do_send(HopEvent {
+    /// Note what the hop did; the container hears it with the next `Ready` (sent after
+    /// every transaction anyway), or at once for a refusal, after which none follows.
+    fn report(&mut self, kind: HopKind) {
+        let refused = matches!(kind, HopKind::Refused(_));
+        self.hop_news.push(kind);
+        if refused {
+            self.send_hop_news();
+        }
+    }
+
+    /// Send what was noted of the hop on its own (no `Ready` will carry it).
+    fn send_hop_news(&mut self) {
+        if let Some(ev) = self.take_hop_news() {
+            self.domain.do_send(ev);
+        }
+    }
+
+    fn take_hop_news(&mut self) -> Option<HopEvent> {
+        (!self.hop_news.is_empty()).then(|| HopEvent {
             addr: self.addr,
-            kind,
-        });
+            kinds: std::mem::take(&mut self.hop_news),
+        })
     }
 
     /// Nothing has worked on this hop: go on to the next one, if there is one (the
@@ -314,13 +333,16 @@ impl Outbound {
     /// The session can take a message: announce it, or quit when done here.
     fn ready(&mut self, ctx: &mut Context<Self>) {
         if self.draining || self.sent >= self.cfg.max_messages_per_connection {
+            self.send_hop_news();
             self.quit();
             return;
         }
         self.set_phase(Phase::Idle);
+        let hop = self.take_hop_news();
         self.domain.do_send(Ready {
             conn: self.reg.id(),
             addr: ctx.address(),
+            hop,
         });
     }
 
@@ -342,6 +364,7 @@ impl Outbound {
             return;
         }
         self.finished = true;
+        self.send_hop_news();
         if let Some((_, msg)) = self.current.take() {
             msg.do_send(Defer {
                 response: LoggedResponse::new(
