@@ -18,6 +18,26 @@ pub fn expect(reply: (u16, String), code: u16, what: &str) -> String {
     reply.1
 }
 
+/// Read one (possibly multi-line) reply from `r`: its code and its lines joined by "\n".
+/// Code 0 means the server closed the connection.
+pub fn read_reply(r: &mut impl BufRead) -> (u16, String) {
+    let mut text = Vec::new();
+    loop {
+        let mut line = String::new();
+        match r.read_line(&mut line) {
+            Ok(0) | Err(_) => return (0, text.join("\n")),
+            Ok(_) => {}
+        }
+        let line = line.trim_end_matches(['\r', '\n']).to_string();
+        let code = line.get(..3).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let last = line.as_bytes().get(3) != Some(&b'-');
+        text.push(line);
+        if last {
+            return (code, text.join("\n"));
+        }
+    }
+}
+
 /// A byte-level SMTP client for protocol scenarios.
 pub struct RawClient {
     pub stream: TcpStream,
@@ -45,21 +65,7 @@ impl RawClient {
     /// Read one (possibly multi-line) reply: its code and its lines joined by "\n".
     /// Code 0 means the server closed the connection.
     pub fn reply(&mut self) -> (u16, String) {
-        let mut text = Vec::new();
-        loop {
-            let mut line = String::new();
-            match self.reader.read_line(&mut line) {
-                Ok(0) | Err(_) => return (0, text.join("\n")),
-                Ok(_) => {}
-            }
-            let line = line.trim_end_matches(['\r', '\n']).to_string();
-            let code = line.get(..3).and_then(|c| c.parse().ok()).unwrap_or(0);
-            let last = line.as_bytes().get(3) != Some(&b'-');
-            text.push(line);
-            if last {
-                return (code, text.join("\n"));
-            }
-        }
+        read_reply(&mut self.reader)
     }
 
     /// Send a command line (CRLF added) and read its reply.

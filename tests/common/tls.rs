@@ -2,7 +2,7 @@
 //! the daemon's config, and a real rustls client that trusts it, to speak SMTP over
 //! STARTTLS or implicit TLS byte by byte.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -84,21 +84,7 @@ impl TlsClient {
 
     /// One reply: code and lines joined by "\n" (code 0: closed).
     pub fn reply(&mut self) -> (u16, String) {
-        let mut text = Vec::new();
-        loop {
-            let mut line = String::new();
-            match self.reader.read_line(&mut line) {
-                Ok(0) | Err(_) => return (0, text.join("\n")),
-                Ok(_) => {}
-            }
-            let line = line.trim_end().to_string();
-            let code = line.get(..3).and_then(|c| c.parse().ok()).unwrap_or(0);
-            let last = line.as_bytes().get(3) != Some(&b'-');
-            text.push(line);
-            if last {
-                return (code, text.join("\n"));
-            }
-        }
+        super::client::read_reply(&mut self.reader)
     }
 
     pub fn cmd(&mut self, line: &str) -> (u16, String) {
