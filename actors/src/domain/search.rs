@@ -11,7 +11,6 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use actix::prelude::*;
 use impulse_runtime::control::{MessageDetail, MessageRow, RecipientInfo};
-use impulse_smtp::domain_of;
 
 use super::Domain;
 use crate::ids::{now_ms, MessageId};
@@ -46,15 +45,7 @@ pub struct Find(pub Filter);
 /// pattern without `@` (or starting with `@`) an address in that domain; `<>` is the
 /// null sender.
 pub fn address_matches(pattern: &str, address: &str) -> bool {
-    let p = pattern.trim();
-    if p == "<>" {
-        return address.is_empty();
-    }
-    match p.strip_prefix('@') {
-        Some(d) => domain_of(address).eq_ignore_ascii_case(d),
-        None if !p.contains('@') => domain_of(address).eq_ignore_ascii_case(p),
-        None => address.eq_ignore_ascii_case(p),
-    }
+    Pattern::new(pattern).matches(address.as_bytes())
 }
 
 /// An address pattern made once per search, compared without allocating.
@@ -82,7 +73,7 @@ impl Pattern {
         }
     }
 
-    /// [`address_matches`] on bytes.
+    /// Whether `address` matches (see [`address_matches`]).
     pub fn matches(&self, address: &[u8]) -> bool {
         match self {
             Pattern::Null => address.is_empty(),
@@ -377,19 +368,19 @@ impl Handler<Find> for Domain {
             } else {
                 Vec::new()
             };
-            let filter = scan.filter.clone();
+            let (limit, compiled) = (scan.filter.limit, scan.compiled.clone());
             let binding = act.binding.clone();
             async move {
                 let (mut rows, mut scanned) = (scan.rows, scan.scanned);
                 for a in actors {
-                    if rows.len() >= filter.limit {
+                    if rows.len() >= limit {
                         break;
                     }
                     let Ok(Some(d)) = a.send(DescribeMsg).await else {
                         continue;
                     };
                     scanned += 1;
-                    if detail_matches(&filter, &d) {
+                    if detail_matches(&compiled, &d) {
                         let mut r = detail_row(d);
                         r.binding = binding.as_ref().map(|b| b.to_string());
                         rows.push(r);
@@ -402,14 +393,14 @@ impl Handler<Find> for Domain {
     }
 }
 
-fn detail_matches(f: &Filter, d: &MessageDetail) -> bool {
+fn detail_matches(f: &Compiled, d: &MessageDetail) -> bool {
     f.sender
-        .as_deref()
-        .is_none_or(|p| address_matches(p, &d.sender))
-        && f.recipient.as_deref().is_none_or(|p| {
+        .as_ref()
+        .is_none_or(|p| p.matches(d.sender.as_bytes()))
+        && f.recipient.as_ref().is_none_or(|p| {
             d.recipients
                 .iter()
-                .any(|r| r.state == "pending" && address_matches(p, &r.address))
+                .any(|r| r.state == "pending" && p.matches(r.address.as_bytes()))
         })
 }
 
