@@ -64,13 +64,8 @@ impl Session {
     /// Answer a message (or a chunk of it) refused for its data — not a command error —
     /// and keep the refusal for the log.
     pub(super) fn refused_data(&mut self, code: u16, enhanced: &'static str, text: &'static str) {
-        self.rejections.push(super::Rejected {
-            code,
-            enhanced,
-            text: text.into(),
-            sender: self.envelope.sender.clone(),
-            recipient: self.envelope.recipients.join(","),
-        });
+        let recipients = self.envelope.recipients.join(",");
+        self.note_rejection(code, enhanced, text, None, &recipients);
         self.reply_uncounted(code, enhanced, text);
     }
 

@@ -26,13 +26,7 @@ impl Session {
         }
         if self.accepted >= self.policy.max_messages {
             let text = "Too many messages on one connection, reconnect";
-            self.rejections.push(super::Rejected {
-                code: 421,
-                enhanced: "4.7.0",
-                text: text.into(),
-                sender: from.clone(),
-                recipient: String::new(),
-            });
+            self.note_rejection(421, "4.7.0", text, Some(&from), "");
             return self.close(421, "4.7.0", text);
         }
         if let Some((code, reason)) = &self.mail_refusal {
@@ -81,8 +75,7 @@ impl Session {
 
     /// Refuse MAIL from `from` (not yet the transaction's sender), logging it with it.
     fn reject_sender(&mut self, from: &str, code: u16, enhanced: &'static str, text: &str) {
-        self.envelope.sender = from.to_string();
-        self.reject(code, enhanced, text, "");
-        self.envelope.sender.clear();
+        self.note_rejection(code, enhanced, text, Some(from), "");
+        self.reply(code, enhanced, text);
     }
 }

@@ -19,6 +19,26 @@ pub struct Rejected {
 }
 
 impl Session {
+    /// Keep a refusal for the log (with the transaction's sender, unless `sender` is
+    /// given: a MAIL being refused is not the transaction's yet).
+    pub(super) fn note_rejection(
+        &mut self,
+        code: u16,
+        enhanced: &'static str,
+        text: &str,
+        sender: Option<&str>,
+        recipient: &str,
+    ) {
+        let sender = sender.map_or_else(|| self.envelope.sender.clone(), str::to_string);
+        self.rejections.push(Rejected {
+            code,
+            enhanced,
+            text: text.to_string(),
+            sender,
+            recipient: recipient.to_string(),
+        });
+    }
+
     /// Reply and keep the refusal for the log.
     pub(super) fn reject(
         &mut self,
@@ -27,13 +47,7 @@ impl Session {
         text: &str,
         recipient: &str,
     ) {
-        self.rejections.push(Rejected {
-            code,
-            enhanced,
-            text: text.to_string(),
-            sender: self.envelope.sender.clone(),
-            recipient: recipient.to_string(),
-        });
+        self.note_rejection(code, enhanced, text, None, recipient);
         self.reply(code, enhanced, text);
     }
 

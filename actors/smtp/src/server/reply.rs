@@ -5,7 +5,7 @@
 //! protocol code (queue ids, store errors, host names) are sanitized so that no CR, LF or
 //! other control character can split a reply or inject another one.
 
-use super::{Event, Rejected, Session, State};
+use super::{Event, Session, State};
 
 /// Appends one reply line `code[ enhanced] text` CRLF.
 pub(super) fn single(out: &mut Vec<u8>, code: u16, enhanced: Option<&str>, text: &str) {
@@ -42,13 +42,7 @@ impl Session {
         if code >= 500 {
             self.errors += 1;
             if self.errors >= self.policy.max_errors.max(1) {
-                self.rejections.push(Rejected {
-                    code: 421,
-                    enhanced: "4.7.0",
-                    text: "Too many errors".into(),
-                    sender: self.envelope.sender.clone(),
-                    recipient: String::new(),
-                });
+                self.note_rejection(421, "4.7.0", "Too many errors", None, "");
                 self.close(421, "4.7.0", "Too many errors");
             }
         } else if code < 400 {
