@@ -18,10 +18,9 @@ pub struct Budget {
 }
 
 impl Budget {
-    /// Put `limit` (none: the default) in force.
-    pub fn set(&self, limit: Option<u64>) {
-        self.limit
-            .store(limit.unwrap_or_else(default_limit), Ordering::Relaxed);
+    /// Put `limit` in force (see [`limit_for`]).
+    pub fn set(&self, limit: u64) {
+        self.limit.store(limit, Ordering::Relaxed);
     }
 
     pub fn limit(&self) -> u64 {
@@ -52,6 +51,12 @@ impl Budget {
     }
 }
 
+/// The budget a configuration asks for: its `memory.limit`, else [`default_limit`] (which
+/// reads `/sys` and `/proc`: call it where blocking is fine, at start or on the pool).
+pub fn limit_for(cfg: &impulse_config::Config) -> u64 {
+    cfg.memory.limit.map_or_else(default_limit, |l| l.get())
+}
+
 /// 80 % of the cgroup's memory limit, else of the machine's RAM, else 4 GiB.
 pub fn default_limit() -> u64 {
     let read = |p: &str| std::fs::read_to_string(p).ok();
@@ -80,7 +85,7 @@ mod tests {
     #[test]
     fn pressure_starts_at_90_percent_and_ends_under_80() {
         let b = Budget::default();
-        b.set(Some(1000));
+        b.set(1000);
         assert!(!b.pressed_at(899));
         assert!(b.pressed_at(900));
         assert!(b.pressed_at(850), "still pressed until it falls under 80 %");

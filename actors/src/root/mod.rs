@@ -176,7 +176,7 @@ pub fn boot_from(config: Config, path: Option<PathBuf>) -> Result<Booted, String
         admission: Default::default(),
         memory: Default::default(),
     });
-    shared.memory.set(config.memory.limit.map(|l| l.get()));
+    shared.memory.set(crate::memory::limit_for(&config));
     let router = Arc::new(Router::new(shared.clone()));
     let bouncer = Bouncer::new(
         shared.clone(),

@@ -137,14 +137,15 @@ pub(super) fn start_http(
     }
 }
 
-type Loaded = (Config, DkimKeys, TlsClients, Vec<ListenerSettings>);
+type Loaded = (Config, DkimKeys, TlsClients, Vec<ListenerSettings>, u64);
 
 fn load(path: &std::path::Path) -> Result<Loaded, String> {
     let cfg = Config::load(path).map_err(|e| e.to_string())?;
     let dkim = DkimKeys::load(&cfg.dkim)?;
     let tls = TlsClients::load(cfg.delivery.tls_ca.as_deref())?;
     let listeners = ListenerSettings::load_all(&cfg)?;
-    Ok((cfg, dkim, tls, listeners))
+    let memory_limit = crate::memory::limit_for(&cfg);
+    Ok((cfg, dkim, tls, listeners, memory_limit))
 }
 
 impl Handler<Reload> for Root {
@@ -171,7 +172,10 @@ impl Handler<Reload> for Root {
 
 impl Root {
     /// Put a loaded configuration in force (see the module documentation).
-    fn apply(&mut self, (cfg, dkim, tls, settings): Loaded) -> Result<String, String> {
+    fn apply(
+        &mut self,
+        (cfg, dkim, tls, settings, memory_limit): Loaded,
+    ) -> Result<String, String> {
         let old = self.shared.generation();
         let p = plan(&old.config, &cfg);
         let number = old.number + 1;
@@ -261,9 +265,7 @@ impl Root {
                 _ => said.push("http stopped".into()),
             }
         }
-        shared
-            .memory
-            .set(shared.config().memory.limit.map(|l| l.get()));
+        shared.memory.set(memory_limit);
         let pools = &shared.config().pools;
         shared.pool.resize(pools.blocking);
         let cores = std::thread::available_parallelism().map_or(1, |p| p.get());
