@@ -200,6 +200,19 @@ fn find_returns_the_matching_messages() {
         .unwrap()
         .iter()
         .any(|a| a["actors"].as_u64().unwrap() > 0));
+    // Every arbiter's event loop has woken (its lag probe alone wakes it every 100 ms)
+    // and measured its turns; busy is a share of one second.
+    for a in p["arbiters"].as_array().unwrap() {
+        assert!(a["turns"].as_u64().unwrap() > 0, "{p:#}");
+        assert!(a["mean_turn_us"].as_f64().unwrap() > 0.0, "{p:#}");
+        let busy = a["busy_pct"].as_f64().unwrap();
+        assert!((0.0..=100.0).contains(&busy), "{p:#}");
+    }
+    let text = String::from_utf8(d.ctl(&["pools"]).stdout).unwrap();
+    assert!(
+        text.contains("MEAN TURN µs") && text.contains("BUSY"),
+        "{text}"
+    );
     assert!(
         p["pools"][0]["mean_job_micros"].as_f64().unwrap() > 0.0,
         "{p:#}"

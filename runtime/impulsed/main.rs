@@ -62,7 +62,7 @@ fn main() -> ExitCode {
         },
         None => Config::embedded_default(),
     };
-    let system = actix::System::new();
+    let system = actix::System::with_tokio_rt(impulse_actors::arbiters::system_runtime);
     let path = args.config.clone();
     let booted = match system.block_on(async { impulse_actors::boot_from(config, path) }) {
         Ok(b) => b,

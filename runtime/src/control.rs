@@ -145,7 +145,7 @@ pub enum Response {
 }
 
 /// One actor arbiter, as `impulsectl pools` shows it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ArbiterStats {
     pub index: u8,
     /// Registered actors running on it.
@@ -159,6 +159,16 @@ pub struct ArbiterStats {
     pub lag_us: u64,
     #[serde(default)]
     pub worst_lag_us: u64,
+    /// Event-loop turns completed since start (a turn runs every event ready when the
+    /// thread wakes, then it parks).
+    #[serde(default)]
+    pub turns: u64,
+    /// Mean wall time of a turn, in µs.
+    #[serde(default)]
+    pub mean_turn_us: f64,
+    /// Share of the last second the thread spent running (not parked), in percent.
+    #[serde(default)]
+    pub busy_pct: f64,
     /// Whether new actors are placed on it (after a reload that lowered the count, the
     /// arbiters past it only finish the actors they have).
     pub placing: bool,

@@ -211,7 +211,10 @@ pub fn response(resp: &Response) -> String {
                         vec![
                             a.index.to_string(),
                             a.actors.to_string(),
+                            format!("{:.0}%", a.busy_pct),
                             a.queued.to_string(),
+                            a.turns.to_string(),
+                            format!("{:.0}", a.mean_turn_us),
                             format!("{:.1} ms", a.lag_us as f64 / 1000.0),
                             format!("{:.1} ms", a.worst_lag_us as f64 / 1000.0),
                             if a.placing { "yes" } else { "no (draining)" }.to_string(),
@@ -223,7 +226,10 @@ pub fn response(resp: &Response) -> String {
                     &[
                         "ARBITER",
                         "ACTORS",
+                        "BUSY",
                         "QUEUED",
+                        "TURNS",
+                        "MEAN TURN µs",
                         "LAG",
                         "WORST LAG",
                         "NEW ACTORS",

@@ -154,7 +154,7 @@ impl Control {
                 let registry = self.shared.registry.clone();
                 let placing = self.shared.arbiters.len();
                 let started = self.shared.arbiters.started();
-                let lags = self.shared.arbiters.lags();
+                let gauges = self.shared.arbiters.gauges();
                 self.reply(
                     to,
                     move || {
@@ -163,13 +163,20 @@ impl Control {
                             .map(|i| {
                                 let (actors, queued) =
                                     counts.get(&(i as u8)).copied().unwrap_or((0, 0));
-                                let (lag_us, worst_lag_us) = lags.get(i).copied().unwrap_or((0, 0));
+                                let g = gauges.get(i).copied().unwrap_or_default();
                                 impulse_runtime::control::ArbiterStats {
                                     index: i as u8,
                                     actors,
                                     queued,
-                                    lag_us,
-                                    worst_lag_us,
+                                    lag_us: g.lag_us,
+                                    worst_lag_us: g.worst_lag_us,
+                                    turns: g.turns,
+                                    mean_turn_us: if g.turns == 0 {
+                                        0.0
+                                    } else {
+                                        g.busy_ns as f64 / g.turns as f64 / 1000.0
+                                    },
+                                    busy_pct: g.busy_pct,
                                     placing: i < placing,
                                 }
                             })

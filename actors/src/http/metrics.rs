@@ -6,9 +6,11 @@
 //! so a queue with many thousands of destinations does not swamp the scraper.
 
 use impulse_runtime::alloc::MemoryReport;
-use impulse_runtime::control::{QueueRow, StatusReport};
+use impulse_runtime::control::{ArbiterStats, QueueRow, StatusReport};
 use impulse_runtime::pool::PoolStats;
-use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    Encoder, GaugeVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
 
 /// Per-domain series are exported for at most this many queues.
 pub const MAX_DOMAINS: usize = 200;
@@ -19,6 +21,7 @@ pub struct Snapshot {
     pub queues: Vec<QueueRow>,
     pub memory: MemoryReport,
     pub pools: Vec<PoolStats>,
+    pub arbiters: Vec<ArbiterStats>,
 }
 
 fn counter(r: &Registry, name: &str, help: &str, v: u64) -> prometheus::Result<()> {
@@ -238,6 +241,35 @@ fn build(s: &Snapshot) -> prometheus::Result<Registry> {
         queued.with_label_values(&l).set(p.queued as i64);
         done.with_label_values(&l).inc_by(p.completed);
     }
+
+    let actors = gauges(&r, "arbiter_actors", "Actors, per arbiter", &["arbiter"])?;
+    let busy = GaugeVec::new(
+        Opts::new(
+            "arbiter_busy_ratio",
+            "Share of the last second an arbiter thread spent running",
+        ),
+        &["arbiter"],
+    )?;
+    r.register(Box::new(busy.clone()))?;
+    let turns = IntCounterVec::new(
+        Opts::new("arbiter_turns_total", "Event-loop turns, per arbiter"),
+        &["arbiter"],
+    )?;
+    r.register(Box::new(turns.clone()))?;
+    let lag = gauges(
+        &r,
+        "arbiter_lag_microseconds",
+        "How late the arbiter's probe last woke",
+        &["arbiter"],
+    )?;
+    for a in &s.arbiters {
+        let i = a.index.to_string();
+        let l = [i.as_str()];
+        actors.with_label_values(&l).set(a.actors as i64);
+        busy.with_label_values(&l).set(a.busy_pct / 100.0);
+        turns.with_label_values(&l).inc_by(a.turns);
+        lag.with_label_values(&l).set(a.lag_us as i64);
+    }
     Ok(r)
 }
 
@@ -284,6 +316,13 @@ mod tests {
                 panicked: 0,
                 mean_job_micros: 3.5,
             }],
+            arbiters: vec![ArbiterStats {
+                index: 1,
+                actors: 12,
+                turns: 40,
+                busy_pct: 25.0,
+                ..Default::default()
+            }],
         };
         let text = String::from_utf8(render(&s).unwrap()).unwrap();
         for line in [
@@ -294,6 +333,9 @@ mod tests {
             "impulse_config_generation 2",
             "impulse_domain_active{binding=\"b1\",domain=\"example.com\"} 3",
             "impulse_pool_completed_total{pool=\"blocking\"} 9",
+            "impulse_arbiter_actors{arbiter=\"1\"} 12",
+            "impulse_arbiter_busy_ratio{arbiter=\"1\"} 0.25",
+            "impulse_arbiter_turns_total{arbiter=\"1\"} 40",
             "# TYPE impulse_memory_live_bytes gauge",
         ] {
             assert!(

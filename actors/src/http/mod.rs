@@ -188,12 +188,13 @@ impl Http {
                     Response::Status(status),
                     Response::Queues { domains },
                     Response::Memory(memory),
-                    Response::Pools { pools, .. },
+                    Response::Pools { pools, arbiters },
                 ) => metrics::Snapshot {
                     status,
                     queues: domains,
                     memory,
                     pools,
+                    arbiters,
                 },
                 _ => return Err("the control actor did not answer".to_string()),
             };
