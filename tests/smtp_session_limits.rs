@@ -2,7 +2,8 @@
 //! Rejection record in the log, and the daemon still serving the next client: sessions
 //! per client address and in total (`421 4.7.0` before the greeting), messages per
 //! connection, refused commands in a row, recipients per message, an over-long command
-//! line, the data-phase timeout.
+//! line, the timeout of each phase (after the greeting, MAIL, RCPT and the 354, and
+//! between data bytes).
 
 mod common;
 
@@ -170,4 +171,51 @@ fn a_data_phase_without_data_times_out() {
     wait_rejection(&d, 421, "Timeout waiting for data");
     assert!(rejections(&d, 250).is_empty());
     assert_serves(&d, &sink, "after-data-timeout");
+}
+
+#[test]
+fn each_phase_times_out_with_its_own_reply() {
+    // Every phase short but the idle wait (which bounds them all): each stalled client is
+    // told which wait ran out.
+    let (_dir, sink, d) = relay(
+        r#"smtp: (idle_timeout: "1m", greeting_timeout: "1s", mail_timeout: "1s",
+                  rcpt_timeout: "1s", data_init_timeout: "1s", data_timeout: "1m"),"#,
+    );
+    type Setup = fn(&mut Client);
+    let phases: [(&str, Setup); 4] = [
+        ("Timeout waiting for EHLO", |_| {}),
+        ("Timeout waiting for RCPT, closing", |c| {
+            expect(c.cmd("EHLO client.test"), 250, "EHLO");
+            expect(c.cmd("MAIL FROM:<s@client.test>"), 250, "MAIL");
+        }),
+        ("Timeout waiting for RCPT or DATA", |c| {
+            expect(c.cmd("EHLO client.test"), 250, "EHLO");
+            expect(c.cmd("MAIL FROM:<s@client.test>"), 250, "MAIL");
+            expect(c.cmd("RCPT TO:<r@example.com>"), 250, "RCPT");
+        }),
+        ("Timeout waiting for data", |c| {
+            expect(c.cmd("EHLO client.test"), 250, "EHLO");
+            expect(c.cmd("MAIL FROM:<s@client.test>"), 250, "MAIL");
+            expect(c.cmd("RCPT TO:<r@example.com>"), 250, "RCPT");
+            expect(c.cmd("DATA"), 354, "DATA");
+        }),
+    ];
+    for (text, setup) in phases {
+        let mut c = Client::connect(d.smtp);
+        setup(&mut c);
+        let started = std::time::Instant::now();
+        let replies = c.drain_until_closed();
+        let waited = started.elapsed();
+        assert!(
+            replies
+                .iter()
+                .any(|r| format!("{r:?}").contains(&format!("421 4.4.2 {text}"))),
+            "{text}: {replies:?}"
+        );
+        // The phase's 1 s, not the idle minute (with room for a loaded machine).
+        assert!(waited < Duration::from_secs(30), "{text}: {waited:?}");
+        wait_rejection(&d, 421, text);
+    }
+    assert!(rejections(&d, 250).is_empty());
+    assert_serves(&d, &sink, "after-phase-timeouts");
 }

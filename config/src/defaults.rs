@@ -91,6 +91,11 @@ pub fn idle_timeout() -> Duration {
     Duration::from_secs(5 * 60)
 }
 
+/// `smtp.data_init_timeout`: 2 minutes (RFC 5321 §4.5.3.2.4, DATA initiation).
+pub fn smtp_data_init_timeout() -> Duration {
+    Duration::from_secs(2 * 60)
+}
+
 /// `smtp.data_timeout`: 3 minutes (RFC 5321 §4.5.3.2.5's data block time).
 pub fn smtp_data_timeout() -> Duration {
     Duration::from_secs(3 * 60)

@@ -303,9 +303,19 @@ pub struct SmtpCfg {
     pub max_recipients: usize,
     /// Longest command or text line accepted, in octets including CRLF (≥ 1000, RFC 5321).
     pub max_line_length: usize,
-    /// A session waiting this long for a command is closed (`421 4.4.2`).
+    /// A session waiting this long for a command is closed (`421 4.4.2`). It also bounds
+    /// every phase timeout below.
     pub idle_timeout: Duration,
-    /// During DATA, this long without a byte closes the session (`421 4.4.2`).
+    /// After the greeting, how long the client has for its first command.
+    pub greeting_timeout: Duration,
+    /// After MAIL is accepted, how long the client has for RCPT.
+    pub mail_timeout: Duration,
+    /// After a RCPT is accepted, how long the client has for the next RCPT or DATA.
+    pub rcpt_timeout: Duration,
+    /// After the `354`, how long the client has for the first byte of data.
+    pub data_init_timeout: Duration,
+    /// During DATA (or a BDAT chunk), this long without a byte closes the session
+    /// (`421 4.4.2`).
     pub data_timeout: Duration,
     /// During DATA, fewer bytes per second than this (averaged from the 30th second on)
     /// close the session (`421 4.4.2`): a drip-feeding client cannot hold a slot. 0 = off.
@@ -328,6 +338,10 @@ impl Default for SmtpCfg {
             max_recipients: defaults::max_recipients(),
             max_line_length: defaults::max_line_length(),
             idle_timeout: defaults::idle_timeout(),
+            greeting_timeout: defaults::command_timeout(),
+            mail_timeout: defaults::command_timeout(),
+            rcpt_timeout: defaults::command_timeout(),
+            data_init_timeout: defaults::smtp_data_init_timeout(),
             data_timeout: defaults::smtp_data_timeout(),
             min_data_rate: 256,
             max_connections: 1000,

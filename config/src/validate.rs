@@ -295,11 +295,17 @@ fn smtp(cfg: &Config, r: &mut Report) {
             ),
         );
     }
-    if s.idle_timeout.is_zero() {
-        r.add(at("idle_timeout"), "must be longer than 0s");
-    }
-    if s.data_timeout.is_zero() {
-        r.add(at("data_timeout"), "must be longer than 0s");
+    for (k, v) in [
+        ("idle_timeout", s.idle_timeout),
+        ("greeting_timeout", s.greeting_timeout),
+        ("mail_timeout", s.mail_timeout),
+        ("rcpt_timeout", s.rcpt_timeout),
+        ("data_init_timeout", s.data_init_timeout),
+        ("data_timeout", s.data_timeout),
+    ] {
+        if v.is_zero() {
+            r.add(at(k), "must be longer than 0s");
+        }
     }
     for (k, v) in [
         ("max_connections", s.max_connections),

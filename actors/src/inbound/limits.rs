@@ -1,8 +1,8 @@
 //! Inbound limits the connection actor enforces (the session enforces those it can see in
 //! the protocol): sessions at once in total and per client address ([`Admission`], checked
-//! by the listener before a session starts: `421 4.7.0` and a close), the data phase's
-//! timeout and minimum rate (`421 4.4.2` and a close), and the Rejection records of every
-//! limit, the session's included.
+//! by the listener before a session starts: `421 4.7.0` and a close), a timeout per phase
+//! ([`phase_limit`]) and the data phase's minimum rate (`421 4.4.2` and a close), and the
+//! Rejection records of every limit, the session's included.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -97,6 +97,78 @@ pub fn rejection(
     }
 }
 
+/// The inbound timeouts of one session (from `smtp`, as the session's generation had it).
+///
+/// RFC 5321 §4.5.3.2 lists how long a client waits for each reply; a server's phases are
+/// the same exchanges seen from the other side: after its greeting the client has
+/// `greeting` for a first command, after MAIL `mail` for RCPT, after RCPT `rcpt` for the
+/// next RCPT or DATA, after the 354 `data_init` for the first byte, then `data` between
+/// bytes; `idle` covers every other wait and bounds them all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub idle: Duration,
+    pub greeting: Duration,
+    pub mail: Duration,
+    pub rcpt: Duration,
+    pub data_init: Duration,
+    pub data: Duration,
+}
+
+impl Timeouts {
+    pub fn of(s: &impulse_config::SmtpCfg) -> Timeouts {
+        Timeouts {
+            idle: s.idle_timeout.get(),
+            greeting: s.greeting_timeout.get(),
+            mail: s.mail_timeout.get(),
+            rcpt: s.rcpt_timeout.get(),
+            data_init: s.data_init_timeout.get(),
+            data: s.data_timeout.get(),
+        }
+    }
+
+    /// How often the session looks at its clock: every second, or more often when a
+    /// timeout is shorter.
+    pub fn tick(&self) -> Duration {
+        [
+            Duration::from_secs(1),
+            self.idle,
+            self.greeting,
+            self.mail,
+            self.rcpt,
+            self.data_init,
+            self.data,
+        ]
+        .into_iter()
+        .min()
+        .unwrap_or(Duration::from_secs(1))
+    }
+}
+
+/// How long a session in `state` may stay quiet, and what it is told when that runs out
+/// (after `421 4.4.2`); `None` while the session waits on Impulse (a store, a password
+/// check), not on the client. `data_started`: a byte arrived since the 354.
+pub fn phase_limit(
+    state: State,
+    data_started: bool,
+    t: &Timeouts,
+) -> Option<(Duration, &'static str)> {
+    let (limit, text) = match state {
+        State::Greeted => (t.greeting, "Timeout waiting for EHLO, closing connection"),
+        State::Mail => (t.mail, "Timeout waiting for RCPT, closing connection"),
+        State::Rcpt => (
+            t.rcpt,
+            "Timeout waiting for RCPT or DATA, closing connection",
+        ),
+        State::Data if !data_started => {
+            (t.data_init, "Timeout waiting for data, closing connection")
+        }
+        State::Data | State::Chunk => (t.data, "Timeout waiting for data, closing connection"),
+        State::Ready | State::TlsPending => (t.idle, "Idle timeout, closing connection"),
+        State::WaitingStore | State::AuthWaiting | State::Closed => return None,
+    };
+    Some((limit.min(t.idle), text))
+}
+
 /// Whether a data phase `elapsed` long that got `bytes` is below `min_rate` bytes per
 /// second (judged from [`RATE_GRACE`] on; a rate of 0 is no minimum).
 pub fn too_slow(elapsed: Duration, bytes: u64, min_rate: u64) -> bool {
@@ -119,37 +191,46 @@ impl Inbound {
         actix::spawn(logger::write(self.shared.logger.clone(), records, false));
     }
 
-    /// Count the bytes of a data phase (for its rate).
-    pub(super) fn note_data(&mut self, n: usize) {
-        if matches!(self.session.state(), State::Data | State::Chunk) {
+    /// Whether the session is reading message data (DATA or a BDAT chunk).
+    pub(super) fn in_data(&self) -> bool {
+        matches!(self.session.state(), State::Data | State::Chunk)
+    }
+
+    /// Count `n` bytes that arrived while the session was in a data phase or not
+    /// (`in_data`, looked at before the session read them: the DATA command's own bytes
+    /// are not data).
+    pub(super) fn note_data(&mut self, in_data: bool, n: usize) {
+        if in_data && self.in_data() {
             let (_, bytes) = self.data_phase.get_or_insert((Instant::now(), 0));
             *bytes += n as u64;
+        } else if self.in_data() {
+            // The phase began with these bytes (the 354 is owed or just sent).
+            self.data_phase = Some((Instant::now(), 0));
         } else {
             self.data_phase = None;
         }
     }
 
-    /// Close a session that waits too long for a command or a data block, or whose data
+    /// Close a session that waits too long for the client in its phase, or whose data
     /// arrives slower than the minimum rate.
-    pub(super) fn check_timeouts(&mut self, idle: Duration, data: Duration, min_rate: u64) {
+    pub(super) fn check_timeouts(&mut self, t: &Timeouts, min_rate: u64) {
         if self.storing || self.closing {
             return;
         }
         let quiet = self.last_activity.elapsed();
-        let in_data = matches!(self.session.state(), State::Data | State::Chunk);
+        let state = self.session.state();
+        let in_data = matches!(state, State::Data | State::Chunk);
         if !in_data {
             self.data_phase = None;
         }
-        // The idle timeout bounds every wait, the data block's too.
-        let why = if in_data && quiet >= data.min(idle) {
-            Some("Timeout waiting for data, closing connection")
-        } else if !in_data && quiet >= idle {
-            Some("Idle timeout, closing connection")
-        } else if let (true, Some((since, bytes))) = (in_data, self.data_phase) {
-            too_slow(since.elapsed(), bytes, min_rate)
-                .then_some("Data rate too low, closing connection")
-        } else {
-            None
+        let started = self.data_phase.is_some_and(|(_, bytes)| bytes > 0);
+        let why = match phase_limit(state, started, t) {
+            Some((limit, text)) if quiet >= limit => Some(text),
+            _ => match (in_data, self.data_phase) {
+                (true, Some((since, bytes))) => too_slow(since.elapsed(), bytes, min_rate)
+                    .then_some("Data rate too low, closing connection"),
+                _ => None,
+            },
         };
         if let Some(text) = why {
             let peer = self.peer.to_string();
@@ -190,6 +271,54 @@ mod tests {
         a.release(y);
         assert_eq!(a.open(), 0);
         assert!(a.per_ip.is_empty());
+    }
+
+    #[test]
+    fn each_phase_has_its_timeout_bounded_by_idle() {
+        let s = Duration::from_secs;
+        let t = Timeouts {
+            idle: s(300),
+            greeting: s(10),
+            mail: s(20),
+            rcpt: s(30),
+            data_init: s(40),
+            data: s(50),
+        };
+        let cases = [
+            (State::Greeted, false, Some((s(10), "EHLO"))),
+            (State::Ready, false, Some((s(300), "Idle"))),
+            (State::TlsPending, false, Some((s(300), "Idle"))),
+            (State::Mail, false, Some((s(20), "waiting for RCPT,"))),
+            (State::Rcpt, false, Some((s(30), "RCPT or DATA"))),
+            (State::Data, false, Some((s(40), "data"))),
+            (State::Data, true, Some((s(50), "data"))),
+            (State::Chunk, false, Some((s(50), "data"))),
+            (State::WaitingStore, false, None),
+            (State::AuthWaiting, false, None),
+            (State::Closed, false, None),
+        ];
+        for (state, started, want) in cases {
+            let got = phase_limit(state, started, &t);
+            match (got, want) {
+                (Some((d, text)), Some((wd, wtext))) => {
+                    assert_eq!(d, wd, "{state:?}");
+                    assert!(text.contains(wtext), "{state:?}: {text}");
+                }
+                (None, None) => {}
+                other => panic!("{state:?}: {other:?}"),
+            }
+        }
+        let short = Timeouts { idle: s(5), ..t };
+        assert_eq!(phase_limit(State::Data, true, &short).unwrap().0, s(5));
+        assert_eq!(short.tick(), s(1));
+        assert_eq!(
+            Timeouts {
+                greeting: Duration::from_millis(300),
+                ..t
+            }
+            .tick(),
+            Duration::from_millis(300)
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ pub mod secure;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use actix::prelude::*;
 use bytes::Bytes;
@@ -266,13 +266,13 @@ impl Actor for Inbound {
         }
         self.reg.set_state("reading");
         let config = self.shared.config();
-        let (idle, data, rate) = (
-            config.smtp.idle_timeout.get(),
-            config.smtp.data_timeout.get(),
+        let (timeouts, rate) = (
+            limits::Timeouts::of(&config.smtp),
             config.smtp.min_data_rate,
         );
-        let tick = Duration::from_secs(1).min(idle).min(data);
-        ctx.run_interval(tick, move |act, _ctx| act.check_timeouts(idle, data, rate));
+        ctx.run_interval(timeouts.tick(), move |act, _ctx| {
+            act.check_timeouts(&timeouts, rate)
+        });
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
@@ -313,8 +313,9 @@ impl Inbound {
                 self.owed += bytes.len();
                 if !self.closing {
                     self.check_storage();
+                    let in_data = self.in_data();
                     self.session.ingest(&bytes);
-                    self.note_data(bytes.len());
+                    self.note_data(in_data, bytes.len());
                     self.drive(ctx);
                 } else {
                     self.settle_credit();
