@@ -1,7 +1,9 @@
 //! DSN parameters (RFC 3461) end to end: NOTIFY, ORCPT, RET and ENVID given at RCPT and
 //! MAIL are kept durably with the message (across a kill -9), shown by `impulsectl
 //! message`, and used by the bounce report: NOTIFY=NEVER gets no report, ENVID and ORCPT
-//! are quoted in it, RET=FULL returns the whole message.
+//! are quoted in it, RET=FULL returns the whole message. NOTIFY=SUCCESS: to a next hop
+//! without DSN, a success report of ours (`Action: relayed`); to one that offers DSN,
+//! the parameters go on with the message and the report is the next hop's to send.
 
 mod common;
 
@@ -10,6 +12,7 @@ use common::log::has;
 use common::relay::relay_with;
 use common::{Daemon, RawClient};
 use impulse_sink::{ReceivedMessage, Rule, SinkConfig, Stage};
+use mail_parser::MimeHeaders;
 
 const SENDER: &str = "alice@sender.test";
 
@@ -157,4 +160,140 @@ fn the_parameters_survive_a_kill_9_and_impulsectl_shows_them() {
         || d.stderr(),
     );
     check(&d);
+}
+
+/// The delivery-status fields of a report (every block, in order).
+fn status_fields(raw: &[u8]) -> Vec<String> {
+    let msg = mail_parser::MessageParser::default().parse(raw).unwrap();
+    let part = msg
+        .parts
+        .iter()
+        .find(|p| {
+            p.content_type()
+                .is_some_and(|c| c.ctype() == "message" && c.subtype() == Some("delivery-status"))
+        })
+        .expect("a message/delivery-status part");
+    String::from_utf8_lossy(part.contents())
+        .lines()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+#[test]
+fn notify_success_to_a_next_hop_without_dsn_gets_a_relayed_report() {
+    let (_tmp, sink, d) = relay_with(sink(), "");
+    submit(
+        &d,
+        "RET=FULL ENVID=OK1",
+        &[
+            "<ok1@example.com> NOTIFY=SUCCESS ORCPT=rfc822;orig@example.org",
+            "<ok2@example.com>",
+        ],
+        "Subject: success wanted\r\n\r\nthe body stays here\r\n",
+    );
+    common::wait_until(
+        std::time::Duration::from_secs(30),
+        "the success report",
+        || !reports(&sink).is_empty(),
+        || format!("{:#?}", d.log_records()),
+    );
+    // The next hop was not asked for DSNs (it does not offer them: it would refuse).
+    let original = sink
+        .messages()
+        .into_iter()
+        .find(|m| m.recipients.contains(&"ok1@example.com".to_string()))
+        .unwrap();
+    assert_eq!(original.mail_dsn, "");
+    assert!(original.rcpt_dsn.iter().all(String::is_empty));
+
+    let all = reports(&sink);
+    assert_eq!(all.len(), 1, "one report");
+    let raw = &all[0].data;
+    let parsed = mail_parser::MessageParser::default().parse(raw).unwrap();
+    assert_eq!(parsed.subject(), Some("Successful Mail Delivery Report"));
+    let fields = status_fields(raw);
+    for want in [
+        "Original-Envelope-Id: OK1",
+        "Original-Recipient: rfc822;orig@example.org",
+        "Final-Recipient: rfc822; ok1@example.com",
+        "Action: relayed",
+        "Status: 2.0.0",
+    ] {
+        assert!(fields.iter().any(|f| f == want), "{want} in {fields:#?}");
+    }
+    assert!(
+        !fields.iter().any(|f| f.contains("ok2@example.com")),
+        "no NOTIFY=SUCCESS, no report: {fields:#?}"
+    );
+    let text = String::from_utf8_lossy(raw);
+    assert!(text.contains("Subject: success wanted"), "{text}");
+    assert!(
+        !text.contains("the body stays here"),
+        "RET=FULL returns the body with failures only: {text}"
+    );
+
+    // A failure and a success of one attempt: one report about both.
+    submit(
+        &d,
+        "",
+        &[
+            "<hard5@example.com> NOTIFY=SUCCESS,FAILURE",
+            "<ok3@example.com> NOTIFY=SUCCESS",
+        ],
+        "Subject: mixed\r\n\r\nx\r\n",
+    );
+    common::wait_until(
+        std::time::Duration::from_secs(30),
+        "the mixed report",
+        || reports(&sink).len() >= 2,
+        || format!("{:#?}", d.log_records()),
+    );
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let all = reports(&sink);
+    assert_eq!(all.len(), 2);
+    let fields = status_fields(&all[1].data);
+    assert!(fields.iter().any(|f| f == "Action: failed"), "{fields:#?}");
+    assert!(fields.iter().any(|f| f == "Action: relayed"), "{fields:#?}");
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&all[1].data)
+        .unwrap();
+    assert!(parsed.subject().unwrap().contains("Undelivered"));
+}
+
+#[test]
+fn dsn_parameters_go_on_to_a_next_hop_that_offers_dsn() {
+    let (_tmp, sink, d) = relay_with(
+        SinkConfig {
+            dsn: true,
+            ..sink()
+        },
+        "",
+    );
+    submit(
+        &d,
+        "RET=HDRS ENVID=ON+2B1",
+        &[
+            "<ok1@example.com> NOTIFY=SUCCESS,DELAY ORCPT=rfc822;orig@example.org",
+            "<ok2@example.com>",
+        ],
+        "Subject: passed on\r\n\r\nx\r\n",
+    );
+    let got = common::relay::wait_for_rcpt(&sink, &d, "ok1@example.com");
+    assert_eq!(got.mail_dsn, "RET=HDRS ENVID=ON+2B1");
+    assert_eq!(
+        got.rcpt_dsn,
+        vec![
+            "NOTIFY=SUCCESS,DELAY ORCPT=rfc822;orig@example.org".to_string(),
+            String::new()
+        ]
+    );
+    d.wait_for_log(LOG_WAIT, "the deliveries", |r| {
+        has(r, "Delivery", "ok1@example.com") && has(r, "Delivery", "ok2@example.com")
+    });
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert!(
+        reports(&sink).is_empty(),
+        "the next hop reports success now, not Impulse"
+    );
 }

@@ -3,8 +3,11 @@
 //! A DSN is a `multipart/report; report-type=delivery-status` message (RFC 6522) from
 //! the null sender to the original envelope sender, with three parts: a human-readable
 //! explanation, the `message/delivery-status` report (per-message fields, then one
-//! block per failed recipient: Final-Recipient, Action, Status, Remote-MTA,
-//! Diagnostic-Code) and the original message's headers (`text/rfc822-headers`).
+//! block per recipient: Final-Recipient, Action, Status, Remote-MTA, Diagnostic-Code)
+//! and the original message's headers (`text/rfc822-headers`; the whole message for
+//! `RET=FULL` when a recipient failed, RFC 3461 §4.3). A recipient is reported as
+//! `failed`, or as `relayed` when it asked for a success report (`NOTIFY=SUCCESS`) and
+//! the next hop, which took it, does not offer DSN and so will send none.
 //!
 //! Everything taken from outside — addresses, the next hop's reply text, the original
 //! headers — is sanitised: no CR, LF or other control character from a reply or an
@@ -18,11 +21,20 @@ const MAX_TEXT: usize = 512;
 /// Largest block of original headers returned.
 const MAX_HEADERS: usize = 64 * 1024;
 
+/// What happened to a reported recipient (RFC 3464 §2.3.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Failed,
+    /// Handed to a next hop that sends no reports.
+    Relayed,
+}
+
 /// One recipient the report is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FailedRecipient {
+pub struct ReportedRecipient {
+    pub action: Action,
     pub address: String,
-    /// RFC 3463 status, e.g. `5.1.1`, or `4.4.7` for a message that expired.
+    /// RFC 3463 status, e.g. `5.1.1`, `4.4.7` for a message that expired, `2.0.0`.
     pub status: String,
     /// The host that answered, if a remote server gave the failure.
     pub remote_mta: Option<String>,
@@ -53,7 +65,7 @@ pub struct Report<'a> {
     pub message_id: &'a str,
     /// A MIME boundary that does not occur in the report (see [`boundary`]).
     pub boundary: &'a str,
-    pub failed: &'a [FailedRecipient],
+    pub recipients: &'a [ReportedRecipient],
     /// The original message (headers at least); its header block is returned.
     pub original: &'a [u8],
     /// `ENVID` of the original (RFC 3461 §5.1), as given.
@@ -128,7 +140,9 @@ pub fn header_block(message: &[u8]) -> Vec<u8> {
 
 /// The report, CRLF line ends throughout.
 pub fn build(r: &Report) -> Vec<u8> {
-    let headers = if r.full && !r.original.is_empty() {
+    let failures = r.recipients.iter().any(|f| f.action == Action::Failed);
+    let full = r.full && failures && !r.original.is_empty();
+    let headers = if full {
         r.original.to_vec()
     } else {
         header_block(r.original)
@@ -148,8 +162,10 @@ pub fn build(r: &Report) -> Vec<u8> {
         "From: Mail Delivery System <MAILER-DAEMON@{host}>"
     ));
     line(&format!("To: <{sender}>"));
-    let any_expired = r.failed.iter().any(|f| f.expired);
-    line(if any_expired && r.failed.iter().all(|f| f.expired) {
+    let any_expired = r.recipients.iter().any(|f| f.expired);
+    line(if !failures {
+        "Subject: Successful Mail Delivery Report"
+    } else if any_expired && r.recipients.iter().all(|f| f.expired) {
         "Subject: Undelivered Mail Returned to Sender (expired)"
     } else {
         "Subject: Undelivered Mail Returned to Sender"
@@ -171,23 +187,28 @@ pub fn build(r: &Report) -> Vec<u8> {
     line("");
     line(&format!("This is the mail system at host {host}."));
     line("");
-    line("Your message could not be delivered to one or more recipients.");
+    line(if failures {
+        "Your message could not be delivered to one or more recipients."
+    } else {
+        "Your message was relayed to the recipients' mail systems below, which send no \
+         further delivery reports."
+    });
     line(&format!(
         "It was received on {} with queue id {}.",
         rfc5322_date(r.arrival),
         sanitize(r.original_id, 64)
     ));
     line("");
-    for f in r.failed {
+    for f in r.recipients {
         let why = sanitize(&f.diagnostic, MAX_TEXT);
         let who = match &f.remote_mta {
             Some(m) => format!(" (said {})", sanitize(m, 255)),
             None => String::new(),
         };
-        let expired = if f.expired {
-            "delivery gave up after the message expired; last error: "
-        } else {
-            ""
+        let expired = match (f.action, f.expired) {
+            (Action::Relayed, _) => "relayed; ",
+            (Action::Failed, true) => "delivery gave up after the message expired; last error: ",
+            (Action::Failed, false) => "",
         };
         line(&format!("<{}>{who}: {expired}{why}", address(&f.address)));
     }
@@ -209,7 +230,7 @@ pub fn build(r: &Report) -> Vec<u8> {
         sanitize(r.original_id, 64)
     ));
     line(&format!("Arrival-Date: {}", rfc5322_date(r.arrival)));
-    for f in r.failed {
+    for f in r.recipients {
         line("");
         if let Some(o) = &f.orcpt {
             line(&format!(
@@ -218,8 +239,14 @@ pub fn build(r: &Report) -> Vec<u8> {
             ));
         }
         line(&format!("Final-Recipient: rfc822; {}", address(&f.address)));
-        line("Action: failed");
-        line(&format!("Status: {}", status(&f.status, f.expired)));
+        line(match f.action {
+            Action::Failed => "Action: failed",
+            Action::Relayed => "Action: relayed",
+        });
+        line(&format!(
+            "Status: {}",
+            status(&f.status, f.action, f.expired)
+        ));
         if let Some(m) = &f.remote_mta {
             line(&format!(
                 "Remote-MTA: dns; {}",
@@ -238,12 +265,16 @@ pub fn build(r: &Report) -> Vec<u8> {
     line("");
     // 3. What was sent.
     line(&format!("--{boundary}"));
-    if r.full && !r.original.is_empty() {
+    if full {
         line("Content-Type: message/rfc822");
         line("Content-Description: Undelivered Message");
     } else {
         line("Content-Type: text/rfc822-headers");
-        line("Content-Description: Undelivered Message Headers");
+        line(if failures {
+            "Content-Description: Undelivered Message Headers"
+        } else {
+            "Content-Description: Message Headers"
+        });
     }
     line("");
     let mut bytes = out.into_bytes();
@@ -252,12 +283,20 @@ pub fn build(r: &Report) -> Vec<u8> {
     bytes
 }
 
-/// A valid RFC 3463 status: `class.subject.detail` with class 4 or 5 (an expired
-/// recipient may carry its last temporary status); else a fitting default.
-fn status(s: &str, expired: bool) -> String {
+/// A valid RFC 3463 status: `class.subject.detail` with class 4 or 5 for a failure (an
+/// expired recipient may carry its last temporary status), class 2 for a relayed one;
+/// else a fitting default.
+fn status(s: &str, action: Action, expired: bool) -> String {
     let parts: Vec<&str> = s.split('.').collect();
     let digits = |p: &str| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit());
     let ok = parts.len() == 3 && parts.iter().all(|p| digits(p));
+    if action == Action::Relayed {
+        return if ok && parts[0] == "2" {
+            s.to_string()
+        } else {
+            "2.0.0".into()
+        };
+    }
     match (ok, parts.first().copied()) {
         (true, Some("5")) => s.to_string(),
         (true, Some("4")) if expired => s.to_string(),

@@ -1,5 +1,7 @@
 //! Bounces: RFC 3464 delivery status notifications for permanent failures and
-//! expirations ([`dsn`] builds them; the [`Bouncer`] actor sends them).
+//! expirations, and the success reports (`relayed`) a sender asked for with
+//! `NOTIFY=SUCCESS` when the next hop cannot send them itself ([`dsn`] builds them; the
+//! [`Bouncer`] actor sends them).
 //!
 //! When an attempt makes recipients fail for good (a 5xx, a domain that cannot receive
 //! mail, an expiry), the message actor logs the records durably and then hands the
@@ -36,9 +38,9 @@ use crate::router::Router;
 use crate::spool::record::MessageMeta;
 use crate::spool::{NewMessage, ReadData, SpoolError, Store};
 use crate::stats::Stats;
-pub use dsn::FailedRecipient;
+pub use dsn::{Action, ReportedRecipient};
 
-/// Send a report to `sender` about `failed` recipients of message `original`. Answers
+/// Send a report to `sender` about `recipients` of message `original`. Answers
 /// once the report is durable (`Some(its id)`), or `None` when no report is due.
 #[derive(Message)]
 #[rtype(result = "Result<Option<MessageId>, SpoolError>")]
@@ -47,7 +49,7 @@ pub struct Bounce {
     pub sender: String,
     /// When the original arrived, ms since the epoch.
     pub received_at: u64,
-    pub failed: Vec<FailedRecipient>,
+    pub recipients: Vec<ReportedRecipient>,
     /// `ENVID` the client gave (RFC 3461), quoted in the report.
     pub envid: Option<String>,
     /// `RET=FULL`: the whole message goes back, not only its headers.
@@ -98,7 +100,7 @@ impl Handler<Bounce> for Bouncer {
 
     fn handle(&mut self, b: Bounce, _ctx: &mut Context<Self>) -> Self::Result {
         let _g = alloc::enter(ActorClass::Bouncer);
-        if b.sender.is_empty() || b.failed.is_empty() {
+        if b.sender.is_empty() || b.recipients.is_empty() {
             return Box::pin(fut::ready(Ok(None)));
         }
         self.working += 1;
@@ -125,7 +127,7 @@ impl Handler<Bounce> for Bouncer {
                     now: now / 1000,
                     message_id: &format!("{id}.dsn@{host}"),
                     boundary: &dsn::boundary(&id.to_string(), salt),
-                    failed: &b.failed,
+                    recipients: &b.recipients,
                     original: &original,
                     envid: b.envid.as_deref(),
                     full: b.full,

@@ -31,6 +31,8 @@ pub struct Outcome {
     pub peer: String,
     /// The session's TLS, if it was encrypted (goes in the Delivery records).
     pub tls: Option<impulse_runtime::io::TlsInfo>,
+    /// The next hop took the DSN parameters: success reports are its to send.
+    pub dsn_relayed: bool,
 }
 
 /// The attempt could not happen or did not finish (connection failure, no route, read

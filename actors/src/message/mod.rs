@@ -29,7 +29,7 @@ use impulse_runtime::ActorClass;
 use impulse_smtp::client::RcptResult;
 use impulse_smtp::Envelope;
 
-use crate::bounce::{Bounce, Bouncer, FailedRecipient};
+use crate::bounce::{Action, Bounce, Bouncer, ReportedRecipient};
 use crate::context::Shared;
 use crate::domain::messages::Finished;
 use crate::domain::Domain;
@@ -124,20 +124,23 @@ impl MessageActor {
         peer: &str,
         ctx: &mut Context<Self>,
     ) {
-        self.settle_results_via(results, peer, None, ctx);
+        self.settle_results_via(results, peer, None, false, ctx);
     }
 
-    /// [`settle_results`](Self::settle_results) for a session that had `tls`: the
-    /// Delivery records say so.
+    /// [`settle_results`](Self::settle_results) for a session that had `tls` (the
+    /// Delivery records say so) and whose next hop took DSN parameters or not (without
+    /// them, `NOTIFY=SUCCESS` is answered by a report of ours).
     fn settle_results_via(
         &mut self,
         results: Vec<(usize, Verdict, LoggedResponse)>,
         peer: &str,
         tls: Option<impulse_runtime::io::TlsInfo>,
+        success_reports: bool,
         ctx: &mut Context<Self>,
     ) {
         let Some(msg) = &self.msg else { return };
         let mut s = settle(msg, &self.domain_name, &self.cfg, results, peer, now_ms());
+        s.success_reports = success_reports;
         if tls.is_some() {
             for r in &mut s.records {
                 if r.kind == RecordType::Delivery {
@@ -173,7 +176,7 @@ impl MessageActor {
         let logger = self.shared.logger.clone();
         let spool = self.shared.spool.clone();
         let bounce = (!s.quiet)
-            .then(|| bounce_for(msg, &s.records, &s.expired_last))
+            .then(|| bounce_for(msg, &s.records, &s.expired_last, s.success_reports))
             .flatten()
             .map(|b| (b, self.shared.bouncer.get().cloned()));
         if s.finished {
@@ -256,12 +259,15 @@ impl Handler<DescribeMsg> for MessageActor {
     }
 }
 
-/// The report due for the failures among `records` (Bounce and Expiration), if any:
-/// none for a message from the null sender.
+/// The report due for the failures among `records` (Bounce, Expiration, AdminBounce)
+/// and, with `successes` (the next hop does not offer DSN), for the deliveries whose
+/// recipient asked for one with `NOTIFY=SUCCESS`, if any: none for a message from the
+/// null sender.
 fn bounce_for(
     msg: &QueuedMessage,
     records: &[LogRecord],
     expired_last: &[(String, LoggedResponse)],
+    successes: bool,
 ) -> Option<Bounce> {
     let sender = msg.envelope.sender();
     if sender.is_empty() {
@@ -269,20 +275,22 @@ fn bounce_for(
     }
     let dsn = impulse_smtp::dsn::DsnParams::decode(msg.envelope.dsn().unwrap_or(""));
     let index = |address: &str| msg.envelope.recipients().position(|r| r == address);
-    let failed: Vec<FailedRecipient> = records
+    let recipients: Vec<ReportedRecipient> = records
         .iter()
-        .filter(|r| {
-            matches!(
-                r.kind,
-                RecordType::Bounce | RecordType::Expiration | RecordType::AdminBounce
-            )
-        })
-        // NOTIFY=NEVER, or a NOTIFY without FAILURE: no report for this one (RFC 3461).
-        .filter(|r| {
+        .filter_map(|r| {
             let notify = index(&r.recipient).and_then(|i| dsn.recipient(i).notify);
-            impulse_smtp::dsn::Notify::wants_failure(notify)
+            match r.kind {
+                // NOTIFY=NEVER, or a NOTIFY without FAILURE: no report for this one.
+                RecordType::Bounce | RecordType::Expiration | RecordType::AdminBounce => {
+                    impulse_smtp::dsn::Notify::wants_failure(notify).then_some((r, Action::Failed))
+                }
+                RecordType::Delivery => {
+                    (successes && notify.is_some_and(|n| n.success)).then_some((r, Action::Relayed))
+                }
+                _ => None,
+            }
         })
-        .map(|r| {
+        .map(|(r, action)| {
             let expired = r.kind == RecordType::Expiration;
             // An expired recipient is reported with the last temporary answer it got.
             let last = expired
@@ -294,7 +302,8 @@ fn bounce_for(
                 Some(e) => format!("{} {e} {}", response.code, response.text),
                 None => format!("{} {}", response.code, response.text),
             };
-            FailedRecipient {
+            ReportedRecipient {
+                action,
                 address: r.recipient.clone(),
                 status: match (expired, last) {
                     (true, None) => "4.4.7".into(),
@@ -308,11 +317,11 @@ fn bounce_for(
             }
         })
         .collect();
-    (!failed.is_empty()).then(|| Bounce {
+    (!recipients.is_empty()).then(|| Bounce {
         original: msg.id,
         sender: sender.to_string(),
         received_at: msg.received_at,
-        failed,
+        recipients,
         envid: dsn.envid.clone(),
         full: dsn.ret == Some(impulse_smtp::dsn::Ret::Full),
     })
@@ -330,7 +339,7 @@ async fn send_bounce(bounce: Option<(Bounce, Option<Addr<Bouncer>>)>) -> Result<
             original: b.original,
             sender: b.sender.clone(),
             received_at: b.received_at,
-            failed: b.failed.clone(),
+            recipients: b.recipients.clone(),
             envid: b.envid.clone(),
             full: b.full,
         };
@@ -406,15 +415,10 @@ impl Handler<Begin> for MessageActor {
                     declared_size: None,
                     // Needed for a UTF-8 address, which the addresses themselves show.
                     smtputf8: false,
-                    // Reports are ours to make (the next hop is not asked for DSNs);
-                    // REQUIRETLS goes on with the message (RFC 8689).
-                    dsn: impulse_smtp::dsn::DsnParams {
-                        requiretls: msg
-                            .envelope
-                            .dsn()
-                            .is_some_and(|d| impulse_smtp::dsn::DsnParams::decode(d).requiretls),
-                        ..Default::default()
-                    },
+                    // The DSN parameters (and REQUIRETLS) go on with the message, for
+                    // the recipients sent this time; the client sends them only to a
+                    // next hop that offers DSN (RFC 3461 §6.2.1).
+                    dsn: pending_dsn(msg.envelope.dsn(), &sent),
                 },
                 size: msg.size as u64,
             };
@@ -450,8 +454,17 @@ impl Handler<Outcome> for MessageActor {
                     }
                 })
                 .collect();
-            act.settle_results_via(results, &msg.peer, msg.tls, ctx);
+            act.settle_results_via(results, &msg.peer, msg.tls, !msg.dsn_relayed, ctx);
         });
+    }
+}
+
+/// The DSN parameters of a message's stored form, for the recipients at indices `sent`.
+fn pending_dsn(stored: Option<&str>, sent: &[usize]) -> impulse_smtp::dsn::DsnParams {
+    let all = impulse_smtp::dsn::DsnParams::decode(stored.unwrap_or(""));
+    impulse_smtp::dsn::DsnParams {
+        recipients: sent.iter().map(|&i| all.recipient(i)).collect(),
+        ..all
     }
 }
 

@@ -50,6 +50,9 @@ pub struct Settlement {
     pub expired_last: Vec<(String, LoggedResponse)>,
     /// No report to the sender for these failures (`impulsectl bounce --quiet`).
     pub quiet: bool,
+    /// The deliveries whose recipient asked for `NOTIFY=SUCCESS` get a report from us
+    /// (`relayed`): the next hop does not offer DSN.
+    pub success_reports: bool,
 }
 
 /// Settle `results` (recipient index, verdict, response) for `msg`.
@@ -71,6 +74,7 @@ pub fn settle(
         counts: [0; 4],
         expired_last: Vec::new(),
         quiet: false,
+        success_reports: false,
     };
     let rcpts: Vec<&str> = msg.envelope.recipients().collect();
     let mut last: Option<LoggedResponse> = None;

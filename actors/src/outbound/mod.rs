@@ -289,6 +289,7 @@ impl Outbound {
                     if let Some((cur, msg)) = self.current.take() {
                         debug_assert_eq!(cur.0, id);
                         msg.do_send(Outcome {
+                            dsn_relayed: outcome.dsn_relayed,
                             results: outcome.recipients,
                             tls: self.tls.clone(),
                             peer: self.addr.to_string(),

@@ -23,6 +23,9 @@ pub struct SinkConfig {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Advertise SMTPUTF8 (RFC 6531); without it a MAIL with `SMTPUTF8` gets 555.
     pub smtputf8: bool,
+    /// Advertise DSN (RFC 3461) and take its parameters; without it RET, ENVID,
+    /// NOTIFY and ORCPT get `555`.
+    pub dsn: bool,
 }
 
 impl Default for SinkConfig {
@@ -34,6 +37,7 @@ impl Default for SinkConfig {
             rules: Vec::new(),
             tls: None,
             smtputf8: true,
+            dsn: false,
         }
     }
 }

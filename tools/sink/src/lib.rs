@@ -78,6 +78,7 @@ impl Sink {
                 pipelining: cfg.pipelining,
                 tls: cfg.tls,
                 smtputf8: cfg.smtputf8,
+                dsn: cfg.dsn,
             },
             stopping: AtomicBool::new(false),
             live: Mutex::new(HashMap::new()),

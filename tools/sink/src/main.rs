@@ -36,6 +36,9 @@ struct Args {
     /// Do not advertise SMTPUTF8.
     #[arg(long)]
     no_smtputf8: bool,
+    /// Advertise DSN (RFC 3461) and take its parameters.
+    #[arg(long)]
+    dsn: bool,
     /// Append one JSON line per accepted message to this file.
     #[arg(long)]
     jsonl: Option<PathBuf>,
@@ -50,6 +53,7 @@ fn main() -> anyhow::Result<()> {
         rules: Vec::new(),
         tls: args.tls.then(|| self_signed_tls(&["localhost"])),
         smtputf8: !args.no_smtputf8,
+        dsn: args.dsn,
     };
     let sink = match &args.jsonl {
         Some(path) => {

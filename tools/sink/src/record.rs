@@ -34,6 +34,11 @@ pub struct ReceivedMessage {
     pub smtputf8: bool,
     /// MAIL carried `REQUIRETLS` (RFC 8689).
     pub requiretls: bool,
+    /// The DSN parameters MAIL carried (`RET=…`, `ENVID=…`, as sent, space-separated).
+    pub mail_dsn: String,
+    /// The DSN parameters of each accepted RCPT (`NOTIFY=…`, `ORCPT=…`), aligned with
+    /// `recipients`.
+    pub rcpt_dsn: Vec<String>,
     /// When the final 250 was decided.
     pub received_at: Instant,
     /// `None` for a message received in plaintext; after STARTTLS the negotiated protocol

@@ -36,6 +36,7 @@ pub(crate) struct Settings {
     /// Offer STARTTLS with this configuration.
     pub(crate) tls: Option<Arc<ServerConfig>>,
     pub(crate) smtputf8: bool,
+    pub(crate) dsn: bool,
 }
 
 /// Serve one accepted connection until QUIT, EOF, an I/O error or a failed TLS
@@ -66,6 +67,8 @@ pub(crate) fn serve(
         accepted: 0,
         smtputf8: false,
         requiretls: false,
+        mail_dsn: String::new(),
+        rcpt_dsn: Vec::new(),
         open: Open { rec, open: true },
     };
     s.reply("220 sink.impulse.test ESMTP impulse-sink ready")?;
@@ -111,6 +114,9 @@ struct Session<'a> {
     /// The open transaction's MAIL carried SMTPUTF8, REQUIRETLS.
     smtputf8: bool,
     requiretls: bool,
+    /// DSN parameters of the open transaction's MAIL and of each accepted RCPT.
+    mail_dsn: String,
+    rcpt_dsn: Vec<String>,
     open: Open<'a>,
 }
 
@@ -231,6 +237,9 @@ impl Session<'_> {
         if self.tls.is_some() {
             w.write_all(b"250-REQUIRETLS\r\n")?;
         }
+        if self.settings.dsn {
+            w.write_all(b"250-DSN\r\n")?;
+        }
         write!(
             w,
             "250-8BITMIME\r\n250-SIZE {MAX_SIZE}\r\n250 ENHANCEDSTATUSCODES\r\n"
@@ -295,6 +304,11 @@ impl Session<'_> {
                     return self.reply("555 5.5.4 SMTPUTF8 not offered");
                 }
                 self.smtputf8 = true;
+            } else if dsn_param(p, &[b"RET=", b"ENVID="]) {
+                if !self.settings.dsn {
+                    return self.reply("555 5.5.4 DSN not offered");
+                }
+                push_param(&mut self.mail_dsn, p);
             }
         }
         self.sender = Some(addr);
@@ -305,9 +319,18 @@ impl Session<'_> {
         if self.sender.is_none() {
             return self.reply("503 5.5.1 MAIL first");
         }
-        let Some((addr, _)) = path_arg(arg, b"TO:") else {
+        let Some((addr, params)) = path_arg(arg, b"TO:") else {
             return self.reply("501 5.5.4 Syntax: RCPT TO:<address>");
         };
+        let mut dsn = String::new();
+        for p in params.split(|&b| b == b' ').filter(|p| !p.is_empty()) {
+            if dsn_param(p, &[b"NOTIFY=", b"ORCPT="]) {
+                if !self.settings.dsn {
+                    return self.reply("555 5.5.4 DSN not offered");
+                }
+                push_param(&mut dsn, p);
+            }
+        }
         if addr.is_empty() {
             return self.reply("501 5.1.3 Bad recipient address syntax");
         }
@@ -318,6 +341,7 @@ impl Session<'_> {
             return self.reply(&reply);
         }
         self.recipients.push(addr);
+        self.rcpt_dsn.push(dsn);
         self.reply("250 2.1.5 Ok")
     }
 
@@ -365,6 +389,8 @@ impl Session<'_> {
             helo: self.helo.clone(),
             smtputf8: std::mem::take(&mut self.smtputf8),
             requiretls: std::mem::take(&mut self.requiretls),
+            mail_dsn: std::mem::take(&mut self.mail_dsn),
+            rcpt_dsn: std::mem::take(&mut self.rcpt_dsn),
             received_at: Instant::now(),
         };
         if let Some(spare) = self.rec.accept(msg) {
@@ -399,6 +425,8 @@ impl Session<'_> {
         self.recipients.clear();
         self.smtputf8 = false;
         self.requiretls = false;
+        self.mail_dsn.clear();
+        self.rcpt_dsn.clear();
     }
 
     fn reply(&mut self, line: &str) -> io::Result<()> {
@@ -453,6 +481,21 @@ fn trim(b: &[u8]) -> &[u8] {
 fn trim_eol(line: &[u8]) -> &[u8] {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+/// Whether parameter `p` starts with one of `names` (ASCII case-insensitive).
+fn dsn_param(p: &[u8], names: &[&[u8]]) -> bool {
+    names
+        .iter()
+        .any(|n| p.len() > n.len() && p[..n.len()].eq_ignore_ascii_case(n))
+}
+
+/// Append `p` to a space-separated parameter list.
+fn push_param(list: &mut String, p: &[u8]) {
+    if !list.is_empty() {
+        list.push(' ');
+    }
+    list.push_str(&String::from_utf8_lossy(p));
 }
 
 #[cfg(test)]

@@ -24,6 +24,8 @@ pub struct Capabilities {
     pub chunking: bool,
     /// REQUIRETLS (RFC 8689).
     pub requiretls: bool,
+    /// DSN (RFC 3461): the server takes RET, ENVID, NOTIFY and ORCPT.
+    pub dsn: bool,
 }
 
 impl Capabilities {
@@ -54,6 +56,8 @@ impl Capabilities {
                 caps.chunking = true;
             } else if is("REQUIRETLS") {
                 caps.requiretls = true;
+            } else if is("DSN") {
+                caps.dsn = true;
             }
         }
         caps

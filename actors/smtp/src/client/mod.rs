@@ -342,7 +342,10 @@ impl ClientSession {
                 .collect();
             self.events.push_back(ClientEvent::Done {
                 id: tx.id,
-                outcome: TxOutcome { recipients },
+                outcome: TxOutcome {
+                    recipients,
+                    dsn_relayed: self.caps.dsn,
+                },
             });
         }
         self.events.push_back(ClientEvent::Failed { reply, reason });

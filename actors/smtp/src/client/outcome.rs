@@ -57,6 +57,9 @@ impl RcptResult {
 pub struct TxOutcome {
     /// Each envelope recipient with its result.
     pub recipients: Vec<(String, RcptResult)>,
+    /// The DSN parameters went on with the message (the server offered DSN): reports
+    /// about these recipients are the next hop's to make now (RFC 3461 §6.2.1).
+    pub dsn_relayed: bool,
 }
 
 impl TxOutcome {

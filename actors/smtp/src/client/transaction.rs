@@ -45,6 +45,8 @@ pub(super) struct Tx {
     utf8: bool,
     /// Sent with `REQUIRETLS` on MAIL (RFC 8689).
     requiretls: bool,
+    /// DSN parameters, recipients aligned with `rcpts`; sent when the server offers DSN.
+    dsn: crate::dsn::DsnParams,
     body: Bytes,
     /// With pipelining, a refused MAIL: the replies to the RCPTs and DATA already sent are
     /// consumed, then every recipient gets this reply.
@@ -99,6 +101,7 @@ impl ClientSession {
             eight_bit: envelope.body_8bit,
             utf8,
             requiretls,
+            dsn: envelope.dsn,
             body,
             mail_failure: None,
         };
@@ -278,7 +281,10 @@ impl ClientSession {
             .collect();
         self.events.push_back(ClientEvent::Done {
             id: tx.id,
-            outcome: TxOutcome { recipients },
+            outcome: TxOutcome {
+                recipients,
+                dsn_relayed: self.caps.dsn,
+            },
         });
         self.become_idle();
     }
@@ -303,6 +309,21 @@ impl ClientSession {
         if tx.requiretls {
             self.out.extend_from_slice(b" REQUIRETLS");
         }
+        if self.caps.dsn {
+            match tx.dsn.ret {
+                Some(crate::dsn::Ret::Full) => self.out.extend_from_slice(b" RET=FULL"),
+                Some(crate::dsn::Ret::Hdrs) => self.out.extend_from_slice(b" RET=HDRS"),
+                None => {}
+            }
+            if let Some(envid) = tx
+                .dsn
+                .envid
+                .as_deref()
+                .filter(|e| crate::dsn::check_envid(e).is_ok())
+            {
+                let _ = write!(self.out, " ENVID={envid}");
+            }
+        }
         self.out.extend_from_slice(b"\r\n");
         self.expects.push_back(Expect::Mail);
     }
@@ -313,7 +334,22 @@ impl ClientSession {
         };
         self.out.extend_from_slice(b"RCPT TO:<");
         self.out.extend_from_slice(address.as_bytes());
-        self.out.extend_from_slice(b">\r\n");
+        self.out.push(b'>');
+        if let Some(tx) = self.tx.as_ref().filter(|_| self.caps.dsn) {
+            let d = tx.dsn.recipient(index);
+            if let Some(n) = d.notify {
+                let _ = write!(self.out, " NOTIFY={}", n.text());
+            }
+            // A UTF-8 ORCPT only to a server that takes UTF-8 (RFC 6533); it is
+            // optional, so it is left out rather than converted.
+            let orcpt = d.orcpt.filter(|o| {
+                crate::dsn::check_orcpt(o).is_ok() && (o.is_ascii() || self.caps.smtputf8)
+            });
+            if let Some(o) = orcpt {
+                let _ = write!(self.out, " ORCPT={o}");
+            }
+        }
+        self.out.extend_from_slice(b"\r\n");
         self.expects.push_back(Expect::Rcpt(index));
     }
 

@@ -21,6 +21,8 @@ pub struct Msg {
     pub to: &'static [&'static str],
     pub body: &'static str,
     pub eight_bit: bool,
+    /// DSN parameters in their stored form ([`impulse_smtp::dsn::DsnParams::encode`]).
+    pub dsn: &'static str,
 }
 
 /// A 7-bit message.
@@ -36,6 +38,7 @@ pub const fn msg(
         to,
         body,
         eight_bit: false,
+        dsn: "",
     }
 }
 
@@ -49,7 +52,7 @@ impl Msg {
                 body_8bit: self.eight_bit,
                 declared_size: None,
                 smtputf8: false,
-                dsn: Default::default(),
+                dsn: impulse_smtp::dsn::DsnParams::decode(self.dsn),
             },
             body: Bytes::from_static(self.body.as_bytes()),
         }
@@ -101,6 +104,9 @@ pub fn describe(event: &ClientEvent) -> String {
         },
         ClientEvent::Done { id, outcome } => {
             let mut s = format!("done {id}:");
+            if outcome.dsn_relayed {
+                s.push_str(" (dsn relayed)");
+            }
             for (rcpt, result) in &outcome.recipients {
                 let kind = match result {
                     RcptResult::Delivered(_) => 'D',

@@ -43,6 +43,20 @@ const M3: Msg = msg(
     "hi\r\n",
 );
 
+/// Two recipients, the first with NOTIFY and ORCPT, under RET and ENVID.
+const M_DSN: Msg = Msg {
+    dsn: "FULL\tQQ+2B1\nSUCCESS,FAILURE\trfc822;b@orig.example\n\t",
+    ..msg(
+        5,
+        "a@src.example",
+        &["b@dst.example", "c@dst.example"],
+        "hi\r\n",
+    )
+};
+
+/// A pipelining server that offers DSN.
+const CAPS_DSN: Step = S("250-mx.example hello\r\n250-PIPELINING\r\n250 DSN\r\n");
+
 fn pipelined_open() -> Vec<Step> {
     vec![
         State(ClientState::Greeting),
@@ -74,6 +88,27 @@ pub fn scripts() -> Vec<(&'static str, Vec<Step>)> {
             C("Subject: one\r\n\r\nhello\r\n.\r\n"),
             S("250 2.0.0 queued as X\r\n"),
             E(&["done 1: b@dst.example=D250", "ready"]),
+        ], &QUIT_AND_CLOSE])),
+
+        ("DSN parameters go on to a server that offers DSN", script(&[&[GREET, EHLO, CAPS_DSN, READY], &[
+            Send(M_DSN),
+            C("MAIL FROM:<a@src.example> RET=FULL ENVID=QQ+2B1\r\n\
+               RCPT TO:<b@dst.example> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;b@orig.example\r\n\
+               RCPT TO:<c@dst.example>\r\nDATA\r\n"),
+            S("250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n"),
+            C("hi\r\n.\r\n"),
+            S("250 queued\r\n"),
+            E(&["done 5: (dsn relayed) b@dst.example=D250 c@dst.example=D250", "ready"]),
+        ], &QUIT_AND_CLOSE])),
+
+        ("DSN parameters are not sent to a server without DSN", script(&[&pipelined_open(), &[
+            Send(M_DSN),
+            C("MAIL FROM:<a@src.example> SIZE=4\r\nRCPT TO:<b@dst.example>\r\n\
+               RCPT TO:<c@dst.example>\r\nDATA\r\n"),
+            S("250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n"),
+            C("hi\r\n.\r\n"),
+            S("250 queued\r\n"),
+            E(&["done 5: b@dst.example=D250 c@dst.example=D250", "ready"]),
         ], &QUIT_AND_CLOSE])),
 
         ("two messages, pipelined", script(&[&pipelined_open(), &[

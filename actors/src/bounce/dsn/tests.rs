@@ -7,9 +7,10 @@ use super::*;
 
 const ORIGINAL: &[u8] = b"Received: from client ([127.0.0.1])\r\n\tby mta.test (Impulse) with ESMTP id 1A;\r\n\tThu, 1 Jan 2026 00:00:00 +0000\r\nFrom: <alice@sender.test>\r\nTo: <bob@dest.test>\r\nSubject: hello\r\nMessage-ID: <orig@sender.test>\r\n\r\nthe body must not come back\r\n";
 
-fn failed() -> Vec<FailedRecipient> {
+fn failed() -> Vec<ReportedRecipient> {
     vec![
-        FailedRecipient {
+        ReportedRecipient {
+            action: Action::Failed,
             address: "bob@dest.test".into(),
             status: "5.1.1".into(),
             remote_mta: Some("mx.dest.test".into()),
@@ -18,7 +19,8 @@ fn failed() -> Vec<FailedRecipient> {
             expired: false,
             orcpt: None,
         },
-        FailedRecipient {
+        ReportedRecipient {
+            action: Action::Failed,
             address: "carol@dest.test".into(),
             status: "4.2.2".into(),
             remote_mta: None,
@@ -30,20 +32,32 @@ fn failed() -> Vec<FailedRecipient> {
     ]
 }
 
-fn report<'a>(failed: &'a [FailedRecipient], original: &'a [u8]) -> Vec<u8> {
-    build(&Report {
+fn report<'a>(failed: &'a [ReportedRecipient], original: &'a [u8]) -> Vec<u8> {
+    build(&report_args(failed, original))
+}
+
+/// `boundary("1B", 0xfeed)`, as a constant the reports can borrow.
+const BOUNDARY: &str = "=_impulse_1B_000000000000feed";
+
+#[test]
+fn the_test_boundary_is_what_boundary_makes() {
+    assert_eq!(boundary("1B", 0xfeed), BOUNDARY);
+}
+
+fn report_args<'a>(failed: &'a [ReportedRecipient], original: &'a [u8]) -> Report<'a> {
+    Report {
         reporting_mta: "mta.test",
         original_id: "1A",
         sender: "alice@sender.test",
         arrival: 1_767_225_600,
         now: 1_767_229_200,
         message_id: "1B.dsn@mta.test",
-        boundary: &boundary("1B", 0xfeed),
-        failed,
+        boundary: BOUNDARY,
+        recipients: failed,
         original,
         envid: None,
         full: false,
-    })
+    }
 }
 
 /// The fields of a `message/delivery-status` body: one map per block.
@@ -153,7 +167,8 @@ fn a_report_parses_with_every_field() {
 
 #[test]
 fn outside_text_cannot_inject_a_header_or_a_line() {
-    let evil = vec![FailedRecipient {
+    let evil = vec![ReportedRecipient {
+        action: Action::Failed,
         address: "x@d.test>\r\nBcc: victim@else.test".into(),
         status: "5.7.1\r\nX-Evil: 1".into(),
         remote_mta: Some("mx.test\r\nX-Evil: 2".into()),
@@ -207,18 +222,66 @@ fn sanitize_table() {
 
 #[test]
 fn status_table() {
-    for (input, expired, want) in [
-        ("5.1.1", false, "5.1.1"),
-        ("5.7.26", false, "5.7.26"),
-        ("4.2.2", false, "5.0.0"),
-        ("4.2.2", true, "4.2.2"),
-        ("", true, "4.4.7"),
-        ("", false, "5.0.0"),
-        ("5.1", false, "5.0.0"),
-        ("5.x.1", false, "5.0.0"),
+    use Action::{Failed, Relayed};
+    for (input, action, expired, want) in [
+        ("5.1.1", Failed, false, "5.1.1"),
+        ("5.7.26", Failed, false, "5.7.26"),
+        ("4.2.2", Failed, false, "5.0.0"),
+        ("4.2.2", Failed, true, "4.2.2"),
+        ("", Failed, true, "4.4.7"),
+        ("", Failed, false, "5.0.0"),
+        ("5.1", Failed, false, "5.0.0"),
+        ("5.x.1", Failed, false, "5.0.0"),
+        ("2.0.0", Failed, false, "5.0.0"),
+        ("2.6.0", Relayed, false, "2.6.0"),
+        ("", Relayed, false, "2.0.0"),
+        ("5.1.1", Relayed, false, "2.0.0"),
     ] {
-        assert_eq!(status(input, expired), want, "{input:?} expired={expired}");
+        assert_eq!(
+            status(input, action, expired),
+            want,
+            "{input:?} {action:?} expired={expired}"
+        );
     }
+}
+
+#[test]
+fn a_success_report_says_relayed_and_returns_headers_only() {
+    let relayed = vec![ReportedRecipient {
+        action: Action::Relayed,
+        address: "bob@dest.test".into(),
+        status: "2.0.0".into(),
+        remote_mta: Some("127.0.0.1:25".into()),
+        diagnostic: "250 2.0.0 queued as X".into(),
+        from_smtp: true,
+        expired: false,
+        orcpt: Some("rfc822;bob@orig.test".into()),
+    }];
+    let raw = build(&Report {
+        full: true,
+        ..report_args(&relayed, ORIGINAL)
+    });
+    let text = String::from_utf8(raw.clone()).unwrap();
+    let msg = MessageParser::default().parse(&raw).unwrap();
+    assert_eq!(msg.subject(), Some("Successful Mail Delivery Report"));
+    let status = msg
+        .parts
+        .iter()
+        .find(|p| p.content_type().is_some_and(|c| c.ctype() == "message"))
+        .map(|p| String::from_utf8_lossy(p.contents()).into_owned())
+        .unwrap_or_else(|| panic!("no delivery-status part in {text}"));
+    let b = blocks(&status);
+    assert_eq!(field(&b[1], "Action"), Some("relayed"));
+    assert_eq!(field(&b[1], "Status"), Some("2.0.0"));
+    assert_eq!(
+        field(&b[1], "Original-Recipient"),
+        Some("rfc822;bob@orig.test")
+    );
+    assert!(text.contains("Content-Type: text/rfc822-headers"), "{text}");
+    assert!(
+        !text.contains("the body must not come back"),
+        "RET=FULL returns the message only with a failure (RFC 3461 §4.3)"
+    );
 }
 
 #[test]
