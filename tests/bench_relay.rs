@@ -44,6 +44,24 @@ fn relay_benchmark_against_impulsed_loses_nothing() {
 }
 
 #[test]
+fn relay_benchmark_over_starttls_loses_nothing() {
+    let opts = RelayOptions {
+        messages: 100,
+        size: 512,
+        sessions: 2,
+        starttls: true,
+        timeout: Duration::from_secs(60),
+        ..RelayOptions::new(impulsed())
+    };
+    let report = impulse_bench::run(&opts).expect("relay run");
+    let text = format!("{report}\n{}", report.to_json());
+    assert_eq!(report.m.accepted, 100, "{text}");
+    assert_eq!(report.m.rejected + report.m.errors, 0, "{text}");
+    assert_eq!(report.t.lost, 0, "{text}");
+    assert!(report.complete(), "{text}");
+}
+
+#[test]
 fn harness_reports_impulsed_refusing_its_config() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("bad.ron");

@@ -16,8 +16,14 @@ pub enum Route {
 }
 
 /// The RON text for a run whose data lives in `data_dir` and whose mail goes by
-/// `route`, with `pools.arbiters` set when `arbiters` is given.
-pub fn render(data_dir: &Path, route: Route, arbiters: Option<usize>) -> String {
+/// `route`, with `pools.arbiters` set when `arbiters` is given and the listener offering
+/// STARTTLS with `tls` (certificate and key files) when given.
+pub fn render(
+    data_dir: &Path,
+    route: Route,
+    arbiters: Option<usize>,
+    tls: Option<(&Path, &Path)>,
+) -> String {
     let pools = arbiters
         .map(|n| format!("    pools: (arbiters: {n}),\n"))
         .unwrap_or_default();
@@ -27,16 +33,30 @@ pub fn render(data_dir: &Path, route: Route, arbiters: Option<usize>) -> String 
             format!("    dns: (servers: [\"{dns}\"]),\n    delivery: (port: {port}),\n")
         }
     };
+    let tls = tls
+        .map(|(cert, key)| {
+            format!(
+                ", tls_cert: {}, tls_key: {}",
+                ron_string(&cert.to_string_lossy()),
+                ron_string(&key.to_string_lossy())
+            )
+        })
+        .unwrap_or_default();
     format!(
-        "(\n    data_dir: {},\n    listeners: [(address: \"127.0.0.1:0\")],\n{route}{pools})\n",
+        "(\n    data_dir: {},\n    listeners: [(address: \"127.0.0.1:0\"{tls})],\n{route}{pools})\n",
         ron_string(&data_dir.to_string_lossy())
     )
 }
 
 /// Write `impulsed.ron` into `dir` (data directory `dir/data`); returns its path.
-pub fn write(dir: &Path, route: Route, arbiters: Option<usize>) -> io::Result<PathBuf> {
+pub fn write(
+    dir: &Path,
+    route: Route,
+    arbiters: Option<usize>,
+    tls: Option<(&Path, &Path)>,
+) -> io::Result<PathBuf> {
     let path = dir.join("impulsed.ron");
-    std::fs::write(&path, render(&dir.join("data"), route, arbiters))?;
+    std::fs::write(&path, render(&dir.join("data"), route, arbiters, tls))?;
     Ok(path)
 }
 
@@ -66,6 +86,7 @@ mod tests {
             Path::new("/tmp/run/data"),
             Route::Static("127.0.0.1:40001".parse().unwrap()),
             None,
+            None,
         );
         assert_eq!(
             text,
@@ -75,6 +96,13 @@ mod tests {
             Path::new("d"),
             Route::Static("[::1]:25".parse().unwrap()),
             Some(2),
+            Some((Path::new("/c.pem"), Path::new("/k.pem"))),
+        );
+        assert!(
+            v6.contains(
+                r#"listeners: [(address: "127.0.0.1:0", tls_cert: "/c.pem", tls_key: "/k.pem")],"#
+            ),
+            "{v6}"
         );
         assert!(v6.contains("\"*\": \"[::1]:25\""));
         assert!(v6.contains("    pools: (arbiters: 2),\n)"), "{v6}");
@@ -82,7 +110,7 @@ mod tests {
             dns: "127.0.0.1:5353".parse().unwrap(),
             port: 2526,
         };
-        let mx = render(Path::new("d"), mx, None);
+        let mx = render(Path::new("d"), mx, None, None);
         assert!(!mx.contains("routes"), "{mx}");
         assert!(mx.contains("dns: (servers: [\"127.0.0.1:5353\"]),"), "{mx}");
         assert!(mx.contains("delivery: (port: 2526),"), "{mx}");
@@ -99,6 +127,7 @@ mod tests {
         let path = write(
             dir.path(),
             Route::Static("127.0.0.1:9".parse().unwrap()),
+            None,
             None,
         )
         .unwrap();

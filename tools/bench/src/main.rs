@@ -5,6 +5,7 @@
 //! ```text
 //! impulse-bench relay --impulsed PATH [--messages N] [--size S] [--sessions C]
 //!                     [--timeout 120s] [--keep] [--json] [--arbiters N] [--mx] [--tls]
+//!                     [--starttls]
 //! ```
 
 use std::path::PathBuf;
@@ -63,6 +64,9 @@ enum Cmd {
         /// The sink offers STARTTLS (impulsed's default `Opportunistic` uses it).
         #[arg(long)]
         tls: bool,
+        /// The source sends to impulsed over STARTTLS (a certificate made for the run).
+        #[arg(long)]
+        starttls: bool,
     },
 }
 
@@ -82,6 +86,7 @@ fn main() -> anyhow::Result<()> {
             arbiters,
             mx,
             tls,
+            starttls,
         } => {
             let report = impulse_bench::run(&RelayOptions {
                 impulsed,
@@ -96,6 +101,7 @@ fn main() -> anyhow::Result<()> {
                 arbiters,
                 mx,
                 tls,
+                starttls,
             })?;
             if json {
                 println!("{}", report.to_json());

@@ -34,6 +34,9 @@ pub struct RelayOptions {
     pub mx: bool,
     /// The sink offers STARTTLS.
     pub tls: bool,
+    /// The source sends to impulsed over STARTTLS (impulsed's listener gets a
+    /// certificate made for the run, which the source trusts).
+    pub starttls: bool,
 }
 
 impl RelayOptions {
@@ -53,6 +56,7 @@ impl RelayOptions {
             arbiters: None,
             mx: false,
             tls: false,
+            starttls: false,
         }
     }
 }
@@ -97,8 +101,24 @@ pub fn run(opts: &RelayOptions) -> anyhow::Result<Report> {
         },
         None => config::Route::Static(sink.addr()),
     };
-    let cfg_path =
-        config::write(tmp.path(), route, opts.arbiters).context("writing the impulsed config")?;
+    let starttls = if opts.starttls {
+        let made =
+            rcgen::generate_simple_self_signed(vec![impulse_source::client::TLS_NAME.into()])
+                .context("making a certificate")?;
+        let (cert, key) = (tmp.path().join("cert.pem"), tmp.path().join("key.pem"));
+        std::fs::write(&cert, made.cert.pem()).context("writing cert.pem")?;
+        std::fs::write(&key, made.signing_key.serialize_pem()).context("writing key.pem")?;
+        let client = impulse_source::client_config(made.cert.pem().as_bytes())
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Some((cert, key, client))
+    } else {
+        None
+    };
+    let listener_tls = starttls
+        .as_ref()
+        .map(|(c, k, _)| (c.as_path(), k.as_path()));
+    let cfg_path = config::write(tmp.path(), route, opts.arbiters, listener_tls)
+        .context("writing the impulsed config")?;
     let mut daemon = Daemon::start(
         &opts.impulsed,
         &cfg_path,
@@ -126,6 +146,7 @@ pub fn run(opts: &RelayOptions) -> anyhow::Result<Report> {
         sender: "bench@impulse.test".to_string(),
         recipient_domain: "example.com".to_string(),
         recipients_per_message: 1,
+        starttls: starttls.map(|(_, _, client)| client),
     });
     if let Some(e) = &source.first_error {
         eprintln!("source: first error: {e}");

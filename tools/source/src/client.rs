@@ -1,11 +1,16 @@
-//! One SMTP client connection: greeting, EHLO, then transactions — with PIPELINING
-//! (MAIL, every RCPT and DATA in one write, the stuffed body plus terminator in a second)
-//! or in lockstep — and QUIT. Replies are read from a large buffered reader.
+//! One SMTP client connection: greeting, EHLO, optionally STARTTLS (rustls, then EHLO
+//! again), then transactions — with PIPELINING (MAIL, every RCPT and DATA in one write,
+//! the stuffed body plus terminator in a second) or in lockstep — and QUIT. Replies are
+//! read from a large buffered reader.
 
 use std::fmt;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
 use std::time::Duration;
+
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
 use crate::message::encode_data;
 
@@ -43,40 +48,111 @@ pub enum Outcome {
     Rejected(Reply),
 }
 
+/// The name a STARTTLS client checks the server's certificate against.
+pub const TLS_NAME: &str = "localhost";
+
+/// The transport under the session.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+    /// Only while the plain stream moves into TLS.
+    Moving,
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+            Stream::Moving => Ok(0),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+            Stream::Moving => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+            Stream::Moving => Ok(()),
+        }
+    }
+}
+
 /// An open SMTP session.
 pub struct Connection {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
+    io: BufReader<Stream>,
     pipelining: bool,
     line: Vec<u8>,
     out: Vec<u8>,
 }
 
 impl Connection {
-    /// Connect, read the greeting, send EHLO. Pipelining is used when `pipelining` is
+    /// Connect, read the greeting, send EHLO; with `tls`, STARTTLS (the certificate
+    /// checked for [`TLS_NAME`]) and EHLO again. Pipelining is used when `pipelining` is
     /// asked and the server advertises it.
-    pub fn open(addr: SocketAddr, pipelining: bool) -> io::Result<Connection> {
+    pub fn open(
+        addr: SocketAddr,
+        pipelining: bool,
+        tls: Option<&Arc<ClientConfig>>,
+    ) -> io::Result<Connection> {
         let stream = TcpStream::connect_timeout(&addr, TIMEOUT)?;
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(TIMEOUT))?;
         stream.set_write_timeout(Some(TIMEOUT))?;
         let mut c = Connection {
-            reader: BufReader::with_capacity(64 << 10, stream.try_clone()?),
-            writer: stream,
+            io: BufReader::with_capacity(64 << 10, Stream::Plain(stream)),
             pipelining: false,
             line: Vec::with_capacity(512),
             out: Vec::with_capacity(16 << 10),
         };
         expect(c.read_reply()?, 220, "greeting")?;
-        c.writer
-            .write_all(format!("EHLO {EHLO_NAME}\r\n").as_bytes())?;
-        let ehlo = expect(c.read_reply()?, 250, "EHLO")?;
-        c.pipelining = pipelining
-            && ehlo.text.lines().any(|l| {
-                l.get(4..)
-                    .is_some_and(|k| k.eq_ignore_ascii_case("PIPELINING"))
-            });
+        let mut ehlo = c.ehlo()?;
+        if let Some(config) = tls {
+            if !has_keyword(&ehlo, "STARTTLS") {
+                return Err(bad("the server does not offer STARTTLS".into()));
+            }
+            c.write(b"STARTTLS\r\n")?;
+            expect(c.read_reply()?, 220, "STARTTLS")?;
+            if !c.io.buffer().is_empty() {
+                return Err(bad("the server sent more after its 220 to STARTTLS".into()));
+            }
+            let Stream::Plain(tcp) = std::mem::replace(c.io.get_mut(), Stream::Moving) else {
+                return Err(bad("STARTTLS twice".into()));
+            };
+            let name = ServerName::try_from(TLS_NAME).map_err(|e| bad(e.to_string()))?;
+            let conn = ClientConnection::new(Arc::clone(config), name)
+                .map_err(|e| bad(format!("TLS: {e}")))?;
+            *c.io.get_mut() = Stream::Tls(Box::new(StreamOwned::new(conn, tcp)));
+            ehlo = c.ehlo()?;
+        }
+        c.pipelining = pipelining && has_keyword(&ehlo, "PIPELINING");
         Ok(c)
+    }
+
+    fn ehlo(&mut self) -> io::Result<Reply> {
+        self.write(format!("EHLO {EHLO_NAME}\r\n").as_bytes())?;
+        expect(self.read_reply()?, 250, "EHLO")
+    }
+
+    /// Write `bytes` out (through TLS when it is on).
+    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let s = self.io.get_mut();
+        s.write_all(bytes)?;
+        s.flush()
+    }
+
+    /// Whether the session is encrypted.
+    pub fn tls(&self) -> bool {
+        matches!(self.io.get_ref(), Stream::Tls(_))
     }
 
     /// Whether transactions on this connection are pipelined.
@@ -103,7 +179,12 @@ impl Connection {
         self.out.clear();
         push_envelope(&mut self.out, sender, rcpts);
         self.out.extend_from_slice(b"DATA\r\n");
-        self.writer.write_all(&self.out)?;
+        {
+            let out = std::mem::take(&mut self.out);
+            let r = self.write(&out);
+            self.out = out;
+            r?;
+        }
         let mail = self.read_reply()?;
         let mut first_refusal = (!mail.ok()).then(|| mail.clone());
         let mut accepted = 0;
@@ -121,7 +202,7 @@ impl Connection {
                 return self.send_body(msg);
             }
             // RFC 2920 3.1: nothing to deliver, end the (empty) data at once.
-            self.writer.write_all(b".\r\n")?;
+            self.write(b".\r\n")?;
             self.read_reply()?;
             return Ok(Outcome::Rejected(first_refusal.unwrap_or(data)));
         }
@@ -134,7 +215,12 @@ impl Connection {
     fn send_lockstep(&mut self, sender: &str, rcpts: &[String], msg: &[u8]) -> io::Result<Outcome> {
         self.out.clear();
         push_envelope(&mut self.out, sender, &[]);
-        self.writer.write_all(&self.out)?;
+        {
+            let out = std::mem::take(&mut self.out);
+            let r = self.write(&out);
+            self.out = out;
+            r?;
+        }
         let mail = self.read_reply()?;
         if !mail.ok() {
             return Ok(Outcome::Rejected(mail));
@@ -144,7 +230,12 @@ impl Connection {
         for rcpt in rcpts {
             self.out.clear();
             push_rcpt(&mut self.out, rcpt);
-            self.writer.write_all(&self.out)?;
+            {
+                let out = std::mem::take(&mut self.out);
+                let r = self.write(&out);
+                self.out = out;
+                r?;
+            }
             let r = self.read_reply()?;
             if r.ok() {
                 accepted += 1;
@@ -156,7 +247,7 @@ impl Connection {
             self.rset()?;
             return Ok(Outcome::Rejected(first_refusal.unwrap_or(mail)));
         }
-        self.writer.write_all(b"DATA\r\n")?;
+        self.write(b"DATA\r\n")?;
         let data = self.read_reply()?;
         if data.code != 354 {
             self.rset()?;
@@ -168,7 +259,12 @@ impl Connection {
     fn send_body(&mut self, msg: &[u8]) -> io::Result<Outcome> {
         self.out.clear();
         encode_data(msg, &mut self.out);
-        self.writer.write_all(&self.out)?;
+        {
+            let out = std::mem::take(&mut self.out);
+            let r = self.write(&out);
+            self.out = out;
+            r?;
+        }
         let end = self.read_reply()?;
         Ok(if end.ok() {
             Outcome::Accepted
@@ -178,13 +274,13 @@ impl Connection {
     }
 
     fn rset(&mut self) -> io::Result<()> {
-        self.writer.write_all(b"RSET\r\n")?;
+        self.write(b"RSET\r\n")?;
         expect(self.read_reply()?, 250, "RSET").map(drop)
     }
 
     /// Say QUIT and wait for the reply (errors ignored: the session is over either way).
     pub fn quit(mut self) {
-        if self.writer.write_all(b"QUIT\r\n").is_ok() {
+        if self.write(b"QUIT\r\n").is_ok() {
             let _ = self.read_reply();
         }
     }
@@ -195,7 +291,7 @@ impl Connection {
         loop {
             self.line.clear();
             let n = self
-                .reader
+                .io
                 .by_ref()
                 .take(MAX_LINE)
                 .read_until(b'\n', &mut self.line)?;
@@ -221,6 +317,15 @@ impl Connection {
             }
         }
     }
+}
+
+/// Whether an EHLO reply lists `keyword`.
+fn has_keyword(ehlo: &Reply, keyword: &str) -> bool {
+    ehlo.text.lines().any(|l| {
+        l.get(4..)
+            .and_then(|k| k.split_ascii_whitespace().next())
+            .is_some_and(|k| k.eq_ignore_ascii_case(keyword))
+    })
 }
 
 fn push_envelope(out: &mut Vec<u8>, sender: &str, rcpts: &[String]) {

@@ -11,6 +11,7 @@
 //!   encoding ([`encode_data`]: dot-stuffing and terminator).
 //! - [`client`] — one SMTP client connection ([`Connection`]): EHLO, pipelined or lockstep
 //!   transactions, QUIT.
+//! - `tls` — [`client_config`]: a rustls client configuration trusting given roots.
 //! - `run` — the load run: session threads sharing a message counter, tallies merged
 //!   into the report.
 //! - this file — [`SourceConfig`], [`SourceReport`], [`run`].
@@ -19,12 +20,14 @@
 pub mod client;
 pub mod message;
 mod run;
+mod tls;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 pub use client::{Connection, Outcome, Reply};
 pub use message::{encode_data, make_message, message_id};
+pub use tls::client_config;
 
 /// What to send, where, and how.
 #[derive(Debug, Clone)]
@@ -47,6 +50,9 @@ pub struct SourceConfig {
     pub recipient_domain: String,
     /// Recipients per message.
     pub recipients_per_message: usize,
+    /// Send over STARTTLS with this client configuration (the server's certificate must
+    /// be valid for [`client::TLS_NAME`] under its roots); `None`: plaintext.
+    pub starttls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl Default for SourceConfig {
@@ -61,6 +67,7 @@ impl Default for SourceConfig {
             sender: "source@impulse.test".to_string(),
             recipient_domain: "example.com".to_string(),
             recipients_per_message: 1,
+            starttls: None,
         }
     }
 }

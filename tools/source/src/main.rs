@@ -7,6 +7,7 @@
 //!
 //! ```text
 //! impulse-source --to 127.0.0.1:2525 -n 1000 -s 1024 -c 10
+//! impulse-source --to 127.0.0.1:2525 --starttls cert.pem   # over STARTTLS
 //! ```
 
 use std::net::SocketAddr;
@@ -45,6 +46,10 @@ struct Args {
     /// Recipient domain (recipients are user{n}@DOMAIN).
     #[arg(long, default_value = "example.com")]
     domain: String,
+    /// Send over STARTTLS, trusting the PEM certificate(s) in this file (the server's
+    /// certificate must be valid for `localhost`).
+    #[arg(long, value_name = "PEM")]
+    starttls: Option<std::path::PathBuf>,
     /// Print the summary as one JSON object.
     #[arg(long)]
     json: bool,
@@ -52,6 +57,14 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let a = Args::parse();
+    let starttls = match &a.starttls {
+        Some(path) => {
+            let pem =
+                std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            Some(impulse_source::client_config(&pem).map_err(|e| anyhow::anyhow!("{e}"))?)
+        }
+        None => None,
+    };
     let cfg = SourceConfig {
         addr: a.to,
         messages: a.messages,
@@ -62,6 +75,7 @@ fn main() -> anyhow::Result<()> {
         sender: a.from,
         recipient_domain: a.domain,
         recipients_per_message: a.recipients,
+        starttls,
     };
     let r = run(cfg);
     if a.json {

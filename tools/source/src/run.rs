@@ -71,7 +71,7 @@ fn session(cfg: &SourceConfig, run: u64, next: &AtomicUsize) -> Tally {
         }
         let c = match conn.as_mut() {
             Some(c) => c,
-            None => match Connection::open(cfg.addr, cfg.pipelining) {
+            None => match Connection::open(cfg.addr, cfg.pipelining, cfg.starttls.as_ref()) {
                 Ok(c) => conn.insert(c),
                 Err(e) => {
                     t.errors += 1;

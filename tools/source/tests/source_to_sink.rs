@@ -125,7 +125,7 @@ fn two_thousand_lockstep_messages_arrive_exactly_once() {
 #[test]
 fn dot_lines_arrive_unstuffed_and_identical() {
     let s = sink(true);
-    let mut conn = Connection::open(s.addr(), true).unwrap();
+    let mut conn = Connection::open(s.addr(), true, None).unwrap();
     assert!(conn.pipelining());
     let rcpt = vec!["dots@example.com".to_string()];
     let generated = make_message(1, 1, 4000, "a@impulse.test", &rcpt[0]);
@@ -193,4 +193,46 @@ fn unreachable_server_counts_errors() {
     });
     assert_eq!((r.sent_ok, r.rejected, r.errors), (0, 0, 5));
     assert!(r.first_error.unwrap().starts_with("connect"));
+}
+
+#[test]
+fn starttls_sessions_are_encrypted_and_checked() {
+    let made =
+        rcgen::generate_simple_self_signed(vec![impulse_source::client::TLS_NAME.into()]).unwrap();
+    let key = rustls::pki_types::PrivatePkcs8KeyDer::from(made.signing_key.serialize_der());
+    let server = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![made.cert.der().clone()], key.into())
+    .unwrap();
+    let s = Sink::start(SinkConfig {
+        tls: Some(std::sync::Arc::new(server)),
+        ..SinkConfig::default()
+    })
+    .unwrap();
+    let client = impulse_source::client_config(made.cert.pem().as_bytes()).unwrap();
+    let r = run(SourceConfig {
+        starttls: Some(client),
+        ..cfg(&s, 40, 2)
+    });
+    assert_eq!((r.sent_ok, r.errors), (40, 0), "{:?}", r.first_error);
+    assert!(s.wait_for(40, Duration::from_secs(20)));
+    assert!(
+        s.messages().iter().all(|m| m.tls.is_some()),
+        "every message came over TLS"
+    );
+
+    // A certificate the source does not trust: no session, no message.
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let untrusted = impulse_source::client_config(other.cert.pem().as_bytes()).unwrap();
+    let r = run(SourceConfig {
+        starttls: Some(untrusted),
+        ..cfg(&s, 2, 1)
+    });
+    assert_eq!(r.sent_ok, 0);
+    assert!(r.errors > 0);
+    assert_eq!(s.messages().len(), 40);
 }
