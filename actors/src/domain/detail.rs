@@ -59,7 +59,7 @@ impl Handler<DomainInfo> for Domain {
             binding: self.egress.name.clone(),
             other_queues: Vec::new(),
             state: self.state_name().to_string(),
-            active: self.active.len(),
+            active: self.active.len() + self.pinned_len(),
             delayed: self.delayed.len(),
             in_flight: self.in_flight.len(),
             connections: self.connections.len(),
@@ -158,7 +158,7 @@ impl Handler<QueueInfo> for Domain {
         let now = now_ms();
         MessageResult(QueueRow {
             domain: self.name.to_string(),
-            active: self.active.len(),
+            active: self.active.len() + self.pinned_len(),
             delayed: self.delayed.len(),
             in_flight: self.in_flight.len(),
             connections: self.connections.len(),

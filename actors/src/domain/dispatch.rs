@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use impulse_runtime::registry::Registration;
+use impulse_runtime::registry::{ActorId, Registration};
 use impulse_runtime::ActorClass;
 
 use super::site;
@@ -53,7 +53,7 @@ impl Domain {
             }
             self.hop_down = None;
         }
-        if self.active.is_empty() {
+        if self.active.is_empty() && self.pinned.is_empty() {
             self.update_registry();
             return;
         }
@@ -70,6 +70,7 @@ impl Domain {
         };
         let site = self.site_of(&hops);
         let now = Instant::now();
+        self.open_pinned(&site, now, ctx);
         while !self.active.is_empty() {
             // Our own idle connection, else one the site has parked.
             let (id, out, adopted) = match self.idle.pop() {
@@ -111,6 +112,7 @@ impl Domain {
                 out.do_send(Assign {
                     id: mid,
                     msg: actor,
+                    last: false,
                 });
             }
         }
@@ -126,28 +128,39 @@ impl Domain {
                 self.wake_after(wait, ctx);
                 break;
             }
-            let reg = Registration::new(
-                &self.shared.registry,
-                ActorClass::Outbound,
-                hops[0].addr.to_string(),
-                Some(self.reg.id()),
-            );
-            let id = reg.id();
-            let out = Outbound::new(
-                self.shared.clone(),
-                reg,
-                ctx.address(),
-                hops.clone(),
-                self.cfg.clone(),
-                self.egress.clone(),
-            )
-            .with_slot(slot)
-            .start();
-            self.connections.insert(id, out);
-            self.connecting.insert(id);
-            Stats::add(&self.shared.stats.connections_out, 1);
+            self.open_connection(hops.clone(), slot, ctx);
         }
         self.update_registry();
+    }
+
+    /// Start a connection to `hops` in the site slot `slot`; it will say `Ready`.
+    pub(super) fn open_connection(
+        &mut self,
+        hops: Arc<[Hop]>,
+        slot: site::Slot,
+        ctx: &mut Context<Self>,
+    ) -> ActorId {
+        let reg = Registration::new(
+            &self.shared.registry,
+            ActorClass::Outbound,
+            hops[0].addr.to_string(),
+            Some(self.reg.id()),
+        );
+        let id = reg.id();
+        let out = Outbound::new(
+            self.shared.clone(),
+            reg,
+            ctx.address(),
+            hops,
+            self.cfg.clone(),
+            self.egress.clone(),
+        )
+        .with_slot(slot)
+        .start();
+        self.connections.insert(id, out);
+        self.connecting.insert(id);
+        Stats::add(&self.shared.stats.connections_out, 1);
+        id
     }
 
     /// The site of `hops` (looked up again only when the hops change).

@@ -54,6 +54,9 @@ pub struct Finished {
     pub id: MessageId,
     pub msg: Option<QueuedMessage>,
     pub requeue: bool,
+    /// Send it through these hops, not the domain's own (the exchangers after one
+    /// that lacked SMTPUTF8).
+    pub hops: Option<std::sync::Arc<[crate::dns::Hop]>>,
 }
 
 /// The container's row for `impulsectl queues`.

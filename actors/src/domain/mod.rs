@@ -17,10 +17,12 @@
 //! (NXDOMAIN, null MX) fails its messages permanently; a DNS failure defers them.
 
 pub mod backoff;
+mod connections;
 mod detail;
 mod dispatch;
 pub mod hops;
 pub mod messages;
+mod pinned;
 mod reconfigure;
 pub mod search;
 pub mod site;
@@ -90,6 +92,10 @@ pub struct Domain {
     /// Connections that have not been ready yet.
     connecting: HashSet<ActorId>,
     idle: Vec<(ActorId, Addr<Outbound>)>,
+    /// Messages for hops of their own, and the connections opened for them
+    /// ([`pinned`]).
+    pinned: VecDeque<(QueuedMessage, Arc<[Hop]>)>,
+    dedicated: HashMap<ActorId, QueuedMessage>,
     timer: Option<(u64, SpawnHandle)>,
     /// After a connection failure: no new attempt before this time; messages that
     /// become active meanwhile are deferred with the failure's response.
@@ -147,6 +153,8 @@ impl Domain {
             connections: HashMap::new(),
             connecting: HashSet::new(),
             idle: Vec::new(),
+            pinned: VecDeque::new(),
+            dedicated: HashMap::new(),
             timer: None,
             hop_down: None,
             site: None,
@@ -460,37 +468,6 @@ impl Handler<EnqueueMany> for Domain {
     }
 }
 
-impl Handler<Ready> for Domain {
-    type Result = ();
-
-    fn handle(&mut self, msg: Ready, ctx: &mut Context<Self>) {
-        self.guarded(ctx, move |act, ctx| {
-            if let Some(ev) = msg.hop {
-                act.note_hop(ev);
-            }
-            act.connecting.remove(&msg.conn);
-            act.idle.retain(|(id, _)| *id != msg.conn);
-            act.connections.insert(msg.conn, msg.addr.clone());
-            act.idle.push((msg.conn, msg.addr));
-            act.dispatch(ctx);
-            act.park_idle();
-        });
-    }
-}
-
-impl Handler<Leaving> for Domain {
-    type Result = ();
-
-    fn handle(&mut self, msg: Leaving, ctx: &mut Context<Self>) {
-        self.guarded(ctx, move |act, _| {
-            act.idle.retain(|(id, _)| *id != msg.conn);
-            if let Some((_, site)) = &act.site {
-                site.unpark(msg.conn);
-            }
-        });
-    }
-}
-
 impl Handler<Wake> for Domain {
     type Result = ();
 
@@ -525,65 +502,27 @@ impl Handler<FlushDelayed> for Domain {
     }
 }
 
-impl Handler<HandedOver> for Domain {
-    type Result = ();
-
-    /// Another container of the site adopted this idle connection: it is theirs now.
-    fn handle(&mut self, msg: HandedOver, ctx: &mut Context<Self>) {
-        self.guarded(ctx, move |act, _| {
-            act.idle.retain(|(id, _)| *id != msg.conn);
-            act.connections.remove(&msg.conn);
-            act.connecting.remove(&msg.conn);
-            act.update_registry();
-        });
-    }
-}
-
-impl Handler<ConnectionClosed> for Domain {
-    type Result = ();
-
-    fn handle(&mut self, msg: ConnectionClosed, ctx: &mut Context<Self>) {
-        self.guarded(ctx, move |act, ctx| {
-            act.connections.remove(&msg.conn);
-            act.connecting.remove(&msg.conn);
-            act.idle.retain(|(id, _)| *id != msg.conn);
-            if let Some(response) = msg.failure {
-                // The next hop is unusable now: everything waiting for it retries later,
-                // unless another connection to it is still working. Connections still being
-                // set up do not count: they would be replaced as they fail, one after the
-                // other, and the active queue would never be deferred (a connect storm).
-                let working = act
-                    .connections
-                    .keys()
-                    .any(|id| !act.connecting.contains(id));
-                if !working {
-                    act.defer_active(response.clone(), msg.peer.clone(), true, ctx);
-                    let until = Instant::now() + act.cfg.retry_interval.get();
-                    act.hop_down = Some((until, response, msg.peer));
-                }
-            }
-            act.dispatch(ctx);
-        });
-    }
-}
-
 impl Handler<Finished> for Domain {
     type Result = ();
 
     fn handle(&mut self, msg: Finished, ctx: &mut Context<Self>) {
         self.guarded(ctx, move |act, ctx| {
             act.in_flight.remove(&msg.id);
-            match msg.msg {
-                None => {
+            match (msg.msg, msg.hops) {
+                (None, _) => {
                     act.finished += 1;
                     act.finished_window.add(now_ms(), 1);
                 }
-                Some(m) if msg.requeue => {
+                (Some(m), Some(hops)) => {
+                    act.pin(m, hops);
+                    act.dispatch(ctx);
+                }
+                (Some(m), None) if msg.requeue => {
                     m.set_state("queued");
                     act.active.push_front(m);
                     act.dispatch(ctx);
                 }
-                Some(m) => {
+                (Some(m), None) => {
                     act.deferred += 1;
                     act.deferred_window.add(now_ms(), 1);
                     if let Some(last) = m.envelope.last_response() {

@@ -33,6 +33,11 @@ pub struct Outcome {
     pub tls: Option<impulse_runtime::io::TlsInfo>,
     /// The next hop took the DSN parameters: success reports are its to send.
     pub dsn_relayed: bool,
+    /// The next hop lacks SMTPUTF8, which the message needs, and other exchangers
+    /// follow it: these hops. The recipients it refused for that stay pending and the
+    /// message goes back to its container to be sent through them (RFC 6531 §3.2 asks
+    /// for the other MX hosts before a bounce).
+    pub utf8_hops: Option<std::sync::Arc<[crate::dns::Hop]>>,
 }
 
 /// The attempt could not happen or did not finish (connection failure, no route, read

@@ -55,6 +55,9 @@ pub struct MessageActor {
     state: MsgState,
     /// Indices of the recipients sent in the current attempt, in envelope order.
     sent: Vec<usize>,
+    /// The exchangers to try next for the recipients a hop without SMTPUTF8 refused
+    /// (see [`Outcome::utf8_hops`]); handed back with the message.
+    utf8_hops: Option<Arc<[crate::dns::Hop]>>,
 }
 
 impl MessageActor {
@@ -74,6 +77,7 @@ impl MessageActor {
             msg: Some(msg),
             state: MsgState::Queued,
             sent: Vec::new(),
+            utf8_hops: None,
         }
     }
 
@@ -92,12 +96,16 @@ impl MessageActor {
 
     /// Hand the record back to the domain and stop.
     fn hand_back(&mut self, requeue: bool, ctx: &mut Context<Self>) {
+        let hops = self.utf8_hops.take();
+        // Recipients left for other exchangers go on at once, through them.
+        let requeue = requeue || hops.is_some();
         if let Some(msg) = self.msg.take() {
             msg.set_state(if requeue { "queued" } else { "hibernating" });
             self.domain.do_send(Finished {
                 id: msg.id,
                 msg: Some(msg),
                 requeue,
+                hops,
             });
         }
         ctx.stop();
@@ -202,6 +210,7 @@ impl MessageActor {
                     id,
                     msg: None,
                     requeue: false,
+                    hops: None,
                 });
                 ctx.stop();
             }));
@@ -388,6 +397,7 @@ impl Actor for MessageActor {
                 id: msg.id,
                 msg: Some(msg),
                 requeue: true,
+                hops: None,
             });
         }
     }
@@ -438,10 +448,18 @@ impl Handler<Outcome> for MessageActor {
             if act.state != MsgState::InFlight {
                 return;
             }
+            let other_hops = msg.utf8_hops.is_some();
+            act.utf8_hops = msg.utf8_hops;
             let results = msg
                 .results
                 .into_iter()
                 .zip(act.sent.iter().copied())
+                // Refused for want of SMTPUTF8 with other exchangers left: still pending.
+                .filter(|((_, r), _)| {
+                    !(other_hops
+                        && matches!(r, RcptResult::Permanent(reply)
+                            if impulse_smtp::client::local::is_no_smtputf8(reply)))
+                })
                 .map(|((_, r), i)| match r {
                     RcptResult::Delivered(r) => {
                         (i, Verdict::Delivered, LoggedResponse::from_reply(&r))

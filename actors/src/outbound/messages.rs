@@ -13,6 +13,8 @@ use crate::message::MessageActor;
 pub struct Assign {
     pub id: MessageId,
     pub msg: Addr<MessageActor>,
+    /// Quit after this message (a connection opened for it alone).
+    pub last: bool,
 }
 
 /// Finish the current transaction, then quit (graceful shutdown).

@@ -198,6 +198,21 @@ impl Outbound {
         }
     }
 
+    /// For a transaction that refused recipients because this hop lacks SMTPUTF8: the
+    /// hops of the exchangers after this one, if there are any.
+    fn other_exchangers(&self, outcome: &impulse_smtp::client::TxOutcome) -> Option<Arc<[Hop]>> {
+        let refused = outcome.recipients.iter().any(|(_, r)| {
+            matches!(r, RcptResult::Permanent(reply)
+                if impulse_smtp::client::local::is_no_smtputf8(reply))
+        });
+        if !refused {
+            return None;
+        }
+        let name = &self.hops[self.at].name;
+        let next = (self.at + 1..self.hops.len()).find(|&i| self.hops[i].name != *name)?;
+        Some(self.hops[next..].into())
+    }
+
     /// Send what was noted of the hop on its own (no `Ready` will carry it).
     fn send_hop_news(&mut self) {
         if let Some(ev) = self.take_hop_news() {
@@ -289,6 +304,7 @@ impl Outbound {
                     if let Some((cur, msg)) = self.current.take() {
                         debug_assert_eq!(cur.0, id);
                         msg.do_send(Outcome {
+                            utf8_hops: self.other_exchangers(&outcome),
                             dsn_relayed: outcome.dsn_relayed,
                             results: outcome.recipients,
                             tls: self.tls.clone(),
@@ -607,6 +623,8 @@ impl Handler<Assign> for Outbound {
             msg.msg.do_send(Requeue);
             return;
         }
+        // After it, nothing more: the ready that follows becomes a QUIT.
+        self.draining |= msg.last;
         self.guarded(ctx, move |act, ctx| act.start(msg.id, msg.msg, ctx));
     }
 }

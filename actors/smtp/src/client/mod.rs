@@ -40,7 +40,7 @@ mod transaction;
 use std::collections::VecDeque;
 
 pub use capabilities::Capabilities;
-pub use outcome::{NotIdle, OutboundTx, RcptResult, TxOutcome};
+pub use outcome::{local, NotIdle, OutboundTx, RcptResult, TxOutcome};
 pub use starttls::TlsPolicy;
 
 use crate::reply::{Reply, ReplyParser};

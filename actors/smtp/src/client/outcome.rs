@@ -85,7 +85,7 @@ impl fmt::Display for NotIdle {
 impl std::error::Error for NotIdle {}
 
 /// Replies the session makes up itself when it refuses to send something.
-pub(crate) mod local {
+pub mod local {
     use super::*;
 
     /// The body exceeds the server's advertised SIZE.
@@ -104,6 +104,12 @@ pub(crate) mod local {
             Some(EnhancedCode::new(5, 6, 7)),
             "SMTPUTF8 is required, but was not offered by the server",
         )
+    }
+
+    /// Whether `r` is [`no_smtputf8`]: refused here, before sending, for want of
+    /// SMTPUTF8 (another exchanger may offer it).
+    pub fn is_no_smtputf8(r: &Reply) -> bool {
+        *r == no_smtputf8()
     }
 
     /// The message requires TLS (RFC 8689) and this session cannot give it: not
