@@ -4,6 +4,8 @@
 //! are quoted in it, RET=FULL returns the whole message. NOTIFY=SUCCESS: to a next hop
 //! without DSN, a success report of ours (`Action: relayed`); to one that offers DSN,
 //! the parameters go on with the message and the report is the next hop's to send.
+//! NOTIFY=DELAY: one delay report once the message outlives `delay_warning`, never a
+//! second, across a kill -9.
 
 mod common;
 
@@ -296,4 +298,68 @@ fn dsn_parameters_go_on_to_a_next_hop_that_offers_dsn() {
         reports(&sink).is_empty(),
         "the next hop reports success now, not Impulse"
     );
+}
+
+#[test]
+fn notify_delay_gets_one_delay_report_across_a_restart() {
+    let (tmp, sink, mut d) = relay_with(
+        sink(),
+        r#"domains: { "*": (retry_interval: "1s", max_retry_interval: "1s", delay_warning: "2s") },"#,
+    );
+    submit(
+        &d,
+        "ENVID=D1",
+        &[
+            "<later1@example.com> NOTIFY=DELAY,FAILURE ORCPT=rfc822;l1@example.org",
+            "<later2@example.com>",
+        ],
+        "Subject: slow\r\n\r\nx\r\n",
+    );
+    common::wait_until(
+        std::time::Duration::from_secs(30),
+        "the delay report",
+        || !reports(&sink).is_empty(),
+        || format!("{:#?}", d.log_records()),
+    );
+    let all = reports(&sink);
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&all[0].data)
+        .unwrap();
+    assert_eq!(parsed.subject(), Some("Delayed Mail (still being retried)"));
+    let fields = status_fields(&all[0].data);
+    for want in [
+        "Original-Envelope-Id: D1",
+        "Original-Recipient: rfc822;l1@example.org",
+        "Final-Recipient: rfc822; later1@example.com",
+        "Action: delayed",
+        "Status: 4.3.0",
+    ] {
+        assert!(fields.iter().any(|f| f == want), "{want} in {fields:#?}");
+    }
+    assert!(
+        fields.iter().any(|f| f.starts_with("Will-Retry-Until: ")),
+        "{fields:#?}"
+    );
+    assert!(
+        !fields.iter().any(|f| f.contains("later2")),
+        "no NOTIFY=DELAY, no delay report: {fields:#?}"
+    );
+
+    // More retries, then a kill -9 and more retries: still the one report.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert_eq!(reports(&sink).len(), 1);
+    let retries = |r: &[serde_json::Value]| {
+        r.iter()
+            .filter(|x| x["type"] == "TransientFailure" && x["recipient"] == "later1@example.com")
+            .count()
+    };
+    let before = retries(&d.log_records());
+    d.kill9();
+    let text = std::fs::read_to_string(tmp.path().join("impulse.ron")).unwrap();
+    let d = Daemon::start(tmp.path(), &text);
+    d.wait_for_log(LOG_WAIT, "two retries after the restart", |r| {
+        retries(r) >= before + 2
+    });
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert_eq!(reports(&sink).len(), 1, "one delay report per message");
 }

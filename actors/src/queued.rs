@@ -67,7 +67,7 @@ impl PackedEnvelope {
         let mut at = field(&self.0, 0).map_or(self.0.len(), |(_, end)| end);
         std::iter::from_fn(move || {
             let flag = *self.0.get(at)?;
-            if flag >= DSN_TAG {
+            if flag >= WARNED_TAG {
                 return None;
             }
             let (r, end) = field(&self.0, at + 1)?;
@@ -172,6 +172,18 @@ impl PackedEnvelope {
         }
     }
 
+    /// Whether the sender was sent its delay report (`NOTIFY=DELAY`) already.
+    pub fn delay_warned(&self) -> bool {
+        self.extra(WARNED_TAG).is_some()
+    }
+
+    /// Note that the delay report went out (it is sent once per message).
+    pub fn set_delay_warned(&mut self) {
+        if !self.delay_warned() {
+            self.set_extra(WARNED_TAG, "1");
+        }
+    }
+
     /// The recipients, in their original order.
     pub fn recipients(&self) -> impl Iterator<Item = &str> + '_ {
         self.entries().map(|(_, _, r)| r)
@@ -208,6 +220,9 @@ const FAILED: u8 = 3;
 const TRAILER: u8 = 0xFF;
 /// Marks the DSN-parameters trailer entry.
 const DSN_TAG: u8 = 0xFE;
+/// Marks the delay-report-sent trailer entry (the lowest tag: flags below it are
+/// recipients').
+const WARNED_TAG: u8 = 0xFD;
 /// The last response is kept up to this many bytes.
 pub const MAX_RESPONSE: usize = 200;
 

@@ -126,6 +126,11 @@ pub fn max_retry_interval() -> Duration {
     Duration::from_secs(4 * 3600)
 }
 
+/// `domains.*.delay_warning`: 4 hours (sendmail's `Timeout.queuewarn`).
+pub fn delay_warning() -> Duration {
+    Duration::from_secs(4 * 3600)
+}
+
 /// `domains.*.message_expiration`: 3 days.
 pub fn message_expiration() -> Duration {
     Duration::from_secs(3 * 86_400)

@@ -50,6 +50,9 @@ pub struct DomainCfg {
     pub max_retry_interval: Duration,
     /// Age after which an undelivered message bounces.
     pub message_expiration: Duration,
+    /// Age after which a message still deferred gets one delay report (`Action:
+    /// delayed`) for the recipients that asked for it with `NOTIFY=DELAY`; 0 = never.
+    pub delay_warning: Duration,
     /// STARTTLS policy.
     pub tls: TlsMode,
     /// Time allowed to open a connection (TCP and greeting).
@@ -72,6 +75,7 @@ impl Default for DomainCfg {
             retry_interval: defaults::retry_interval(),
             max_retry_interval: defaults::max_retry_interval(),
             message_expiration: defaults::message_expiration(),
+            delay_warning: defaults::delay_warning(),
             tls: defaults::tls_mode(),
             connect_timeout: defaults::connect_timeout(),
             command_timeout: defaults::command_timeout(),
@@ -116,6 +120,8 @@ pub struct PartialDomainCfg {
     pub max_retry_interval: Option<Duration>,
     /// See [`DomainCfg::message_expiration`].
     pub message_expiration: Option<Duration>,
+    /// See [`DomainCfg::delay_warning`].
+    pub delay_warning: Option<Duration>,
     /// See [`DomainCfg::tls`].
     pub tls: Option<TlsMode>,
     /// See [`DomainCfg::connect_timeout`].
@@ -141,6 +147,7 @@ impl PartialDomainCfg {
             retry_interval: self.retry_interval.unwrap_or(base.retry_interval),
             max_retry_interval: self.max_retry_interval.unwrap_or(base.max_retry_interval),
             message_expiration: self.message_expiration.unwrap_or(base.message_expiration),
+            delay_warning: self.delay_warning.unwrap_or(base.delay_warning),
             tls: self.tls.unwrap_or(base.tls),
             connect_timeout: self.connect_timeout.unwrap_or(base.connect_timeout),
             command_timeout: self.command_timeout.unwrap_or(base.command_timeout),

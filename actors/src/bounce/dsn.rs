@@ -27,6 +27,8 @@ pub enum Action {
     Failed,
     /// Handed to a next hop that sends no reports.
     Relayed,
+    /// Still being retried (a delay report, `NOTIFY=DELAY`).
+    Delayed,
 }
 
 /// One recipient the report is about.
@@ -72,6 +74,8 @@ pub struct Report<'a> {
     pub envid: Option<&'a str>,
     /// `RET=FULL`: return the whole message (`message/rfc822`), not only its headers.
     pub full: bool,
+    /// For delayed recipients: when retries end (seconds since the epoch).
+    pub retry_until: Option<u64>,
 }
 
 /// A boundary for `id` and `salt` (random): long and unlikely enough that the original
@@ -163,7 +167,10 @@ pub fn build(r: &Report) -> Vec<u8> {
     ));
     line(&format!("To: <{sender}>"));
     let any_expired = r.recipients.iter().any(|f| f.expired);
-    line(if !failures {
+    let delays = !failures && r.recipients.iter().any(|f| f.action == Action::Delayed);
+    line(if delays {
+        "Subject: Delayed Mail (still being retried)"
+    } else if !failures {
         "Subject: Successful Mail Delivery Report"
     } else if any_expired && r.recipients.iter().all(|f| f.expired) {
         "Subject: Undelivered Mail Returned to Sender (expired)"
@@ -189,6 +196,9 @@ pub fn build(r: &Report) -> Vec<u8> {
     line("");
     line(if failures {
         "Your message could not be delivered to one or more recipients."
+    } else if delays {
+        "Your message has not been delivered to the recipients below yet; delivery is still \
+         being tried. No action is needed."
     } else {
         "Your message was relayed to the recipients' mail systems below, which send no \
          further delivery reports."
@@ -207,6 +217,7 @@ pub fn build(r: &Report) -> Vec<u8> {
         };
         let expired = match (f.action, f.expired) {
             (Action::Relayed, _) => "relayed; ",
+            (Action::Delayed, _) => "delayed, still trying; last error: ",
             (Action::Failed, true) => "delivery gave up after the message expired; last error: ",
             (Action::Failed, false) => "",
         };
@@ -242,6 +253,7 @@ pub fn build(r: &Report) -> Vec<u8> {
         line(match f.action {
             Action::Failed => "Action: failed",
             Action::Relayed => "Action: relayed",
+            Action::Delayed => "Action: delayed",
         });
         line(&format!(
             "Status: {}",
@@ -258,8 +270,11 @@ pub fn build(r: &Report) -> Vec<u8> {
             "Diagnostic-Code: {kind}; {}",
             sanitize(&f.diagnostic, MAX_TEXT)
         ));
-        if f.expired {
+        if f.expired || f.action == Action::Delayed {
             line(&format!("Last-Attempt-Date: {}", rfc5322_date(r.now)));
+        }
+        if let (Action::Delayed, Some(until)) = (f.action, r.retry_until) {
+            line(&format!("Will-Retry-Until: {}", rfc5322_date(until)));
         }
     }
     line("");
@@ -295,6 +310,13 @@ fn status(s: &str, action: Action, expired: bool) -> String {
             s.to_string()
         } else {
             "2.0.0".into()
+        };
+    }
+    if action == Action::Delayed {
+        return if ok && parts[0] == "4" {
+            s.to_string()
+        } else {
+            "4.0.0".into()
         };
     }
     match (ok, parts.first().copied()) {

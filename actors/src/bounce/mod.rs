@@ -54,6 +54,8 @@ pub struct Bounce {
     pub envid: Option<String>,
     /// `RET=FULL`: the whole message goes back, not only its headers.
     pub full: bool,
+    /// For a delay report: when retries end, ms since the epoch.
+    pub retry_until: Option<u64>,
 }
 
 /// Builds, stores and queues delivery status notifications.
@@ -131,6 +133,7 @@ impl Handler<Bounce> for Bouncer {
                     original: &original,
                     envid: b.envid.as_deref(),
                     full: b.full,
+                    retry_until: b.retry_until.map(|ms| ms / 1000),
                 })
             };
             let domain = domain_of(&b.sender);

@@ -303,7 +303,8 @@ impl Domain {
                 .map(|(i, _)| (i, verdict, response.clone()))
                 .collect();
             let s = settle(&msg, &self.name, &self.cfg, results, &peer, now);
-            if s.finished {
+            // Woken to finish, or to send its delay report.
+            if s.finished || !s.delay_report.is_empty() {
                 let actor = self.wake(msg, ctx);
                 actor.do_send(Apply(s));
                 continue;
@@ -319,6 +320,7 @@ impl Domain {
                 state: RetryState {
                     attempts: msg.attempts,
                     retry_at: msg.retry_at,
+                    delay_warned: msg.envelope.delay_warned(),
                 },
             });
             self.deferred += 1;

@@ -16,6 +16,7 @@
 //! the record goes back to the active queue unchanged.
 
 pub mod messages;
+mod reports;
 pub mod settle;
 pub mod state;
 
@@ -29,12 +30,11 @@ use impulse_runtime::ActorClass;
 use impulse_smtp::client::RcptResult;
 use impulse_smtp::Envelope;
 
-use crate::bounce::{Action, Bounce, Bouncer, ReportedRecipient};
 use crate::context::Shared;
 use crate::domain::messages::Finished;
 use crate::domain::Domain;
 use crate::ids::now_ms;
-use crate::logger::record::{LogRecord, RecordType};
+use crate::logger::record::RecordType;
 use crate::logger::{self, LoggedResponse};
 use crate::queued::QueuedMessage;
 use crate::spool::journal::RetryState;
@@ -184,7 +184,7 @@ impl MessageActor {
         let logger = self.shared.logger.clone();
         let spool = self.shared.spool.clone();
         let bounce = (!s.quiet)
-            .then(|| bounce_for(msg, &s.records, &s.expired_last, s.success_reports))
+            .then(|| reports::bounce_for(msg, &s.records, &s.expired_last, s.success_reports))
             .flatten()
             .map(|b| (b, self.shared.bouncer.get().cloned()));
         if s.finished {
@@ -197,7 +197,7 @@ impl MessageActor {
                 if !logger::write(logger, records, true).await {
                     return Err(SpoolError::Unavailable);
                 }
-                send_bounce(bounce).await?;
+                reports::send_bounce(bounce).await?;
                 ask_spool(&spool, || Remove { id }).await
             };
             ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
@@ -217,11 +217,23 @@ impl MessageActor {
             return;
         }
         msg.retry_at = s.retry_at;
+        if !s.delay_report.is_empty() {
+            // Once per message; the mark rides on the retry state below. The report is
+            // a courtesy: if it cannot be stored, it is not tried again.
+            msg.envelope.set_delay_warned();
+            if let (Some(r), Some(bouncer)) = (
+                reports::delay_report_for(msg, &s, &self.cfg),
+                self.shared.bouncer.get(),
+            ) {
+                bouncer.do_send(r);
+            }
+        }
         let note = NoteRetry {
             id,
             state: RetryState {
                 attempts: msg.attempts,
                 retry_at: s.retry_at,
+                delay_warned: msg.envelope.delay_warned(),
             },
         };
         if s.newly_final.is_empty() {
@@ -239,7 +251,7 @@ impl MessageActor {
             if !logger::write(logger, records, true).await {
                 return Err(SpoolError::Unavailable);
             }
-            send_bounce(bounce).await?;
+            reports::send_bounce(bounce).await?;
             let marked = ask_spool(&spool, || MarkRecipients {
                 id,
                 indices: indices.clone(),
@@ -265,99 +277,6 @@ impl Handler<DescribeMsg> for MessageActor {
         let d =
             crate::domain::search::describe(msg, &self.domain_name, None, "in_flight", now_ms());
         Some(d)
-    }
-}
-
-/// The report due for the failures among `records` (Bounce, Expiration, AdminBounce)
-/// and, with `successes` (the next hop does not offer DSN), for the deliveries whose
-/// recipient asked for one with `NOTIFY=SUCCESS`, if any: none for a message from the
-/// null sender.
-fn bounce_for(
-    msg: &QueuedMessage,
-    records: &[LogRecord],
-    expired_last: &[(String, LoggedResponse)],
-    successes: bool,
-) -> Option<Bounce> {
-    let sender = msg.envelope.sender();
-    if sender.is_empty() {
-        return None;
-    }
-    let dsn = impulse_smtp::dsn::DsnParams::decode(msg.envelope.dsn().unwrap_or(""));
-    let index = |address: &str| msg.envelope.recipients().position(|r| r == address);
-    let recipients: Vec<ReportedRecipient> = records
-        .iter()
-        .filter_map(|r| {
-            let notify = index(&r.recipient).and_then(|i| dsn.recipient(i).notify);
-            match r.kind {
-                // NOTIFY=NEVER, or a NOTIFY without FAILURE: no report for this one.
-                RecordType::Bounce | RecordType::Expiration | RecordType::AdminBounce => {
-                    impulse_smtp::dsn::Notify::wants_failure(notify).then_some((r, Action::Failed))
-                }
-                RecordType::Delivery => {
-                    (successes && notify.is_some_and(|n| n.success)).then_some((r, Action::Relayed))
-                }
-                _ => None,
-            }
-        })
-        .map(|(r, action)| {
-            let expired = r.kind == RecordType::Expiration;
-            // An expired recipient is reported with the last temporary answer it got.
-            let last = expired
-                .then(|| expired_last.iter().find(|(a, _)| *a == r.recipient))
-                .flatten()
-                .map(|(_, resp)| resp);
-            let response = last.unwrap_or(&r.response);
-            let text = match response.enhanced.as_deref() {
-                Some(e) => format!("{} {e} {}", response.code, response.text),
-                None => format!("{} {}", response.code, response.text),
-            };
-            ReportedRecipient {
-                action,
-                address: r.recipient.clone(),
-                status: match (expired, last) {
-                    (true, None) => "4.4.7".into(),
-                    _ => response.enhanced.clone().unwrap_or_default(),
-                },
-                remote_mta: (!r.peer.is_empty()).then(|| r.peer.clone()),
-                diagnostic: text,
-                from_smtp: !r.peer.is_empty(),
-                expired,
-                orcpt: index(&r.recipient).and_then(|i| dsn.recipient(i).orcpt),
-            }
-        })
-        .collect();
-    (!recipients.is_empty()).then(|| Bounce {
-        original: msg.id,
-        sender: sender.to_string(),
-        received_at: msg.received_at,
-        recipients,
-        envid: dsn.envid.clone(),
-        full: dsn.ret == Some(impulse_smtp::dsn::Ret::Full),
-    })
-}
-
-/// Have the bouncer store the report; tried again every second until it is durable (a
-/// full disk), so a failure is never marked final without its report. `Err` only when
-/// the bouncer is gone (shutting down): the recipients then stay pending.
-async fn send_bounce(bounce: Option<(Bounce, Option<Addr<Bouncer>>)>) -> Result<(), SpoolError> {
-    let Some((b, Some(bouncer))) = bounce else {
-        return Ok(());
-    };
-    loop {
-        let ask = Bounce {
-            original: b.original,
-            sender: b.sender.clone(),
-            received_at: b.received_at,
-            recipients: b.recipients.clone(),
-            envid: b.envid.clone(),
-            full: b.full,
-        };
-        match bouncer.send(ask).await {
-            Ok(Ok(_)) => return Ok(()),
-            Ok(Err(e)) => eprintln!("bounce of {}: {e}; trying again", b.original),
-            Err(_) => return Err(SpoolError::Unavailable),
-        }
-        actix_rt::time::sleep(std::time::Duration::from_secs(1)).await;
     }
 }
 

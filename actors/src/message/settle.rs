@@ -8,7 +8,9 @@
 //! - A recipient that is already final is never settled again (its result is ignored).
 //! - If recipients are still pending and the message has outlived
 //!   `message_expiration`, each gets an Expiration record and is final.
-//! - Otherwise the next attempt is `retry_delay(attempts)` from now, jittered by ±10 %.
+//! - Otherwise the next attempt is `retry_delay(attempts)` from now, jittered by ±10 %;
+//!   a message older than `delay_warning` that was not warned yet names the deferred
+//!   recipients that asked `NOTIFY=DELAY`, for its one delay report.
 
 use std::time::Duration;
 
@@ -53,6 +55,9 @@ pub struct Settlement {
     /// The deliveries whose recipient asked for `NOTIFY=SUCCESS` get a report from us
     /// (`relayed`): the next hop does not offer DSN.
     pub success_reports: bool,
+    /// Deferred recipients (indices) due a delay report (`Action: delayed`): the
+    /// message outlived `delay_warning` and was not warned yet.
+    pub delay_report: Vec<usize>,
 }
 
 /// Settle `results` (recipient index, verdict, response) for `msg`.
@@ -75,6 +80,7 @@ pub fn settle(
         expired_last: Vec::new(),
         quiet: false,
         success_reports: false,
+        delay_report: Vec::new(),
     };
     let rcpts: Vec<&str> = msg.envelope.recipients().collect();
     let mut last: Option<LoggedResponse> = None;
@@ -157,6 +163,15 @@ pub fn settle(
         );
         let delay = backoff::jittered(delay, msg.id.0 ^ (msg.attempts as u64).rotate_left(48));
         s.retry_at = now_ms + delay.as_millis() as u64;
+        let warn = cfg.delay_warning.get();
+        if !warn.is_zero() && age >= warn && !msg.envelope.delay_warned() {
+            let dsn = impulse_smtp::dsn::DsnParams::decode(msg.envelope.dsn().unwrap_or(""));
+            s.delay_report = transient
+                .iter()
+                .map(|(i, _)| *i)
+                .filter(|&i| dsn.recipient(i).notify.is_some_and(|n| n.delay))
+                .collect();
+        }
     }
     s
 }
@@ -205,6 +220,51 @@ mod tests {
 
     fn ok() -> LoggedResponse {
         LoggedResponse::new(250, None, "ok")
+    }
+
+    #[test]
+    fn a_delay_report_once_for_the_recipients_that_asked() {
+        let cfg = DomainCfg {
+            delay_warning: impulse_config::Duration::from_secs(60),
+            ..DomainCfg::default()
+        };
+        let mut m = msg(&["a@d", "b@d", "c@d"]);
+        m.envelope.set_dsn("\t\nDELAY,FAILURE\t\n\t\nSUCCESS\t");
+        let later = || LoggedResponse::new(451, None, "later");
+        let all = || {
+            (0..3)
+                .map(|i| (i, Verdict::Transient, later()))
+                .collect::<Vec<_>>()
+        };
+        // Younger than delay_warning: nothing.
+        let s = settle(&m, "d", &cfg, all(), "peer", 1_000_000 + 59_000);
+        assert!(s.delay_report.is_empty());
+        // Older: only the recipient with NOTIFY=DELAY (none given is FAILURE only).
+        let s = settle(&m, "d", &cfg, all(), "peer", 1_000_000 + 61_000);
+        assert_eq!(s.delay_report, vec![0]);
+        // Once per message.
+        m.envelope.set_delay_warned();
+        let s = settle(&m, "d", &cfg, all(), "peer", 1_000_000 + 61_000);
+        assert!(s.delay_report.is_empty());
+        // 0 = never.
+        let off = DomainCfg {
+            delay_warning: impulse_config::Duration::from_secs(0),
+            ..DomainCfg::default()
+        };
+        let fresh = {
+            let mut f = msg(&["a@d"]);
+            f.envelope.set_dsn("\t\nDELAY\t");
+            f
+        };
+        let s = settle(
+            &fresh,
+            "d",
+            &off,
+            vec![(0, Verdict::Transient, later())],
+            "p",
+            9_000_000,
+        );
+        assert!(s.delay_report.is_empty());
     }
 
     #[test]

@@ -294,13 +294,17 @@ impl Root {
                 let mut batch = Vec::with_capacity(list.len().min(RECOVERY_BATCH));
                 for r in list {
                     act.shared.ids.observe(r.id);
+                    let mut envelope = r.envelope;
+                    if r.retry.is_some_and(|s| s.delay_warned) {
+                        envelope.set_delay_warned();
+                    }
                     batch.push(QueuedMessage {
                         id: r.id,
                         received_at: r.received_at,
                         size: r.size as u32,
                         attempts: r.retry.map_or(0, |s| s.attempts),
                         retry_at: r.retry.map_or(0, |s| s.retry_at),
-                        envelope: r.envelope,
+                        envelope,
                         reg: None,
                     });
                     if batch.len() == RECOVERY_BATCH {

@@ -22,12 +22,15 @@ const KIND_DONE: u8 = 1;
 const KIND_RCPTS: u8 = 2;
 const KIND_RETRY: u8 = 3;
 
-/// Retry state of a deferred message: attempts made and when the next is due.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Retry state of a deferred message: attempts made, when the next is due, and whether
+/// its delay report went out (written as a 13th payload byte only when set, so entries
+/// of earlier builds read the same).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RetryState {
     pub attempts: u32,
     /// Milliseconds since the epoch.
     pub retry_at: u64,
+    pub delay_warned: bool,
 }
 
 /// One journal entry.
@@ -52,10 +55,12 @@ pub fn encode(entry: &Entry, out: &mut Vec<u8>) {
     match entry {
         Entry::Done(id) => put(out, KIND_DONE, *id, &[]),
         Entry::Retry(id, s) => {
-            let mut p = [0u8; 12];
+            let mut p = [0u8; 13];
             p[..4].copy_from_slice(&s.attempts.to_le_bytes());
-            p[4..].copy_from_slice(&s.retry_at.to_le_bytes());
-            put(out, KIND_RETRY, *id, &p);
+            p[4..12].copy_from_slice(&s.retry_at.to_le_bytes());
+            p[12] = 1;
+            let len = if s.delay_warned { 13 } else { 12 };
+            put(out, KIND_RETRY, *id, &p[..len]);
         }
         Entry::Rcpts(id, idx) => {
             for chunk in idx.chunks(u16::MAX as usize / 2) {
@@ -102,7 +107,7 @@ fn decode_one(buf: &[u8]) -> Option<(Entry, usize)> {
     let p = &buf[FIXED..FIXED + len];
     let entry = match (buf[1], len) {
         (KIND_DONE, 0) => Entry::Done(id),
-        (KIND_RETRY, 12) => {
+        (KIND_RETRY, 12 | 13) => {
             let mut at = [0u8; 8];
             at.copy_from_slice(&p[4..12]);
             Entry::Retry(
@@ -110,6 +115,7 @@ fn decode_one(buf: &[u8]) -> Option<(Entry, usize)> {
                 RetryState {
                     attempts: u32::from_le_bytes([p[0], p[1], p[2], p[3]]),
                     retry_at: u64::from_le_bytes(at),
+                    delay_warned: p.get(12).is_some_and(|f| f & 1 == 1),
                 },
             )
         }
@@ -167,6 +173,15 @@ mod tests {
                 RetryState {
                     attempts: 2,
                     retry_at: 1_700_000_000_123,
+                    delay_warned: false,
+                },
+            ),
+            Entry::Retry(
+                MessageId(4),
+                RetryState {
+                    attempts: 5,
+                    retry_at: 1_700_000_000_456,
+                    delay_warned: true,
                 },
             ),
             Entry::Done(MessageId(2)),

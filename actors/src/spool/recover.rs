@@ -339,6 +339,7 @@ mod tests {
         let state = RetryState {
             attempts: 2,
             retry_at: 300,
+            delay_warned: false,
         };
         journal(
             dir.path(),

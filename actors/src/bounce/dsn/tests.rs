@@ -57,6 +57,7 @@ fn report_args<'a>(failed: &'a [ReportedRecipient], original: &'a [u8]) -> Repor
         original,
         envid: None,
         full: false,
+        retry_until: None,
     }
 }
 
@@ -236,6 +237,9 @@ fn status_table() {
         ("2.6.0", Relayed, false, "2.6.0"),
         ("", Relayed, false, "2.0.0"),
         ("5.1.1", Relayed, false, "2.0.0"),
+        ("4.2.2", Action::Delayed, false, "4.2.2"),
+        ("", Action::Delayed, false, "4.0.0"),
+        ("5.1.1", Action::Delayed, false, "4.0.0"),
     ] {
         assert_eq!(
             status(input, action, expired),
