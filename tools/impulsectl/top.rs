@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use impulse_runtime::alloc::MemoryReport;
-use impulse_runtime::control::{QueueRow, Request, Response, StatusReport};
+use impulse_runtime::control::{ArbiterStats, QueueRow, Request, Response, StatusReport};
 use impulse_runtime::pool::PoolStats;
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind};
 use ratatui::layout::{Constraint, Layout};
@@ -33,6 +33,8 @@ pub struct View {
     pub queues: Vec<QueueRow>,
     pub memory: Option<MemoryReport>,
     pub pools: Vec<PoolStats>,
+    /// The actor arbiters (one event-loop thread each).
+    pub arbiters: Vec<ArbiterStats>,
     /// Why the last refresh failed, if it did.
     pub error: Option<String>,
 }
@@ -232,15 +234,29 @@ pub fn draw(f: &mut Frame, view: &View, ui: &Ui) {
 
     let [pools, memory] =
         Layout::horizontal([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(bottom);
-    let pool_rows = view.pools.iter().map(|p| {
-        Row::new(vec![
-            p.name.clone(),
-            p.threads.to_string(),
-            p.busy.to_string(),
-            p.queued.to_string(),
-            p.completed.to_string(),
-        ])
-    });
+    let pool_rows = view
+        .pools
+        .iter()
+        .map(|p| {
+            Row::new(vec![
+                p.name.clone(),
+                p.threads.to_string(),
+                p.busy.to_string(),
+                p.queued.to_string(),
+                p.completed.to_string(),
+            ])
+        })
+        .chain(view.arbiters.iter().map(|a| {
+            // An arbiter is one thread; busy is its share of the last second, completed
+            // its event-loop turns.
+            Row::new(vec![
+                format!("arbiter {}", a.index),
+                "1".to_string(),
+                format!("{:.0}%", a.busy_pct),
+                a.queued.to_string(),
+                a.turns.to_string(),
+            ])
+        }));
     f.render_widget(
         Table::new(
             pool_rows,
@@ -312,8 +328,9 @@ pub fn fetch(socket: &Path) -> View {
     if let Ok(Response::Memory(m)) = ask(Request::Memory) {
         v.memory = Some(m);
     }
-    if let Ok(Response::Pools { pools, .. }) = ask(Request::Pools) {
+    if let Ok(Response::Pools { pools, arbiters }) = ask(Request::Pools) {
         v.pools = pools;
+        v.arbiters = arbiters;
     }
     v
 }
@@ -418,6 +435,14 @@ mod tests {
                 panicked: 0,
                 mean_job_micros: 12.0,
             }],
+            arbiters: vec![ArbiterStats {
+                index: 1,
+                actors: 9,
+                queued: 3,
+                turns: 4242,
+                busy_pct: 37.0,
+                ..Default::default()
+            }],
             error: None,
         }
     }
@@ -443,6 +468,9 @@ mod tests {
             "2m05s",
             "blocking",
             "777",
+            "arbiter 1",
+            "37%",
+            "4242",
             "memory:",
             "q quit",
         ] {
