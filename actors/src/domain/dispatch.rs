@@ -104,6 +104,7 @@ impl Domain {
             if adopted {
                 out.do_send(Adopt {
                     domain: ctx.address(),
+                    parent: self.reg.id(),
                     cfg: self.cfg.clone(),
                     id: mid,
                     msg: actor,

@@ -29,6 +29,8 @@ pub struct Drain;
 #[rtype(result = "()")]
 pub struct Adopt {
     pub domain: Addr<Domain>,
+    /// The adopting container's registry id (the connection's parent from now on).
+    pub parent: impulse_runtime::registry::ActorId,
     pub cfg: DomainCfg,
     pub id: MessageId,
     pub msg: Addr<MessageActor>,

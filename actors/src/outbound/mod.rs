@@ -561,6 +561,7 @@ impl Handler<Adopt> for Outbound {
         old.do_send(HandedOver {
             conn: self.reg.id(),
         });
+        self.reg.set_parent(a.parent);
         self.cfg = a.cfg;
         self.guarded(ctx, move |act, ctx| act.start(a.id, a.msg, ctx));
     }

@@ -196,6 +196,14 @@ impl Registry {
         }
     }
 
+    /// Make `parent` the parent of `id` (an actor handed to another supervisor, such as
+    /// an idle connection another domain of the site adopts).
+    pub fn set_parent(&self, id: ActorId, parent: ActorId) {
+        if let Some(mut e) = self.actors.get_mut(&id) {
+            e.parent = parent;
+        }
+    }
+
     /// Remove `id` (its children stay).
     pub fn unregister(&self, id: ActorId) {
         self.actors.remove(&id);
@@ -322,6 +330,11 @@ impl Registration {
     pub fn set_detail(&self, detail: String) {
         self.registry.set_detail(self.id, detail);
     }
+
+    /// This actor answers to `parent` now.
+    pub fn set_parent(&self, parent: ActorId) {
+        self.registry.set_parent(self.id, parent);
+    }
 }
 
 impl Drop for Registration {
@@ -361,6 +374,14 @@ mod tests {
         assert_eq!(reg.get(m1).unwrap().state, "queued");
         assert_eq!(reg.children(dom), vec![m1, m2]);
         assert_eq!(reg.children(root), vec![dom]);
+        // Handed to another parent.
+        let other = reg.register(ActorClass::Domain, "example.net", Some(root));
+        reg.set_parent(m2, other);
+        assert_eq!(reg.children(dom), vec![m1]);
+        assert_eq!(reg.children(other), vec![m2]);
+        assert_eq!(reg.get(m2).unwrap().parent, Some(other));
+        reg.set_parent(m2, dom);
+        reg.unregister(other);
 
         let counts = reg.count_by_class();
         assert_eq!(counts[ActorClass::Message as usize], 2);
