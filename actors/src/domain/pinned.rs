@@ -101,6 +101,14 @@ impl Domain {
         true
     }
 
+    /// The messages waiting for a connection of their own (for `find` and `message`).
+    pub(super) fn pinned_messages(&self) -> impl Iterator<Item = &QueuedMessage> + '_ {
+        self.pinned
+            .iter()
+            .map(|(m, _)| m)
+            .chain(self.dedicated.values())
+    }
+
     /// Messages waiting for, or assigned to but not yet carried by, a connection of
     /// their own.
     pub(super) fn pinned_len(&self) -> usize {

@@ -217,6 +217,7 @@ impl Handler<Describe> for Domain {
         let found = self
             .active
             .iter()
+            .chain(self.pinned_messages())
             .find(|m| m.id == id)
             .map(|m| (m, "active"))
             .or_else(|| {
@@ -293,6 +294,16 @@ impl Domain {
             }
             while scan.phase == 0 && budget > 0 {
                 let Some(m) = self.active.get(scan.at) else {
+                    // Then the few waiting for other exchangers (shown as active).
+                    for m in self.pinned_messages() {
+                        scan.scanned += 1;
+                        if matches(&scan.compiled, m, "active") {
+                            scan.rows.push(row(m, &self.name, binding, "active", now));
+                            if scan.full() {
+                                return true;
+                            }
+                        }
+                    }
                     scan.phase = 1;
                     break;
                 };
