@@ -108,6 +108,14 @@ fn a_utf8_message_tries_the_other_mx_hosts_before_it_bounces() {
     submit(&d, "ünï@mixed.test", true);
     let m = wait_for_rcpt(&utf8, &d, "ünï@mixed.test");
     assert!(m.smtputf8);
+    let records = d.wait_for_log(LOG_WAIT, "the Delivery", |r| {
+        has(r, "Delivery", "ünï@mixed.test")
+    });
+    let delivery = of_type(&records, "Delivery", Some("ünï@mixed.test"))[0].clone();
+    assert_eq!(
+        delivery["attempts"], 1,
+        "the other MX is the same attempt: {delivery:#}"
+    );
     // ASCII mail still goes to the preferred exchanger.
     submit(&d, "ascii@mixed.test", false);
     wait_for_rcpt(&plain1, &d, "ascii@mixed.test");

@@ -99,7 +99,11 @@ impl MessageActor {
         let hops = self.utf8_hops.take();
         // Recipients left for other exchangers go on at once, through them.
         let requeue = requeue || hops.is_some();
-        if let Some(msg) = self.msg.take() {
+        if let Some(mut msg) = self.msg.take() {
+            if hops.is_some() {
+                // The other exchangers are the same attempt (its Begin counts again).
+                msg.attempts = msg.attempts.saturating_sub(1);
+            }
             msg.set_state(if requeue { "queued" } else { "hibernating" });
             self.domain.do_send(Finished {
                 id: msg.id,
