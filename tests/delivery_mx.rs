@@ -263,6 +263,7 @@ fn impulsectl_domain_shows_limits_hops_and_backoff() {
     assert_eq!(v["type"], "domain", "{v:#}");
     assert_eq!(v["domain"], "shown.test");
     assert_eq!(v["max_connections"], 32, "{v:#}");
+    assert_eq!(v["delay_warning"], "4h", "{v:#}");
     assert_eq!(v["next_hops_from"], "mx", "{v:#}");
     let hops: Vec<(String, u64)> = v["next_hops"]
         .as_array()

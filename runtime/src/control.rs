@@ -235,6 +235,9 @@ pub struct DomainDetail {
     pub retry_interval: String,
     pub max_retry_interval: String,
     pub message_expiration: String,
+    /// After this, one delay report for `NOTIFY=DELAY` ("0s": never).
+    #[serde(default)]
+    pub delay_warning: String,
     /// `route` (static), `mx` (resolved; `next_hops` until it expires) or `unresolved`.
     pub next_hops_from: String,
     pub next_hops: Vec<NextHopInfo>,

@@ -286,6 +286,7 @@ fn domain(d: &impulse_runtime::control::DomainDetail) -> String {
                 d.retry_interval, d.max_retry_interval, d.message_expiration
             ),
         ),
+        ("delay report after", d.delay_warning.clone()),
         (
             "next retry",
             d.next_retry_secs.map_or("-".into(), |s| format!("{s}s")),

@@ -71,6 +71,7 @@ impl Handler<DomainInfo> for Domain {
             retry_interval: cfg.retry_interval.to_string(),
             max_retry_interval: cfg.max_retry_interval.to_string(),
             message_expiration: cfg.message_expiration.to_string(),
+            delay_warning: cfg.delay_warning.to_string(),
             next_hops_from: from.to_string(),
             next_hops,
             site: self.site.as_ref().map(|(_, s)| s.key.clone()),
