@@ -11,9 +11,10 @@
 //!
 //! **What is shared.** The count of open connections (each domain still applies its own
 //! `max_connections` to it, so the site never exceeds the smallest limit of the domains
-//! that open connections), the `throttle` and `connection_throttle` of the domain that
-//! first named the site in the newest configuration generation (a reload replaces
-//! them; the connection count stays), and idle connections: a container whose queue is empty hands
+//! that open connections), the strictest `throttle` and `connection_throttle` of the
+//! domains that named the site in the newest configuration generation (a configured
+//! limit is never exceeded because another domain shares the site; a reload starts
+//! them again; the connection count stays), and idle connections: a container whose queue is empty hands
 //! its idle connection to the site, and another container of the site takes it instead of
 //! opening one. Each domain keeps its own queues, retries and `impulsectl queues` row.
 
@@ -24,7 +25,7 @@ use std::time::Instant;
 
 use actix::Addr;
 use dashmap::DashMap;
-use impulse_config::DomainCfg;
+use impulse_config::{DomainCfg, Rate};
 use impulse_runtime::registry::ActorId;
 
 use super::throttle::Throttle;
@@ -75,21 +76,41 @@ pub fn key(binding: Option<&str>, hops: &[Hop]) -> String {
     format!("{}|{}", binding.unwrap_or(""), names.join(","))
 }
 
-/// A site's throttles, from one configuration generation.
+/// A site's throttles, from one configuration generation, with the rates they enforce.
 struct Limits {
     generation: u64,
+    rate: Option<Rate>,
+    conn_rate: Option<Rate>,
     /// None: unlimited, and no lock is taken per message.
     throttle: Option<Mutex<Throttle>>,
     conn_throttle: Option<Mutex<Throttle>>,
 }
 
 impl Limits {
-    fn new(cfg: &DomainCfg, generation: u64) -> Limits {
+    fn of(rate: Option<Rate>, conn_rate: Option<Rate>, generation: u64) -> Limits {
         Limits {
             generation,
-            throttle: Throttle::optional(cfg.throttle).map(Mutex::new),
-            conn_throttle: Throttle::optional(cfg.connection_throttle).map(Mutex::new),
+            rate,
+            conn_rate,
+            throttle: Throttle::optional(rate).map(Mutex::new),
+            conn_throttle: Throttle::optional(conn_rate).map(Mutex::new),
         }
+    }
+
+    fn new(cfg: &DomainCfg, generation: u64) -> Limits {
+        Limits::of(cfg.throttle, cfg.connection_throttle, generation)
+    }
+}
+
+/// The stricter of two rates (none is unlimited).
+pub fn stricter(a: Option<Rate>, b: Option<Rate>) -> Option<Rate> {
+    match (a, b) {
+        (None, x) | (x, None) => x,
+        (Some(a), Some(b)) => Some(if b.per_second() < a.per_second() {
+            b
+        } else {
+            a
+        }),
     }
 }
 
@@ -139,12 +160,34 @@ impl Site {
 
     /// Take `cfg`'s throttles if the site's are from a generation before `generation`.
     pub fn update_limits(&self, cfg: &DomainCfg, generation: u64) {
-        if self.limits().generation >= generation {
-            return;
+        let wanted = |l: &Limits| {
+            (
+                stricter(l.rate, cfg.throttle),
+                stricter(l.conn_rate, cfg.connection_throttle),
+            )
+        };
+        {
+            let l = self.limits();
+            if l.generation > generation
+                || (l.generation == generation && wanted(&l) == (l.rate, l.conn_rate))
+            {
+                return;
+            }
         }
         let mut l = self.limits.write().unwrap_or_else(|e| e.into_inner());
         if l.generation < generation {
             *l = Limits::new(cfg, generation);
+        } else if l.generation == generation {
+            // A domain with a stricter limit joined: it applies to the whole site.
+            let (rate, conn_rate) = wanted(&l);
+            if rate != l.rate {
+                l.rate = rate;
+                l.throttle = Throttle::optional(rate).map(Mutex::new);
+            }
+            if conn_rate != l.conn_rate {
+                l.conn_rate = conn_rate;
+                l.conn_throttle = Throttle::optional(conn_rate).map(Mutex::new);
+            }
         }
     }
 
@@ -305,5 +348,37 @@ mod tests {
         // An older generation never goes back.
         s2.update_limits(&limited, 1);
         assert!(s2.admit_message(now).is_ok());
+    }
+
+    #[test]
+    fn the_strictest_throttle_of_the_sharing_domains_applies() {
+        let sites = Sites::default();
+        let rate = |r: &str| DomainCfg {
+            throttle: Some(r.parse().unwrap()),
+            connection_throttle: Some(r.parse().unwrap()),
+            ..Default::default()
+        };
+        // An unlimited domain opens the site; one limited to 1/h joins it.
+        let s = sites.get("k", &DomainCfg::default(), 1);
+        let now = Instant::now();
+        assert!(s.admit_message(now).is_ok() && s.admit_message(now).is_ok());
+        sites.get("k", &rate("1/h"), 1);
+        assert!(s.admit_message(now).is_ok());
+        assert!(
+            s.admit_message(now).is_err(),
+            "the stricter limit holds for the site"
+        );
+        assert!(s.admit_connection(now).is_ok() && s.admit_connection(now).is_err());
+        // A looser one does not loosen it.
+        sites.get("k", &rate("1000/s"), 1);
+        assert!(s.admit_message(now).is_err());
+        assert_eq!(
+            stricter(
+                Some("10/s".parse().unwrap()),
+                Some("100/m".parse().unwrap())
+            ),
+            Some("100/m".parse().unwrap())
+        );
+        assert_eq!(stricter(None, None), None);
     }
 }
