@@ -42,7 +42,7 @@ pub use dsn::{Action, ReportedRecipient};
 
 /// Send a report to `sender` about `recipients` of message `original`. Answers
 /// once the report is durable (`Some(its id)`), or `None` when no report is due.
-#[derive(Message)]
+#[derive(Message, Clone)]
 #[rtype(result = "Result<Option<MessageId>, SpoolError>")]
 pub struct Bounce {
     pub original: MessageId,

@@ -219,7 +219,7 @@ impl Inbound {
         }
         let quiet = self.last_activity.elapsed();
         let state = self.session.state();
-        let in_data = matches!(state, State::Data | State::Chunk);
+        let in_data = self.in_data();
         if !in_data {
             self.data_phase = None;
         }

@@ -70,15 +70,8 @@ pub(super) fn bounce_for(
             }
         })
         .collect();
-    (!recipients.is_empty()).then(|| Bounce {
-        original: msg.id,
-        sender: sender.to_string(),
-        received_at: msg.received_at,
-        recipients,
-        envid: dsn.envid.clone(),
-        full: dsn.ret == Some(impulse_smtp::dsn::Ret::Full),
-        retry_until: None,
-    })
+    let full = dsn.ret == Some(impulse_smtp::dsn::Ret::Full);
+    report(msg, &dsn, recipients, full, None)
 }
 
 /// Have the bouncer store the report; tried again every second until it is durable (a
@@ -91,16 +84,7 @@ pub(super) async fn send_bounce(
         return Ok(());
     };
     loop {
-        let ask = Bounce {
-            original: b.original,
-            sender: b.sender.clone(),
-            received_at: b.received_at,
-            recipients: b.recipients.clone(),
-            envid: b.envid.clone(),
-            full: b.full,
-            retry_until: b.retry_until,
-        };
-        match bouncer.send(ask).await {
+        match bouncer.send(b.clone()).await {
             Ok(Ok(_)) => return Ok(()),
             Ok(Err(e)) => eprintln!("bounce of {}: {e}; trying again", b.original),
             Err(_) => return Err(SpoolError::Unavailable),
@@ -143,13 +127,25 @@ pub(super) fn delay_report_for(
             })
         })
         .collect();
+    let until = msg.received_at + cfg.message_expiration.get().as_millis() as u64;
+    report(msg, &dsn, recipients, false, Some(until))
+}
+
+/// The report to `msg`'s sender about `recipients`, if there are any.
+fn report(
+    msg: &QueuedMessage,
+    dsn: &impulse_smtp::dsn::DsnParams,
+    recipients: Vec<ReportedRecipient>,
+    full: bool,
+    retry_until: Option<u64>,
+) -> Option<Bounce> {
     (!recipients.is_empty()).then(|| Bounce {
         original: msg.id,
-        sender: sender.to_string(),
+        sender: msg.envelope.sender().to_string(),
         received_at: msg.received_at,
         recipients,
         envid: dsn.envid.clone(),
-        full: false,
-        retry_until: Some(msg.received_at + cfg.message_expiration.get().as_millis() as u64),
+        full,
+        retry_until,
     })
 }

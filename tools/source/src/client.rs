@@ -150,6 +150,13 @@ impl Connection {
         s.flush()
     }
 
+    /// Write out the command buffer `out`.
+    fn send_out(&mut self) -> io::Result<()> {
+        let s = self.io.get_mut();
+        s.write_all(&self.out)?;
+        s.flush()
+    }
+
     /// Whether the session is encrypted.
     pub fn tls(&self) -> bool {
         matches!(self.io.get_ref(), Stream::Tls(_))
@@ -179,12 +186,7 @@ impl Connection {
         self.out.clear();
         push_envelope(&mut self.out, sender, rcpts);
         self.out.extend_from_slice(b"DATA\r\n");
-        {
-            let out = std::mem::take(&mut self.out);
-            let r = self.write(&out);
-            self.out = out;
-            r?;
-        }
+        self.send_out()?;
         let mail = self.read_reply()?;
         let mut first_refusal = (!mail.ok()).then(|| mail.clone());
         let mut accepted = 0;
@@ -215,12 +217,7 @@ impl Connection {
     fn send_lockstep(&mut self, sender: &str, rcpts: &[String], msg: &[u8]) -> io::Result<Outcome> {
         self.out.clear();
         push_envelope(&mut self.out, sender, &[]);
-        {
-            let out = std::mem::take(&mut self.out);
-            let r = self.write(&out);
-            self.out = out;
-            r?;
-        }
+        self.send_out()?;
         let mail = self.read_reply()?;
         if !mail.ok() {
             return Ok(Outcome::Rejected(mail));
@@ -230,12 +227,7 @@ impl Connection {
         for rcpt in rcpts {
             self.out.clear();
             push_rcpt(&mut self.out, rcpt);
-            {
-                let out = std::mem::take(&mut self.out);
-                let r = self.write(&out);
-                self.out = out;
-                r?;
-            }
+            self.send_out()?;
             let r = self.read_reply()?;
             if r.ok() {
                 accepted += 1;
@@ -259,12 +251,7 @@ impl Connection {
     fn send_body(&mut self, msg: &[u8]) -> io::Result<Outcome> {
         self.out.clear();
         encode_data(msg, &mut self.out);
-        {
-            let out = std::mem::take(&mut self.out);
-            let r = self.write(&out);
-            self.out = out;
-            r?;
-        }
+        self.send_out()?;
         let end = self.read_reply()?;
         Ok(if end.ok() {
             Outcome::Accepted

@@ -97,19 +97,17 @@ pub mod local {
         )
     }
 
+    const NO_SMTPUTF8: &str = "SMTPUTF8 is required, but was not offered by the server";
+
     /// The message needs SMTPUTF8 and the server does not offer it (RFC 6531 §3.2).
     pub fn no_smtputf8() -> Reply {
-        Reply::new(
-            550,
-            Some(EnhancedCode::new(5, 6, 7)),
-            "SMTPUTF8 is required, but was not offered by the server",
-        )
+        Reply::new(550, Some(EnhancedCode::new(5, 6, 7)), NO_SMTPUTF8)
     }
 
     /// Whether `r` is [`no_smtputf8`]: refused here, before sending, for want of
     /// SMTPUTF8 (another exchanger may offer it).
     pub fn is_no_smtputf8(r: &Reply) -> bool {
-        *r == no_smtputf8()
+        r.code == 550 && r.enhanced == Some(EnhancedCode::new(5, 6, 7)) && r.text == NO_SMTPUTF8
     }
 
     /// The message requires TLS (RFC 8689) and this session cannot give it: not
