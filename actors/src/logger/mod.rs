@@ -95,7 +95,7 @@ impl Logger {
             len,
             pool,
             reg,
-            batch: Batcher::default(),
+            batch: Batcher::with_linger(spool::MARK_LINGER),
             panics,
         })
     }

@@ -67,6 +67,9 @@ pub use messages::*;
 
 /// How long a failed write waits before it is tried again.
 const RETRY_BACKOFF: Duration = Duration::from_secs(1);
+/// How long done and recipient marks wait for company before their round starts: nobody
+/// waits for them with a client in front, and under load a round then carries many.
+pub const MARK_LINGER: Duration = Duration::from_millis(5);
 /// A closed segment is compacted once its live bytes are below 1/`COMPACT_RATIO` of it…
 const COMPACT_RATIO: u64 = 4;
 
@@ -192,7 +195,7 @@ impl Spool {
             segments: HashMap::new(),
             index: HashMap::new(),
             store_lane: Batcher::default(),
-            mark_lane: Batcher::default(),
+            mark_lane: Batcher::with_linger(MARK_LINGER),
             compacting: false,
             reads: Batcher::default(),
             fresh: fresh::Fresh::new(fresh::DEFAULT_BUDGET),

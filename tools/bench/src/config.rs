@@ -15,18 +15,35 @@ pub enum Route {
     Mx { dns: SocketAddr, port: u16 },
 }
 
+/// `pools` settings a run overrides (impulsed's own defaults otherwise).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Pools {
+    /// `pools.arbiters`.
+    pub arbiters: Option<usize>,
+    /// `pools.blocking` (sync-arbiter threads).
+    pub blocking: Option<usize>,
+}
+
+impl Pools {
+    /// The `pools: (…),` line, empty when nothing is overridden.
+    fn render(self) -> String {
+        let fields: Vec<String> = [("arbiters", self.arbiters), ("blocking", self.blocking)]
+            .into_iter()
+            .filter_map(|(key, n)| n.map(|n| format!("{key}: {n}")))
+            .collect();
+        if fields.is_empty() {
+            String::new()
+        } else {
+            format!("    pools: ({}),\n", fields.join(", "))
+        }
+    }
+}
+
 /// The RON text for a run whose data lives in `data_dir` and whose mail goes by
-/// `route`, with `pools.arbiters` set when `arbiters` is given and the listener offering
-/// STARTTLS with `tls` (certificate and key files) when given.
-pub fn render(
-    data_dir: &Path,
-    route: Route,
-    arbiters: Option<usize>,
-    tls: Option<(&Path, &Path)>,
-) -> String {
-    let pools = arbiters
-        .map(|n| format!("    pools: (arbiters: {n}),\n"))
-        .unwrap_or_default();
+/// `route`, with the `pools` overrides and the listener offering STARTTLS with `tls`
+/// (certificate and key files) when given.
+pub fn render(data_dir: &Path, route: Route, pools: Pools, tls: Option<(&Path, &Path)>) -> String {
+    let pools = pools.render();
     let route = match route {
         Route::Static(sink) => format!("    routes: {{ \"*\": \"{sink}\" }},\n"),
         Route::Mx { dns, port } => {
@@ -52,11 +69,11 @@ pub fn render(
 pub fn write(
     dir: &Path,
     route: Route,
-    arbiters: Option<usize>,
+    pools: Pools,
     tls: Option<(&Path, &Path)>,
 ) -> io::Result<PathBuf> {
     let path = dir.join("impulsed.ron");
-    std::fs::write(&path, render(&dir.join("data"), route, arbiters, tls))?;
+    std::fs::write(&path, render(&dir.join("data"), route, pools, tls))?;
     Ok(path)
 }
 
@@ -85,7 +102,7 @@ mod tests {
         let text = render(
             Path::new("/tmp/run/data"),
             Route::Static("127.0.0.1:40001".parse().unwrap()),
-            None,
+            Pools::default(),
             None,
         );
         assert_eq!(
@@ -95,7 +112,10 @@ mod tests {
         let v6 = render(
             Path::new("d"),
             Route::Static("[::1]:25".parse().unwrap()),
-            Some(2),
+            Pools {
+                arbiters: Some(2),
+                blocking: None,
+            },
             Some((Path::new("/c.pem"), Path::new("/k.pem"))),
         );
         assert!(
@@ -110,7 +130,16 @@ mod tests {
             dns: "127.0.0.1:5353".parse().unwrap(),
             port: 2526,
         };
-        let mx = render(Path::new("d"), mx, None, None);
+        let mx = render(
+            Path::new("d"),
+            mx,
+            Pools {
+                arbiters: None,
+                blocking: Some(3),
+            },
+            None,
+        );
+        assert!(mx.contains("    pools: (blocking: 3),\n"), "{mx}");
         assert!(!mx.contains("routes"), "{mx}");
         assert!(mx.contains("dns: (servers: [\"127.0.0.1:5353\"]),"), "{mx}");
         assert!(mx.contains("delivery: (port: 2526),"), "{mx}");

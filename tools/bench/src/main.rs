@@ -4,8 +4,8 @@
 //!
 //! ```text
 //! impulse-bench relay --impulsed PATH [--messages N] [--size S] [--sessions C]
-//!                     [--timeout 120s] [--keep] [--json] [--arbiters N] [--mx] [--tls]
-//!                     [--starttls]
+//!                     [--timeout 120s] [--keep] [--json] [--arbiters N] [--blocking N]
+//!                     [--mx] [--tls] [--starttls]
 //! ```
 
 use std::path::PathBuf;
@@ -58,6 +58,9 @@ enum Cmd {
         /// `pools.arbiters` for impulsed (default: its own, one per core).
         #[arg(long)]
         arbiters: Option<usize>,
+        /// `pools.blocking` for impulsed: sync-arbiter threads (default: its own).
+        #[arg(long)]
+        blocking: Option<usize>,
         /// Route by MX lookup through a loopback DNS server instead of a static route.
         #[arg(long)]
         mx: bool,
@@ -84,6 +87,7 @@ fn main() -> anyhow::Result<()> {
             verbose,
             json,
             arbiters,
+            blocking,
             mx,
             tls,
             starttls,
@@ -99,6 +103,7 @@ fn main() -> anyhow::Result<()> {
                 keep,
                 verbose,
                 arbiters,
+                blocking,
                 mx,
                 tls,
                 starttls,

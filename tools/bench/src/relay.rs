@@ -30,6 +30,8 @@ pub struct RelayOptions {
     pub verbose: bool,
     /// `pools.arbiters` for impulsed (None: its default, one per core).
     pub arbiters: Option<usize>,
+    /// `pools.blocking` for impulsed (default: its own).
+    pub blocking: Option<usize>,
     /// Deliver by MX lookup (a loopback DNS server names the sink) instead of a route.
     pub mx: bool,
     /// The sink offers STARTTLS.
@@ -54,6 +56,7 @@ impl RelayOptions {
             keep: false,
             verbose: false,
             arbiters: None,
+            blocking: None,
             mx: false,
             tls: false,
             starttls: false,
@@ -117,8 +120,16 @@ pub fn run(opts: &RelayOptions) -> anyhow::Result<Report> {
     let listener_tls = starttls
         .as_ref()
         .map(|(c, k, _)| (c.as_path(), k.as_path()));
-    let cfg_path = config::write(tmp.path(), route, opts.arbiters, listener_tls)
-        .context("writing the impulsed config")?;
+    let cfg_path = config::write(
+        tmp.path(),
+        route,
+        config::Pools {
+            arbiters: opts.arbiters,
+            blocking: opts.blocking,
+        },
+        listener_tls,
+    )
+    .context("writing the impulsed config")?;
     let mut daemon = Daemon::start(
         &opts.impulsed,
         &cfg_path,
