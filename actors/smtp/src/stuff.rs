@@ -1,10 +1,13 @@
-//! Dot-stuffing of a message body for transmission after DATA's 354 (RFC 5321 §4.5.2).
+//! The wire forms of a message body: dot-stuffed after DATA's 354 (RFC 5321 §4.5.2), or
+//! as one `BDAT … LAST` chunk (RFC 3030).
 //!
-//! [`dot_stuff`] owns the wire form of the body: every line that starts with `.` gets a
-//! second `.`, every line end becomes CRLF (a bare LF and a bare CR both become CRLF, so no
-//! lone CR or LF is ever sent: the next hop cannot be smuggled a terminator), the body is
-//! made to end with CRLF, and the `.` CRLF terminator is appended. It scans with `memchr`
-//! and copies whole line runs, never byte by byte.
+//! [`dot_stuff`] owns the DATA form: every line that starts with `.` gets a second `.`,
+//! every line end becomes CRLF (a bare LF and a bare CR both become CRLF, so no lone CR or
+//! LF is ever sent: the next hop cannot be smuggled a terminator), the body is made to end
+//! with CRLF, and the `.` CRLF terminator is appended. [`canonical_into`] writes the same
+//! lines without stuffing or terminator, and [`canonical_len`] says how long that is (the
+//! size a `BDAT` announces). They scan with `memchr` and copy whole line runs, never byte
+//! by byte.
 
 use memchr::memchr2;
 
@@ -24,6 +27,30 @@ pub fn canonical_lines(body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len() + body.len() / 64 + 2);
     crlf_lines(body, &mut out, false);
     out
+}
+
+/// Append `body` to `out` with every line ended by CRLF and a final CRLF added when
+/// missing (no dot-stuffing, no terminator): the chunk of a `BDAT … LAST`.
+pub fn canonical_into(body: &[u8], out: &mut Vec<u8>) {
+    out.reserve(canonical_len(body));
+    crlf_lines(body, out, false);
+}
+
+/// How many bytes [`canonical_into`] writes for `body`.
+pub fn canonical_len(body: &[u8]) -> usize {
+    let mut len = 0;
+    let mut rest = body;
+    while !rest.is_empty() {
+        match memchr2(b'\r', b'\n', rest) {
+            None => return len + rest.len() + 2,
+            Some(i) => {
+                len += i + 2;
+                let crlf = rest[i] == b'\r' && rest.get(i + 1) == Some(&b'\n');
+                rest = &rest[i + if crlf { 2 } else { 1 }..];
+            }
+        }
+    }
+    len
 }
 
 /// Append `body` to `out` line by line, each line ended by CRLF whatever ended it (CRLF,
@@ -110,6 +137,29 @@ mod tests {
         ];
         for (input, want) in table {
             assert_eq!(&canonical_lines(input), want, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn canonical_len_is_what_canonical_into_writes() {
+        let bodies: &[&[u8]] = &[
+            b"",
+            b"a",
+            b"a\r\n",
+            b"a\nb\n",
+            b"a\rb",
+            b"a\r",
+            b"\r\r\n",
+            b"\n\r",
+            b".x\n",
+            b"x\r\n.\r\ny",
+            b"\r\n\r\n",
+        ];
+        for body in bodies {
+            let mut out = b"BDAT".to_vec();
+            canonical_into(body, &mut out);
+            assert_eq!(&out[4..], canonical_lines(body), "{body:?}");
+            assert_eq!(canonical_len(body), out.len() - 4, "{body:?}");
         }
     }
 

@@ -156,7 +156,7 @@ mod tests {
         let path = write(
             dir.path(),
             Route::Static("127.0.0.1:9".parse().unwrap()),
-            None,
+            Pools::default(),
             None,
         )
         .unwrap();

@@ -5,7 +5,7 @@
 //! ```text
 //! impulse-bench relay --impulsed PATH [--messages N] [--size S] [--sessions C]
 //!                     [--timeout 120s] [--keep] [--json] [--arbiters N] [--blocking N]
-//!                     [--mx] [--tls] [--starttls]
+//!                     [--mx] [--tls] [--starttls] [--chunking]
 //! ```
 
 use std::path::PathBuf;
@@ -70,6 +70,9 @@ enum Cmd {
         /// The source sends to impulsed over STARTTLS (a certificate made for the run).
         #[arg(long)]
         starttls: bool,
+        /// The sink offers CHUNKING (impulsed delivers with BDAT).
+        #[arg(long)]
+        chunking: bool,
     },
 }
 
@@ -91,6 +94,7 @@ fn main() -> anyhow::Result<()> {
             mx,
             tls,
             starttls,
+            chunking,
         } => {
             let report = impulse_bench::run(&RelayOptions {
                 impulsed,
@@ -107,6 +111,7 @@ fn main() -> anyhow::Result<()> {
                 mx,
                 tls,
                 starttls,
+                chunking,
             })?;
             if json {
                 println!("{}", report.to_json());

@@ -39,6 +39,8 @@ pub struct RelayOptions {
     /// The source sends to impulsed over STARTTLS (impulsed's listener gets a
     /// certificate made for the run, which the source trusts).
     pub starttls: bool,
+    /// The sink offers CHUNKING (impulsed then delivers with BDAT).
+    pub chunking: bool,
 }
 
 impl RelayOptions {
@@ -60,6 +62,7 @@ impl RelayOptions {
             mx: false,
             tls: false,
             starttls: false,
+            chunking: false,
         }
     }
 }
@@ -76,6 +79,7 @@ pub fn run(opts: &RelayOptions) -> anyhow::Result<Report> {
         tls: opts
             .tls
             .then(|| impulse_sink::self_signed_tls(&["mx.example.com"])),
+        chunking: opts.chunking,
         ..SinkConfig::default()
     })
     .context("starting the sink")?;

@@ -26,6 +26,9 @@ pub struct SinkConfig {
     /// Advertise DSN (RFC 3461) and take its parameters; without it RET, ENVID,
     /// NOTIFY and ORCPT get `555`.
     pub dsn: bool,
+    /// Advertise CHUNKING (RFC 3030) and take `BDAT`; without it `BDAT` is an unknown
+    /// command (500).
+    pub chunking: bool,
 }
 
 impl Default for SinkConfig {
@@ -38,6 +41,7 @@ impl Default for SinkConfig {
             tls: None,
             smtputf8: true,
             dsn: false,
+            chunking: false,
         }
     }
 }

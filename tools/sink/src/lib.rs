@@ -79,6 +79,7 @@ impl Sink {
                 tls: cfg.tls,
                 smtputf8: cfg.smtputf8,
                 dsn: cfg.dsn,
+                chunking: cfg.chunking,
             },
             stopping: AtomicBool::new(false),
             live: Mutex::new(HashMap::new()),

@@ -39,6 +39,9 @@ struct Args {
     /// Advertise DSN (RFC 3461) and take its parameters.
     #[arg(long)]
     dsn: bool,
+    /// Advertise CHUNKING (RFC 3030) and take BDAT.
+    #[arg(long)]
+    chunking: bool,
     /// Append one JSON line per accepted message to this file.
     #[arg(long)]
     jsonl: Option<PathBuf>,
@@ -54,6 +57,7 @@ fn main() -> anyhow::Result<()> {
         tls: args.tls.then(|| self_signed_tls(&["localhost"])),
         smtputf8: !args.no_smtputf8,
         dsn: args.dsn,
+        chunking: args.chunking,
     };
     let sink = match &args.jsonl {
         Some(path) => {

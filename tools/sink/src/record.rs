@@ -39,6 +39,8 @@ pub struct ReceivedMessage {
     /// The DSN parameters of each accepted RCPT (`NOTIFY=…`, `ORCPT=…`), aligned with
     /// `recipients`.
     pub rcpt_dsn: Vec<String>,
+    /// The data came in `BDAT` chunks (CHUNKING), not after DATA.
+    pub chunked: bool,
     /// When the final 250 was decided.
     pub received_at: Instant,
     /// `None` for a message received in plaintext; after STARTTLS the negotiated protocol

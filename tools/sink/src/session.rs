@@ -1,5 +1,5 @@
 //! One SMTP server session on one connection: greeting, EHLO/HELO, STARTTLS, MAIL, RCPT,
-//! DATA, RSET, NOOP, QUIT. Commands are read from a large buffered reader; replies are
+//! DATA or BDAT (when CHUNKING is on), RSET, NOOP, QUIT. Commands are read from a large buffered reader; replies are
 //! collected in an output buffer that is written out whenever no further complete command
 //! is already buffered, so a pipelined batch is answered in order with one write.
 //!
@@ -37,6 +37,7 @@ pub(crate) struct Settings {
     pub(crate) tls: Option<Arc<ServerConfig>>,
     pub(crate) smtputf8: bool,
     pub(crate) dsn: bool,
+    pub(crate) chunking: bool,
 }
 
 /// Serve one accepted connection until QUIT, EOF, an I/O error or a failed TLS
@@ -69,6 +70,7 @@ pub(crate) fn serve(
         requiretls: false,
         mail_dsn: String::new(),
         rcpt_dsn: Vec::new(),
+        chunks: false,
         open: Open { rec, open: true },
     };
     s.reply("220 sink.impulse.test ESMTP impulse-sink ready")?;
@@ -117,6 +119,8 @@ struct Session<'a> {
     /// DSN parameters of the open transaction's MAIL and of each accepted RCPT.
     mail_dsn: String,
     rcpt_dsn: Vec<String>,
+    /// BDAT chunks of the open transaction were taken (DATA is then out of order).
+    chunks: bool,
     open: Open<'a>,
 }
 
@@ -195,6 +199,7 @@ impl Session<'_> {
             b"MAIL" => self.mail(arg)?,
             b"RCPT" => self.rcpt(arg)?,
             b"DATA" => self.data()?,
+            b"BDAT" if self.settings.chunking => self.bdat(arg)?,
             b"RSET" => {
                 self.reset();
                 self.reply("250 2.0.0 Ok")?;
@@ -239,6 +244,9 @@ impl Session<'_> {
         }
         if self.settings.dsn {
             w.write_all(b"250-DSN\r\n")?;
+        }
+        if self.settings.chunking {
+            w.write_all(b"250-CHUNKING\r\n")?;
         }
         write!(
             w,
@@ -349,6 +357,9 @@ impl Session<'_> {
         if self.sender.is_none() {
             return self.reply("503 5.5.1 MAIL first");
         }
+        if self.chunks {
+            return self.reply("503 5.5.1 BDAT in progress");
+        }
         if self.recipients.is_empty() {
             return self.reply("554 5.5.1 No valid recipients");
         }
@@ -365,6 +376,63 @@ impl Session<'_> {
             }
             DataEnd::Complete => self.finish_message(),
         }
+    }
+
+    /// `BDAT size [LAST]` (RFC 3030): exactly `size` octets follow the command line; they
+    /// are read (and dropped when the transaction cannot take them) whatever the reply.
+    fn bdat(&mut self, arg: &[u8]) -> io::Result<()> {
+        let mut words = arg.split(|&b| b == b' ').filter(|w| !w.is_empty());
+        let size = words
+            .next()
+            .and_then(|w| std::str::from_utf8(w).ok())
+            .and_then(|w| w.parse::<u64>().ok());
+        let last = match words.next() {
+            None => Some(false),
+            Some(w) if w.eq_ignore_ascii_case(b"LAST") => Some(true),
+            Some(_) => None,
+        };
+        let (Some(size), Some(last), None) = (size, last, words.next()) else {
+            return self.reply("501 5.5.4 Syntax: BDAT size [LAST]");
+        };
+        let refusal = if self.sender.is_none() {
+            Some("503 5.5.1 MAIL first")
+        } else if self.recipients.is_empty() {
+            Some("554 5.5.1 No valid recipients")
+        } else if self.body_len_after(size) > MAX_SIZE as u64 {
+            Some("552 5.3.4 Message size exceeds fixed limit")
+        } else {
+            None
+        };
+        if let Some(refusal) = refusal {
+            let dropped = io::copy(&mut self.reader.by_ref().take(size), &mut io::sink())?;
+            if dropped < size {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            self.reset();
+            return self.reply(refusal);
+        }
+        if !self.chunks {
+            self.body.clear();
+            self.chunks = true;
+        }
+        let read = self
+            .reader
+            .by_ref()
+            .take(size)
+            .read_to_end(&mut self.body)?;
+        if (read as u64) < size {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        if last {
+            return self.finish_message();
+        }
+        self.reply(&format!("250 2.0.0 {size} octets received"))
+    }
+
+    /// The open transaction's data size once `more` octets are added.
+    fn body_len_after(&self, more: u64) -> u64 {
+        let held = if self.chunks { self.body.len() } else { 0 };
+        held as u64 + more
     }
 
     fn finish_message(&mut self) -> io::Result<()> {
@@ -391,6 +459,7 @@ impl Session<'_> {
             requiretls: std::mem::take(&mut self.requiretls),
             mail_dsn: std::mem::take(&mut self.mail_dsn),
             rcpt_dsn: std::mem::take(&mut self.rcpt_dsn),
+            chunked: self.chunks,
             received_at: Instant::now(),
         };
         if let Some(spare) = self.rec.accept(msg) {
@@ -427,6 +496,7 @@ impl Session<'_> {
         self.requiretls = false;
         self.mail_dsn.clear();
         self.rcpt_dsn.clear();
+        self.chunks = false;
     }
 
     fn reply(&mut self, line: &str) -> io::Result<()> {

@@ -250,3 +250,37 @@ fn a_partial_next_line_does_not_hold_back_a_reply() {
     c.send("OP\r\n");
     assert!(c.reply().starts_with("250 "));
 }
+
+#[test]
+fn chunking_takes_bdat_chunks_in_a_pipelined_group() {
+    let s = sink(SinkConfig::default());
+    let mut c = Client::connect(&s);
+    assert!(!c.cmd("EHLO client.test").contains("CHUNKING"));
+    assert!(c.cmd("BDAT 0 LAST").starts_with("500 "), "off by default");
+
+    let s = sink(SinkConfig {
+        chunking: true,
+        ..SinkConfig::default()
+    });
+    let mut c = Client::connect(&s);
+    assert!(c.cmd("EHLO client.test").contains("CHUNKING"));
+    // Out of order: the chunk is read and dropped, the session goes on.
+    c.send("BDAT 6\r\nQUIT\r\n");
+    assert!(c.reply().starts_with("503 "));
+    c.send("MAIL FROM:<a@src.test>\r\nRCPT TO:<x@dst.test>\r\nBDAT 9\r\n.\r\nline\r\nBDAT 6 LAST\r\nend\r\n\n");
+    let codes: Vec<String> = (0..4).map(|_| c.reply()[..3].to_string()).collect();
+    assert_eq!(codes, ["250", "250", "250", "250"]);
+    assert!(
+        c.cmd("NOOP").starts_with("250 "),
+        "exactly the chunk was read"
+    );
+    // DATA after a chunk is out of order; a bad size is a syntax error.
+    c.send("MAIL FROM:<>\r\nRCPT TO:<y@dst.test>\r\nBDAT 2\r\nhiDATA\r\nBDAT x\r\nRSET\r\n");
+    let codes: Vec<String> = (0..6).map(|_| c.reply()[..3].to_string()).collect();
+    assert_eq!(codes, ["250", "250", "250", "503", "501", "250"]);
+    assert!(s.wait_for(1, Duration::from_secs(5)));
+    let m = s.messages();
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0].data, b".\r\nline\r\nend\r\n\n");
+    assert!(m[0].chunked);
+}

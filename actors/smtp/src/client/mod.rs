@@ -42,6 +42,7 @@ use std::collections::VecDeque;
 pub use capabilities::Capabilities;
 pub use outcome::{local, NotIdle, OutboundTx, RcptResult, TxOutcome};
 pub use starttls::TlsPolicy;
+pub use transaction::PIPELINED_BDAT_MAX;
 
 use crate::reply::{Reply, ReplyParser};
 use transaction::{Rcpt, Tx};
@@ -116,6 +117,8 @@ enum Expect {
     Rcpt(usize),
     Data,
     Body,
+    /// `BDAT … LAST` with the whole body (CHUNKING): its reply is the final one.
+    Bdat,
     Quit,
 }
 
@@ -257,7 +260,7 @@ impl ClientSession {
             Some(Expect::Mail) => ClientState::Mail,
             Some(Expect::Rcpt(_)) => ClientState::Rcpt,
             Some(Expect::Data) => ClientState::Data,
-            Some(Expect::Body) => ClientState::Body,
+            Some(Expect::Body) | Some(Expect::Bdat) => ClientState::Body,
             Some(Expect::Quit) => ClientState::Quit,
         }
     }
@@ -298,6 +301,7 @@ impl ClientSession {
             Expect::Rcpt(index) => self.on_rcpt(index, reply),
             Expect::Data => self.on_data(reply),
             Expect::Body => self.on_body(reply),
+            Expect::Bdat => self.on_bdat(reply),
             Expect::Quit => {}
         }
     }

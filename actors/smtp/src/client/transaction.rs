@@ -1,5 +1,9 @@
 //! One mail transaction: RSET (when the previous one may have been left open), MAIL FROM,
-//! RCPT TO for each recipient, DATA, the dot-stuffed body, and the final reply.
+//! RCPT TO for each recipient, DATA, the dot-stuffed body, and the final reply — or, to a
+//! server offering CHUNKING (RFC 3030), `BDAT size LAST` carrying the whole body in place
+//! of DATA, which saves waiting for the 354. With PIPELINING the BDAT and its body go in
+//! the command group (a body over [`PIPELINED_BDAT_MAX`] waits for the RCPT replies, so a
+//! large message is not sent to nobody).
 //!
 //! Contract: every transaction ends in exactly one `Done` with a result per recipient.
 //! Recipients refused at RCPT keep their RCPT reply; a refused MAIL gives every recipient
@@ -17,7 +21,11 @@ use bytes::Bytes;
 use super::outcome::local;
 use super::{ClientEvent, ClientSession, Expect, OutboundTx, RcptResult, TxOutcome};
 use crate::reply::Reply;
-use crate::stuff::dot_stuff;
+use crate::stuff::{canonical_into, canonical_len, dot_stuff};
+
+/// Largest body sent in the pipelined command group as `BDAT … LAST` before any RCPT is
+/// answered; a larger one waits for the replies.
+pub const PIPELINED_BDAT_MAX: usize = 256 << 10;
 
 /// Longest address sent in a path: RFC 5321 §4.5.3.1.3 allows 256 octets with the angle
 /// brackets. This also bounds every command line the client writes well below 512 bytes.
@@ -51,6 +59,9 @@ pub(super) struct Tx {
     /// With pipelining, a refused MAIL: the replies to the RCPTs and DATA already sent are
     /// consumed, then every recipient gets this reply.
     mail_failure: Option<Reply>,
+    /// With pipelining and CHUNKING, a body too large for the command group: its BDAT
+    /// goes out once the last RCPT is answered.
+    bdat_waits: bool,
 }
 
 impl Tx {
@@ -104,6 +115,7 @@ impl ClientSession {
             dsn: envelope.dsn,
             body,
             mail_failure: None,
+            bdat_waits: false,
         };
         if requiretls && !(self.tls_active && self.caps.requiretls) {
             let reply = local::requiretls();
@@ -207,6 +219,17 @@ impl ClientSession {
             }
         }
         if self.caps.pipelining {
+            if tx.bdat_waits && tx.next_pending(Some(index)).is_none() {
+                // The last RCPT reply of a group whose large body waited for it.
+                tx.bdat_waits = false;
+                if tx.mail_failure.is_none() && tx.accepted() > 0 {
+                    self.write_bdat();
+                } else {
+                    self.need_rset = true;
+                    let open = tx.mail_failure.take().map(RcptResult::failure);
+                    self.finish(open);
+                }
+            }
             return;
         }
         match tx.next_pending(Some(index)) {
@@ -256,6 +279,28 @@ impl ClientSession {
         } else if reply.is_intermediate() {
             self.fail(Some(reply), "end of data was answered with 3xx");
         } else {
+            self.finish(Some(RcptResult::failure(reply)));
+        }
+    }
+
+    /// The reply to `BDAT … LAST`: the final one for every accepted recipient. Sent in the
+    /// pipelined group it may follow a refused MAIL or refused RCPTs (then it is a refusal
+    /// too and means nothing more).
+    pub(super) fn on_bdat(&mut self, reply: Reply) {
+        let Some(tx) = self.tx.as_mut() else {
+            self.fail(Some(reply), "reply to BDAT without a transaction");
+            return;
+        };
+        if tx.accepted() == 0 || tx.mail_failure.is_some() {
+            self.need_rset = true;
+            let open = tx.mail_failure.take().map(RcptResult::failure);
+            self.finish(open);
+        } else if reply.is_positive_completion() {
+            self.finish(Some(RcptResult::Delivered(reply)));
+        } else if reply.is_intermediate() {
+            self.fail(Some(reply), "BDAT was answered with 3xx");
+        } else {
+            self.need_rset = true;
             self.finish(Some(RcptResult::failure(reply)));
         }
     }
@@ -353,8 +398,30 @@ impl ClientSession {
         self.expects.push_back(Expect::Rcpt(index));
     }
 
+    /// DATA — or, to a server offering CHUNKING, the whole body as `BDAT … LAST` (in a
+    /// pipelined group only when it is small enough; see [`PIPELINED_BDAT_MAX`]).
     fn write_data(&mut self) {
-        self.out.extend_from_slice(b"DATA\r\n");
-        self.expects.push_back(Expect::Data);
+        if !self.caps.chunking {
+            self.out.extend_from_slice(b"DATA\r\n");
+            self.expects.push_back(Expect::Data);
+            return;
+        }
+        let pipelined = self.caps.pipelining;
+        if let Some(tx) = self.tx.as_mut() {
+            if pipelined && tx.body.len() > PIPELINED_BDAT_MAX {
+                tx.bdat_waits = true;
+                return;
+            }
+        }
+        self.write_bdat();
+    }
+
+    fn write_bdat(&mut self) {
+        let Some(tx) = &self.tx else {
+            return;
+        };
+        let _ = write!(self.out, "BDAT {} LAST\r\n", canonical_len(&tx.body));
+        canonical_into(&tx.body, &mut self.out);
+        self.expects.push_back(Expect::Bdat);
     }
 }

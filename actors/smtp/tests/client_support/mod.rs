@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod chunking;
 pub mod scripts;
 
 use bytes::Bytes;

@@ -78,7 +78,7 @@ fn script(parts: &[&[Step]]) -> Vec<Step> {
 
 /// Every scenario, by name.
 pub fn scripts() -> Vec<(&'static str, Vec<Step>)> {
-    vec![
+    let mut all = vec![
         ("single message, pipelined", script(&[&pipelined_open(), &[
             Send(M1),
             State(ClientState::Mail),
@@ -439,5 +439,7 @@ pub fn scripts() -> Vec<(&'static str, Vec<Step>)> {
             SendRefused(M2),
             C("MAIL FROM:<a@src.example> SIZE=23\r\nRCPT TO:<b@dst.example>\r\nDATA\r\n"),
         ]])),
-    ]
+    ];
+    all.extend(super::chunking::scripts());
+    all
 }
