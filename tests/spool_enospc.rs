@@ -186,3 +186,70 @@ fn a_full_disk_refuses_new_mail_and_loses_or_repeats_nothing() {
     unique.dedup();
     assert_eq!(unique.len(), total + 1);
 }
+
+/// A delay report due while the disk is full is stored (and sent) once space returns,
+/// exactly once.
+#[test]
+fn a_delay_report_due_on_a_full_disk_is_sent_when_space_returns() {
+    let dir = common::tempdir("impulse-enospc-delay-");
+    let Some(_fs) = Tmpfs::mount(&dir.path().join("data"), "16m") else {
+        return;
+    };
+    let sink = Sink::start(SinkConfig {
+        rules: vec![Rule::always("later", Stage::Rcpt, "451 4.3.0 not yet")],
+        ..Default::default()
+    })
+    .unwrap();
+    let extra = "spool: (min_free: 2097152, segment_size: 1048576),\n    \
+                 domains: { \"*\": (retry_interval: \"1s\", max_retry_interval: \"1s\", \
+                 delay_warning: \"3s\") },";
+    let daemon = Daemon::start(dir.path(), &config(dir.path(), Some(sink.addr()), extra));
+    let mut c = RawClient::connect(daemon.smtp);
+    c.ok("EHLO enospc.test", 250);
+    c.ok("MAIL FROM:<s@enospc.test>", 250);
+    c.ok("RCPT TO:<later@full.test> NOTIFY=DELAY,FAILURE", 250);
+    c.ok("DATA", 354);
+    // Headers larger than the slack a full tmpfs leaves in pages already allocated, so
+    // the report (which quotes them) cannot be stored while the disk is full.
+    let padding: String = (0..200)
+        .map(|i| format!("X-Padding-{i}: {}\r\n", "p".repeat(100)))
+        .collect();
+    c.end_data(format!("Subject: slow\r\n{padding}\r\nwaiting\r\n").as_bytes());
+    let _ = c.cmd("QUIT");
+    daemon.wait_for_log(WAIT, "a first deferral", |recs| {
+        !of_type(recs, "TransientFailure", None).is_empty()
+    });
+    let filler = dir.path().join("data").join("filler");
+    fill(&filler);
+    // The report falls due while nothing can be stored: it is tried again, not dropped.
+    common::wait_until(
+        WAIT,
+        "the delay report to be refused by the full spool",
+        || daemon.stderr().contains("trying again"),
+        || daemon.stderr(),
+    );
+    let reports = || {
+        sink.messages()
+            .into_iter()
+            .filter(|m| m.sender.is_empty() && m.recipients == ["s@enospc.test"])
+            .count()
+    };
+    assert_eq!(reports(), 0);
+    std::fs::remove_file(&filler).unwrap();
+    common::wait_until(
+        WAIT,
+        "the delay report",
+        || reports() == 1,
+        || daemon.stderr(),
+    );
+    // Later retries do not warn again.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(reports(), 1, "{}", daemon.stderr());
+    let report = sink
+        .messages()
+        .into_iter()
+        .find(|m| m.sender.is_empty())
+        .unwrap();
+    let text = String::from_utf8_lossy(&report.data).to_string();
+    assert!(text.contains("Action: delayed"), "{text}");
+}

@@ -222,14 +222,18 @@ impl MessageActor {
         }
         msg.retry_at = s.retry_at;
         if !s.delay_report.is_empty() {
-            // Once per message; the mark rides on the retry state below. The report is
-            // a courtesy: if it cannot be stored, it is not tried again.
+            // Once per message; the mark rides on the retry state below. A report that
+            // cannot be stored yet (a full disk) is tried again every second while the
+            // daemon runs; a crash before it is stored loses it (it is a courtesy).
             msg.envelope.set_delay_warned();
             if let (Some(r), Some(bouncer)) = (
                 reports::delay_report_for(msg, &s, &self.cfg),
                 self.shared.bouncer.get(),
             ) {
-                bouncer.do_send(r);
+                let report = Some((r, Some(bouncer.clone())));
+                actix::spawn(async move {
+                    let _ = reports::send_bounce(report).await;
+                });
             }
         }
         let note = NoteRetry {
