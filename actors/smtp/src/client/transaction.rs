@@ -265,40 +265,35 @@ impl ClientSession {
     }
 
     pub(super) fn on_body(&mut self, reply: Reply) {
-        let Some(tx) = self.tx.as_mut() else {
-            self.fail(Some(reply), "reply to end of data without a transaction");
-            return;
-        };
-        if tx.accepted() == 0 {
-            // The terminator sent after a stray 354: its reply is ignored.
-            self.need_rset = true;
-            let open = tx.mail_failure.take().map(RcptResult::failure);
-            self.finish(open);
-        } else if reply.is_positive_completion() {
-            self.finish(Some(RcptResult::Delivered(reply)));
-        } else if reply.is_intermediate() {
-            self.fail(Some(reply), "end of data was answered with 3xx");
-        } else {
-            self.finish(Some(RcptResult::failure(reply)));
-        }
+        self.on_final(reply, "end of data");
     }
 
-    /// The reply to `BDAT … LAST`: the final one for every accepted recipient. Sent in the
+    /// The reply to `BDAT … LAST`: the final one, as for the end of data. Sent in the
     /// pipelined group it may follow a refused MAIL or refused RCPTs (then it is a refusal
     /// too and means nothing more).
     pub(super) fn on_bdat(&mut self, reply: Reply) {
+        self.on_final(reply, "BDAT");
+    }
+
+    /// The final reply for every accepted recipient (to the end of data or to BDAT).
+    fn on_final(&mut self, reply: Reply, what: &str) {
         let Some(tx) = self.tx.as_mut() else {
-            self.fail(Some(reply), "reply to BDAT without a transaction");
+            self.fail(
+                Some(reply),
+                format!("reply to {what} without a transaction"),
+            );
             return;
         };
-        if tx.accepted() == 0 || tx.mail_failure.is_some() {
+        // No recipient accepted (a refused MAIL leaves none): the reply is ignored, as
+        // is the one to the terminator sent after a stray 354.
+        if tx.accepted() == 0 {
             self.need_rset = true;
             let open = tx.mail_failure.take().map(RcptResult::failure);
             self.finish(open);
         } else if reply.is_positive_completion() {
             self.finish(Some(RcptResult::Delivered(reply)));
         } else if reply.is_intermediate() {
-            self.fail(Some(reply), "BDAT was answered with 3xx");
+            self.fail(Some(reply), format!("{what} was answered with 3xx"));
         } else {
             self.need_rset = true;
             self.finish(Some(RcptResult::failure(reply)));
