@@ -74,6 +74,7 @@ fn main() -> anyhow::Result<()> {
                     "size": m.size,
                     "message_id": m.message_id,
                     "tls": m.tls,
+                    "chunked": m.chunked,
                 });
                 let mut out = out.lock().unwrap_or_else(|e| e.into_inner());
                 let _ = writeln!(out, "{line}");
