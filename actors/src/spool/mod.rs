@@ -11,7 +11,8 @@
 //! (segments, journals), so one job of each runs at a time, side by side; what arrives
 //! meanwhile waits for the lane's next round, written with one `fdatasync` per file
 //! touched ([`commit`]). A `Store` is answered after its round is durable, and only then
-//! does the inbound session send 250. A compaction (store lane) runs only while the mark
+//! does the inbound session send 250. The mark lane lingers [`MARK_LINGER`] before a
+//! round so one `fdatasync` carries more marks; the store lane never waits. A compaction (store lane) runs only while the mark
 //! lane is idle, and the mark lane waits for it.
 //!
 //! # Honest failures

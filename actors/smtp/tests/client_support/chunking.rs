@@ -20,6 +20,11 @@ const M1: Msg = msg(
     &["b@dst.example"],
     "Subject: one\r\n\r\nhello\r\n",
 );
+/// M1's whole command group to a pipelining server with CHUNKING and SIZE.
+const M1_GROUP: Step = C(
+    "MAIL FROM:<a@src.example> SIZE=23\r\nRCPT TO:<b@dst.example>\r\n\
+                          BDAT 23 LAST\r\nSubject: one\r\n\r\nhello\r\n",
+);
 /// A line that is a lone dot, bare LFs, no final line end.
 const M_DOT: Msg = msg(2, "a@src.example", &["b@dst.example"], "a\n.\nb");
 const M3: Msg = msg(
@@ -49,8 +54,7 @@ pub fn scripts() -> Vec<(&'static str, Vec<Step>)> {
         ("CHUNKING: the body goes in the pipelined group as BDAT LAST", script(&[&open(), &[
             Send(M1),
             State(ClientState::Mail),
-            C("MAIL FROM:<a@src.example> SIZE=23\r\nRCPT TO:<b@dst.example>\r\n\
-               BDAT 23 LAST\r\nSubject: one\r\n\r\nhello\r\n"),
+            M1_GROUP,
             S("250 2.1.0 ok\r\n250 2.1.5 ok\r\n"),
             State(ClientState::Body),
             S("250 2.0.0 queued as X\r\n"),
@@ -88,8 +92,7 @@ pub fn scripts() -> Vec<(&'static str, Vec<Step>)> {
 
         ("CHUNKING: a refused MAIL decides for everyone", script(&[&open(), &[
             Send(M1),
-            C("MAIL FROM:<a@src.example> SIZE=23\r\nRCPT TO:<b@dst.example>\r\n\
-               BDAT 23 LAST\r\nSubject: one\r\n\r\nhello\r\n"),
+            M1_GROUP,
             S("451 4.3.0 try later\r\n503 5.5.1 MAIL first\r\n503 5.5.1 MAIL first\r\n"),
             E(&["done 1: b@dst.example=T451", "ready"]),
             Send(M1),
@@ -99,8 +102,7 @@ pub fn scripts() -> Vec<(&'static str, Vec<Step>)> {
 
         ("CHUNKING: a 4xx to BDAT defers the accepted recipients", script(&[&open(), &[
             Send(M1),
-            C("MAIL FROM:<a@src.example> SIZE=23\r\nRCPT TO:<b@dst.example>\r\n\
-               BDAT 23 LAST\r\nSubject: one\r\n\r\nhello\r\n"),
+            M1_GROUP,
             S("250 ok\r\n250 ok\r\n452 4.3.1 insufficient storage\r\n"),
             E(&["done 1: b@dst.example=T452", "ready"]),
         ]])),
@@ -121,8 +123,7 @@ pub fn scripts() -> Vec<(&'static str, Vec<Step>)> {
 
         ("CHUNKING: a 3xx to BDAT ends the session", script(&[&open(), &[
             Send(M1),
-            C("MAIL FROM:<a@src.example> SIZE=23\r\nRCPT TO:<b@dst.example>\r\n\
-               BDAT 23 LAST\r\nSubject: one\r\n\r\nhello\r\n"),
+            M1_GROUP,
             S("250 ok\r\n250 ok\r\n354 what\r\n"),
             E(&["done 1: b@dst.example=T354", "failed 354"]),
         ]])),
