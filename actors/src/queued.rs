@@ -21,7 +21,8 @@ use crate::ids::MessageId;
 /// Sender and recipients packed into one allocation, with an outcome flag per recipient
 /// and, once an attempt was deferred, the last temporary response:
 /// `sender_len u16 | sender | (flag u8 | rcpt_len u16 | rcpt)* | (tag u8 | len u16 | value)*`,
-/// the trailer entries being the last response (tag 0xFF) and the DSN parameters (0xFE).
+/// the trailer entries being the last response (tag 0xFF), the DSN parameters (0xFE),
+/// the delay-report mark (0xFD) and the reception group (0xFC, the first part's id).
 /// Flags: 0 pending, 1 final (recovered from the spool, outcome not kept), 2 delivered,
 /// 3 failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,7 +68,7 @@ impl PackedEnvelope {
         let mut at = field(&self.0, 0).map_or(self.0.len(), |(_, end)| end);
         std::iter::from_fn(move || {
             let flag = *self.0.get(at)?;
-            if flag >= WARNED_TAG {
+            if flag >= LOWEST_TAG {
                 return None;
             }
             let (r, end) = field(&self.0, at + 1)?;
@@ -184,6 +185,19 @@ impl PackedEnvelope {
         }
     }
 
+    /// The reception this message is one domain's part of (its first part's id), when
+    /// its recipients were split over several domains.
+    pub fn group(&self) -> Option<MessageId> {
+        self.extra(GROUP_TAG).and_then(MessageId::parse)
+    }
+
+    /// Note the reception group (see [`PackedEnvelope::group`]).
+    pub fn set_group(&mut self, group: MessageId) {
+        if self.group() != Some(group) {
+            self.set_extra(GROUP_TAG, &group.to_string());
+        }
+    }
+
     /// The recipients, in their original order.
     pub fn recipients(&self) -> impl Iterator<Item = &str> + '_ {
         self.entries().map(|(_, _, r)| r)
@@ -220,9 +234,12 @@ const FAILED: u8 = 3;
 const TRAILER: u8 = 0xFF;
 /// Marks the DSN-parameters trailer entry.
 const DSN_TAG: u8 = 0xFE;
-/// Marks the delay-report-sent trailer entry (the lowest tag: flags below it are
-/// recipients').
+/// Marks the delay-report-sent trailer entry.
 const WARNED_TAG: u8 = 0xFD;
+/// Marks the reception-group trailer entry.
+const GROUP_TAG: u8 = 0xFC;
+/// The lowest tag: flags below it are recipients'.
+const LOWEST_TAG: u8 = GROUP_TAG;
 /// The last response is kept up to this many bytes.
 pub const MAX_RESPONSE: usize = 200;
 
@@ -373,14 +390,13 @@ mod tests {
         assert_eq!(p.recipient_count(), 3);
         p.set_dsn("");
         assert_eq!((p.dsn(), p.last_response()), (None, Some("452 4.2.2 full")));
-        p.set_dsn("HDRS\tQQ1\nNEVER\t");
-        assert_eq!(p.dsn(), Some("HDRS\tQQ1\nNEVER\t"));
-        assert!(p.last_response().is_some(), "the other entry stays");
-        p.set_last_response("452 4.2.2 full");
-        assert_eq!(p.dsn(), Some("HDRS\tQQ1\nNEVER\t"));
-        assert_eq!(p.recipient_count(), 3);
-        p.set_dsn("");
-        assert_eq!((p.dsn(), p.last_response()), (None, Some("452 4.2.2 full")));
+        assert_eq!(p.group(), None);
+        p.set_group(MessageId(0x1F));
+        p.set_delay_warned();
+        assert_eq!(p.group(), Some(MessageId(0x1F)));
+        assert!(p.delay_warned());
+        assert_eq!(p.recipient_count(), 3, "the group is not a recipient");
+        assert_eq!(p.last_response(), Some("452 4.2.2 full"));
         let none = PackedEnvelope::new("s", []);
         let mut none2 = none.clone();
         none2.set_last_response("x");

@@ -134,6 +134,7 @@ pub async fn accept(
         Ok(Ok(ids)) => {
             let _g = alloc::enter(class);
             Stats::add(&shared.stats.received, count);
+            expect_reports(&shared, queued.iter().map(|(_, q)| q));
             for (domain, record) in queued {
                 router.enqueue(&domain, record);
             }
@@ -142,6 +143,25 @@ pub async fn accept(
         }
         Ok(Err(e)) => Err(Refusal::Temporary(format!("cannot store the message: {e}"))),
         Err(_) => Err(Refusal::Temporary("spool unavailable".into())),
+    }
+}
+
+/// Tell the bouncer which parts of split receptions are due together, before any of
+/// them is attempted, so their reports are gathered into one per reception.
+pub fn expect_reports<'a>(shared: &Shared, parts: impl Iterator<Item = &'a QueuedMessage>) {
+    let Some(bouncer) = shared.bouncer.get() else {
+        return;
+    };
+    let mut groups: BTreeMap<MessageId, Vec<MessageId>> = BTreeMap::new();
+    for q in parts {
+        if let Some(g) = q.envelope.group() {
+            groups.entry(g).or_default().push(q.id);
+        }
+    }
+    for (group, parts) in groups {
+        if parts.len() > 1 {
+            bouncer.do_send(crate::bounce::ExpectReports { group, parts });
+        }
     }
 }
 
@@ -179,6 +199,10 @@ fn split(shared: &Shared, p: Parts<'_>) -> Split {
     let mut messages = Vec::with_capacity(by_domain.len());
     let mut queued = Vec::with_capacity(by_domain.len());
     let peer_ip = p.peer.ip().to_string();
+    // The parts of a reception split over domains report together (one DSN); a
+    // message from the null sender gets no report at all.
+    let split = by_domain.len() > 1 && !p.sender.is_empty();
+    let mut group = None;
     for (domain, (recipients, rcpt_dsn)) in by_domain {
         let domain = binding::queue_key(&domain, p.binding);
         let dsn = impulse_smtp::dsn::DsnParams {
@@ -189,6 +213,7 @@ fn split(shared: &Shared, p: Parts<'_>) -> Split {
         }
         .encode();
         let id = shared.ids.next();
+        let group = split.then(|| *group.get_or_insert(id));
         let header = received::received_header(
             p.helo,
             &peer_ip,
@@ -210,6 +235,9 @@ fn split(shared: &Shared, p: Parts<'_>) -> Split {
         };
         let mut envelope = PackedEnvelope::new(p.sender, recipients.iter().map(String::as_str));
         envelope.set_dsn(&dsn);
+        if let Some(g) = group {
+            envelope.set_group(g);
+        }
         let record = QueuedMessage {
             id,
             received_at: now,
@@ -229,6 +257,7 @@ fn split(shared: &Shared, p: Parts<'_>) -> Split {
                 recipients,
                 peer: p.peer.to_string(),
                 dsn,
+                group,
             },
             data: Bytes::from(full),
         });

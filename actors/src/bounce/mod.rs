@@ -12,15 +12,20 @@
 //! final. A crash in between repeats the attempt and may send the report twice; it
 //! never loses it.
 //!
+//! The parts of one reception split over several domains report together: see
+//! [`groups`] (one report for the first delivery pass of the whole message).
+//!
 //! Never a report for a message whose sender is null (a report itself, or a message
 //! that asked for none): a report that cannot be delivered is logged and dropped when it
 //! expires, and loops are impossible.
 
 pub mod dsn;
+pub mod groups;
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::sync::Arc;
+use std::time::Instant;
 
 use actix::prelude::*;
 use bytes::Bytes;
@@ -39,6 +44,8 @@ use crate::spool::record::MessageMeta;
 use crate::spool::{NewMessage, ReadData, SpoolError, Store};
 use crate::stats::Stats;
 pub use dsn::{Action, ReportedRecipient};
+use groups::{Groups, Step, REPORT_WAIT};
+use tokio::sync::oneshot;
 
 /// Send a report to `sender` about `recipients` of message `original`. Answers
 /// once the report is durable (`Some(its id)`), or `None` when no report is due.
@@ -56,6 +63,46 @@ pub struct Bounce {
     pub full: bool,
     /// For a delay report: when retries end, ms since the epoch.
     pub retry_until: Option<u64>,
+    /// The reception `original` is one domain's part of (see [`groups`]): the report
+    /// waits for the other parts' first attempts and goes out with theirs.
+    pub group: Option<MessageId>,
+}
+
+/// The reception `group` was split into `parts` (one per domain) that are all due now:
+/// their reports are gathered into one.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ExpectReports {
+    pub group: MessageId,
+    pub parts: Vec<MessageId>,
+}
+
+/// Part `part` of reception `group` settled an attempt and owes no report.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PartSettled {
+    pub group: MessageId,
+    pub part: MessageId,
+}
+
+/// Shutting down: held reports go out now, and from now on every report alone.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct FlushReports;
+
+type Answer = Result<Option<MessageId>, SpoolError>;
+
+/// One report for all of `held` (reports about parts of one reception: same sender,
+/// arrival and DSN parameters), about the first part's message.
+fn merge(held: &[(Bounce, oneshot::Sender<Answer>)]) -> Option<Bounce> {
+    let (first, rest) = held.split_first()?;
+    let mut b = first.0.clone();
+    for (other, _) in rest {
+        b.recipients.extend(other.recipients.iter().cloned());
+        b.full |= other.full;
+    }
+    b.group = None;
+    Some(b)
 }
 
 /// Builds, stores and queues delivery status notifications.
@@ -65,6 +112,9 @@ pub struct Bouncer {
     reg: Registration,
     salt: RandomState,
     working: usize,
+    /// Reports held for the rest of their reception's pass.
+    groups: Groups<(Bounce, oneshot::Sender<Answer>)>,
+    draining: bool,
 }
 
 impl Bouncer {
@@ -75,7 +125,31 @@ impl Bouncer {
             reg,
             salt: RandomState::new(),
             working: 0,
+            groups: Groups::default(),
+            draining: false,
         }
+    }
+
+    /// Send `held` as one report, tried again every second until it is durable; each
+    /// holder is answered then (or sees the bouncer gone, its recipients still pending).
+    fn flush(&mut self, held: Vec<(Bounce, oneshot::Sender<Answer>)>, ctx: &mut Context<Self>) {
+        let Some(report) = merge(&held) else { return };
+        let me = ctx.address();
+        actix::spawn(async move {
+            loop {
+                match me.send(report.clone()).await {
+                    Ok(Ok(id)) => {
+                        for (_, tx) in held {
+                            let _ = tx.send(Ok(id));
+                        }
+                        return;
+                    }
+                    Ok(Err(e)) => eprintln!("bounce of {}: {e}; trying again", report.original),
+                    Err(_) => return,
+                }
+                actix_rt::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        });
     }
 
     fn update_registry(&self) {
@@ -91,19 +165,71 @@ impl Bouncer {
 impl Actor for Bouncer {
     type Context = Context<Self>;
 
-    fn started(&mut self, _ctx: &mut Context<Self>) {
+    fn started(&mut self, ctx: &mut Context<Self>) {
         self.reg.placed();
         self.update_registry();
+        // Passes that ran out of time send what they hold.
+        ctx.run_interval(REPORT_WAIT / 60, |act, ctx| {
+            for held in act.groups.overdue(Instant::now()) {
+                act.flush(held, ctx);
+            }
+        });
+    }
+}
+
+impl Handler<ExpectReports> for Bouncer {
+    type Result = ();
+
+    fn handle(&mut self, e: ExpectReports, _ctx: &mut Context<Self>) {
+        if self.draining {
+            return;
+        }
+        let _g = alloc::enter(ActorClass::Bouncer);
+        self.groups.expect(e.group, e.parts, Instant::now());
+    }
+}
+
+impl Handler<PartSettled> for Bouncer {
+    type Result = ();
+
+    fn handle(&mut self, p: PartSettled, ctx: &mut Context<Self>) {
+        if let Step::Ready(held) = self.groups.settled(p.group, p.part, None) {
+            self.flush(held, ctx);
+        }
+    }
+}
+
+impl Handler<FlushReports> for Bouncer {
+    type Result = ();
+
+    fn handle(&mut self, _: FlushReports, ctx: &mut Context<Self>) {
+        self.draining = true;
+        for held in self.groups.end_all() {
+            self.flush(held, ctx);
+        }
     }
 }
 
 impl Handler<Bounce> for Bouncer {
     type Result = ResponseActFuture<Self, Result<Option<MessageId>, SpoolError>>;
 
-    fn handle(&mut self, b: Bounce, _ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, mut b: Bounce, ctx: &mut Context<Self>) -> Self::Result {
         let _g = alloc::enter(ActorClass::Bouncer);
         if b.sender.is_empty() || b.recipients.is_empty() {
             return Box::pin(fut::ready(Ok(None)));
+        }
+        if let Some(group) = b.group.take().filter(|_| !self.draining) {
+            let (tx, rx) = oneshot::channel();
+            let waiting = async move { rx.await.unwrap_or(Err(SpoolError::Unavailable)) };
+            match self.groups.settled(group, b.original, Some((b, tx))) {
+                Step::Held => return Box::pin(fut::wrap_future(waiting)),
+                Step::Ready(held) => {
+                    self.flush(held, ctx);
+                    return Box::pin(fut::wrap_future(waiting));
+                }
+                Step::Alone(Some((alone, _))) => b = alone,
+                Step::Alone(None) => return Box::pin(fut::ready(Ok(None))),
+            }
         }
         self.working += 1;
         self.update_registry();
@@ -149,6 +275,7 @@ impl Handler<Bounce> for Bouncer {
                 recipients: vec![b.sender.clone()],
                 peer: "bounce".into(),
                 dsn: String::new(),
+                group: None,
             };
             let stored = shared
                 .spool

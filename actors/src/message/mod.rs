@@ -191,6 +191,9 @@ impl MessageActor {
             .then(|| reports::bounce_for(msg, &s.records, &s.expired_last, s.success_reports))
             .flatten()
             .map(|b| (b, self.shared.bouncer.get().cloned()));
+        if bounce.is_none() {
+            reports::settled_quietly(msg, self.shared.bouncer.get());
+        }
         if s.finished {
             self.move_to(MsgState::Finishing);
             let records = s.records;

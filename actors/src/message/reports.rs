@@ -6,7 +6,7 @@ use actix::prelude::*;
 use impulse_config::DomainCfg;
 
 use super::settle::Settlement;
-use crate::bounce::{Action, Bounce, Bouncer, ReportedRecipient};
+use crate::bounce::{Action, Bounce, Bouncer, PartSettled, ReportedRecipient};
 use crate::logger::record::{LogRecord, RecordType};
 use crate::logger::LoggedResponse;
 use crate::queued::QueuedMessage;
@@ -93,6 +93,17 @@ pub(super) async fn send_bounce(
     }
 }
 
+/// Tell the bouncer that this part of a split reception settled an attempt owing no
+/// report, so the reports of its other parts need not wait for it.
+pub(super) fn settled_quietly(msg: &QueuedMessage, bouncer: Option<&Addr<Bouncer>>) {
+    if let (Some(group), Some(bouncer)) = (msg.envelope.group(), bouncer) {
+        bouncer.do_send(PartSettled {
+            group,
+            part: msg.id,
+        });
+    }
+}
+
 /// The delay report for the recipients of `s.delay_report` (their TransientFailure
 /// records give status and diagnostic), if the message has a sender.
 pub(super) fn delay_report_for(
@@ -146,6 +157,11 @@ fn report(
         recipients,
         envid: dsn.envid.clone(),
         full,
+        // A delay report goes out on its own; failures wait for the reception's pass.
+        group: retry_until
+            .is_none()
+            .then(|| msg.envelope.group())
+            .flatten(),
         retry_until,
     })
 }

@@ -290,6 +290,7 @@ impl Root {
                 }
             };
             let _g = alloc::enter(ActorClass::Message);
+            act.expect_recovered_reports(&by_domain);
             for (domain, list) in by_domain {
                 let mut batch = Vec::with_capacity(list.len().min(RECOVERY_BATCH));
                 for r in list {
@@ -316,6 +317,31 @@ impl Root {
                 }
             }
         }));
+    }
+
+    /// The parts of split receptions that recovery found due now report together, as
+    /// they would have before the restart (parts still waiting for a retry do not hold
+    /// the others' report).
+    fn expect_recovered_reports(
+        &self,
+        by_domain: &[(String, Vec<crate::spool::recover::Recovered>)],
+    ) {
+        let Some(bouncer) = self.shared.bouncer.get() else {
+            return;
+        };
+        let now = crate::ids::now_ms();
+        let mut groups: std::collections::HashMap<_, Vec<_>> = Default::default();
+        for r in by_domain.iter().flat_map(|(_, list)| list) {
+            let due = r.retry.is_none_or(|s| s.retry_at <= now);
+            if let (Some(g), true) = (r.envelope.group(), due) {
+                groups.entry(g).or_default().push(r.id);
+            }
+        }
+        for (group, parts) in groups {
+            if parts.len() > 1 {
+                bouncer.do_send(crate::bounce::ExpectReports { group, parts });
+            }
+        }
     }
 
     /// Stop once inbound sessions and outbound connections are gone (or the grace
@@ -427,6 +453,9 @@ impl Handler<Shutdown> for Root {
             l.do_send(listener::Drain);
         }
         self.router.drain();
+        if let Some(b) = self.shared.bouncer.get() {
+            b.do_send(crate::bounce::FlushReports);
+        }
         self.control.take();
         if let Some((_, _, id)) = self.http.take() {
             self.shared.io.close_listener(id);

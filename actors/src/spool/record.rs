@@ -10,9 +10,11 @@
 //!
 //! A message payload holds the envelope and the full message data:
 //! `received_at u64 | sender | domain | peer | n u32 | n × recipient | data_len u64 | data
-//! [| dsn]`, each string as `len u32 | bytes`; the DSN parameters (RFC 3461, in the form
-//! of `impulse_smtp::dsn::DsnParams::encode`) follow only when the client gave any, so a
-//! record without them is byte for byte what older versions wrote and read.
+//! [| dsn [| group u64]]`, each string as `len u32 | bytes`; the DSN parameters (RFC
+//! 3461, in the form of `impulse_smtp::dsn::DsnParams::encode`) follow only when the
+//! client gave any or a group follows, and the group (the id of the first record of the
+//! same reception, when its recipients were split over several domains) only for such a
+//! split, so a record without them is byte for byte what older versions wrote and read.
 
 use crate::ids::MessageId;
 
@@ -35,6 +37,9 @@ pub struct MessageMeta {
     pub peer: String,
     /// The DSN parameters in their stored form; empty: none given.
     pub dsn: String,
+    /// The reception this record is one domain's part of, named by its first part's id
+    /// (`None`: the reception went to one domain only).
+    pub group: Option<MessageId>,
 }
 
 /// Why a record could not be decoded.
@@ -65,8 +70,11 @@ pub fn encode_message(meta: &MessageMeta, data: &[u8], out: &mut Vec<u8>) {
     }
     out.extend_from_slice(&(data.len() as u64).to_le_bytes());
     out.extend_from_slice(data);
-    if !meta.dsn.is_empty() {
+    if !meta.dsn.is_empty() || meta.group.is_some() {
         put_str(out, &meta.dsn);
+    }
+    if let Some(g) = meta.group {
+        out.extend_from_slice(&g.0.to_le_bytes());
     }
     let payload_len = (out.len() - payload_start) as u32;
     out[start + 8..start + 12].copy_from_slice(&payload_len.to_le_bytes());
@@ -124,6 +132,7 @@ pub struct MessageView<'a> {
     pub data: &'a [u8],
     /// The DSN parameters' stored form ("" when none).
     pub dsn: &'a str,
+    pub group: Option<MessageId>,
 }
 
 impl MessageView<'_> {
@@ -137,6 +146,7 @@ impl MessageView<'_> {
             recipients: self.recipients.iter().map(|r| r.to_string()).collect(),
             peer: self.peer.to_string(),
             dsn: self.dsn.to_string(),
+            group: self.group,
         }
     }
 }
@@ -160,6 +170,14 @@ pub fn decode_view(buf: &[u8]) -> Result<(MessageView<'_>, usize), DecodeError> 
     let data_len = r.u64()? as usize;
     let data = r.take(data_len)?;
     let dsn = if r.buf.is_empty() { "" } else { r.string()? };
+    let group = if r.buf.is_empty() {
+        None
+    } else {
+        Some(MessageId(r.u64()?))
+    };
+    if !r.buf.is_empty() {
+        return Err(DecodeError::Corrupt("bytes after the last field"));
+    }
     let view = MessageView {
         id,
         received_at,
@@ -169,6 +187,7 @@ pub fn decode_view(buf: &[u8]) -> Result<(MessageView<'_>, usize), DecodeError> 
         recipients,
         data,
         dsn,
+        group,
     };
     Ok((view, total))
 }
@@ -241,6 +260,20 @@ mod tests {
             recipients: vec!["x@c.example".into(), "y@c.example".into()],
             peer: "127.0.0.1:4000".into(),
             dsn: String::new(),
+            group: None,
+        }
+    }
+
+    #[test]
+    fn the_group_rides_along_with_or_without_dsn_parameters() {
+        for dsn in ["", "FULL\t"] {
+            let mut m = meta(11);
+            m.dsn = dsn.into();
+            m.group = Some(MessageId(10));
+            let mut buf = Vec::new();
+            encode_message(&m, b"data\r\n", &mut buf);
+            let (back, data, len) = decode_message(&buf).unwrap();
+            assert_eq!((back, data, len), (m, &b"data\r\n"[..], buf.len()));
         }
     }
 

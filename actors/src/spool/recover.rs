@@ -234,6 +234,9 @@ fn scan_segment(
                     envelope.set_done(i as usize);
                 }
                 envelope.set_dsn(v.dsn);
+                if let Some(g) = v.group {
+                    envelope.set_group(g);
+                }
                 let rec = Recovered {
                     id: v.id,
                     received_at: v.received_at,
@@ -296,6 +299,7 @@ mod tests {
             recipients: rcpts.iter().map(|r| r.to_string()).collect(),
             peer: "127.0.0.1:1".into(),
             dsn: String::new(),
+            group: None,
         }
     }
 

@@ -1,0 +1,158 @@
+//! One report per message, not per destination domain: a message whose recipients span
+//! several domains is queued as one part per domain, but the failures of its first
+//! delivery pass reach the sender as a single RFC 3464 report, as from Postfix. A part
+//! that is only deferred does not hold the report back; the grouping survives a kill -9
+//! (the parts of a reception are named in the spool).
+
+mod common;
+
+use common::delivery::LOG_WAIT;
+use common::log::has;
+use common::relay::ClosedPort;
+use common::{config, Daemon, RawClient};
+use impulse_sink::{ReceivedMessage, Rule, Sink, SinkConfig, Stage};
+
+const SENDER: &str = "alice@sender.test";
+
+fn submit(d: &Daemon, rcpts: &[&str]) {
+    let mut c = RawClient::connect(d.smtp);
+    c.ok("EHLO client.test", 250);
+    c.ok(&format!("MAIL FROM:<{SENDER}>"), 250);
+    for r in rcpts {
+        c.ok(&format!("RCPT TO:<{r}>"), 250);
+    }
+    c.ok("DATA", 354);
+    c.end_data(b"Subject: to many domains\r\n\r\nx\r\n");
+    let _ = c.cmd("QUIT");
+}
+
+fn reports(sink: &Sink) -> Vec<ReceivedMessage> {
+    sink.messages()
+        .into_iter()
+        .filter(|m| m.sender.is_empty() && m.recipients == [SENDER])
+        .collect()
+}
+
+fn sink() -> Sink {
+    Sink::start(SinkConfig {
+        rules: vec![
+            Rule::always("hard", Stage::Rcpt, "550 5.1.1 no such user"),
+            Rule::always("later", Stage::Rcpt, "451 4.3.0 try later"),
+        ],
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+/// The Final-Recipient fields of a report, in order.
+fn final_recipients(report: &ReceivedMessage) -> Vec<String> {
+    String::from_utf8_lossy(&report.data)
+        .lines()
+        .filter_map(|l| l.strip_prefix("Final-Recipient: rfc822; "))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Wait for the first report, then a little longer for a second one that should not come.
+fn the_one_report(sink: &Sink, d: &Daemon) -> ReceivedMessage {
+    common::wait_until(
+        std::time::Duration::from_secs(30),
+        "the report",
+        || !reports(sink).is_empty(),
+        || format!("{:#?}\n{}", d.log_records(), d.stderr()),
+    );
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let all = reports(sink);
+    assert_eq!(all.len(), 1, "one report for the message: {all:#?}");
+    all.into_iter().next().unwrap()
+}
+
+#[test]
+fn failures_in_several_domains_make_one_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = sink();
+    let d = Daemon::start(
+        dir.path(),
+        &config(
+            dir.path(),
+            Some(sink.addr()),
+            r#"domains: { "*": (retry_interval: "1h", max_retry_interval: "1h") },"#,
+        ),
+    );
+    submit(
+        &d,
+        &[
+            "hard1@one.test",
+            "ok@two.test",
+            "later@three.test",
+            "hard2@four.test",
+            "hard3@four.test",
+        ],
+    );
+    d.wait_for_log(LOG_WAIT, "the bounces", |r| {
+        ["hard1@one.test", "hard2@four.test", "hard3@four.test"]
+            .iter()
+            .all(|a| has(r, "Bounce", a))
+            && has(r, "Delivery", "ok@two.test")
+            && has(r, "TransientFailure", "later@three.test")
+    });
+    let report = the_one_report(&sink, &d);
+    let mut got = final_recipients(&report);
+    got.sort();
+    assert_eq!(
+        got,
+        ["hard1@one.test", "hard2@four.test", "hard3@four.test"],
+        "every failed recipient, nothing delivered or deferred"
+    );
+    let text = String::from_utf8_lossy(&report.data);
+    assert!(text.contains("Subject: to many domains"), "{text}");
+    assert_eq!(
+        text.matches("Reporting-MTA:").count(),
+        1,
+        "one per-message block: {text}"
+    );
+}
+
+#[test]
+fn the_parts_still_report_together_after_a_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed = ClosedPort::new();
+    let retry = r#"domains: { "*": (retry_interval: "1s", max_retry_interval: "1s") },"#;
+    let mut d = Daemon::start(dir.path(), &config(dir.path(), Some(closed.addr), retry));
+    submit(&d, &["hard1@one.test", "hard2@two.test"]);
+    d.wait_for_log(LOG_WAIT, "both parts deferred", |r| {
+        has(r, "TransientFailure", "hard1@one.test") && has(r, "TransientFailure", "hard2@two.test")
+    });
+    d.kill9();
+    // Both parts are due again when the daemon comes back, now with a next hop.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let sink = sink();
+    let d = Daemon::start(dir.path(), &config(dir.path(), Some(sink.addr()), retry));
+    d.wait_for_log(LOG_WAIT, "the bounces", |r| {
+        has(r, "Bounce", "hard1@one.test") && has(r, "Bounce", "hard2@two.test")
+    });
+    let report = the_one_report(&sink, &d);
+    assert_eq!(
+        final_recipients(&report),
+        ["hard1@one.test", "hard2@two.test"]
+    );
+}
+
+#[test]
+fn a_null_sender_message_to_several_domains_is_never_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = sink();
+    let d = Daemon::start(dir.path(), &config(dir.path(), Some(sink.addr()), ""));
+    let mut c = RawClient::connect(d.smtp);
+    c.ok("EHLO client.test", 250);
+    c.ok("MAIL FROM:<>", 250);
+    c.ok("RCPT TO:<hard1@one.test>", 250);
+    c.ok("RCPT TO:<hard2@two.test>", 250);
+    c.ok("DATA", 354);
+    c.end_data(b"Subject: a report\r\n\r\nx\r\n");
+    d.wait_for_log(LOG_WAIT, "the bounces", |r| {
+        has(r, "Bounce", "hard1@one.test") && has(r, "Bounce", "hard2@two.test")
+    });
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert!(sink.messages().is_empty(), "{:#?}", sink.messages());
+}
