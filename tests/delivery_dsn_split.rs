@@ -2,7 +2,8 @@
 //! several domains is queued as one part per domain, but the failures of its first
 //! delivery pass reach the sender as a single RFC 3464 report, as from Postfix. A part
 //! that is only deferred does not hold the report back; the grouping survives a kill -9
-//! (the parts of a reception are named in the spool).
+//! (the parts of a reception are named in the spool); parts that expire together, or
+//! that an operator bounces together, make one report too.
 
 mod common;
 
@@ -53,7 +54,8 @@ fn final_recipients(report: &ReceivedMessage) -> Vec<String> {
         .collect()
 }
 
-/// Wait for the first report, then a little longer for a second one that should not come.
+/// Wait for the first report, then longer than a report lingers for its siblings' (5 s)
+/// for a second one that should not come.
 fn the_one_report(sink: &Sink, d: &Daemon) -> ReceivedMessage {
     common::wait_until(
         std::time::Duration::from_secs(30),
@@ -61,7 +63,7 @@ fn the_one_report(sink: &Sink, d: &Daemon) -> ReceivedMessage {
         || !reports(sink).is_empty(),
         || format!("{:#?}\n{}", d.log_records(), d.stderr()),
     );
-    std::thread::sleep(std::time::Duration::from_secs(1));
+    std::thread::sleep(std::time::Duration::from_secs(6));
     let all = reports(sink);
     assert_eq!(all.len(), 1, "one report for the message: {all:#?}");
     all.into_iter().next().unwrap()
@@ -155,4 +157,72 @@ fn a_null_sender_message_to_several_domains_is_never_reported() {
     });
     std::thread::sleep(std::time::Duration::from_secs(1));
     assert!(sink.messages().is_empty(), "{:#?}", sink.messages());
+}
+
+/// Everything to a next hop that refuses connections, but reports (to the sender's
+/// domain) to the sink.
+fn dead_hop_config(dir: &std::path::Path, closed: &ClosedPort, sink: &Sink, extra: &str) -> String {
+    config(
+        dir,
+        None,
+        &format!(
+            r#"routes: {{ "*": "{}", "sender.test": "{}" }}, {extra}"#,
+            closed.addr,
+            sink.addr()
+        ),
+    )
+}
+
+#[test]
+fn parts_that_expire_together_make_one_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let (closed, sink) = (ClosedPort::new(), sink());
+    let d = Daemon::start(
+        dir.path(),
+        &dead_hop_config(
+            dir.path(),
+            &closed,
+            &sink,
+            r#"domains: { "*": (retry_interval: "1s", max_retry_interval: "10s", message_expiration: "3s") },"#,
+        ),
+    );
+    submit(&d, &["a@one.test", "b@two.test", "c@two.test"]);
+    d.wait_for_log(LOG_WAIT, "the expiries", |r| {
+        ["a@one.test", "b@two.test", "c@two.test"]
+            .iter()
+            .all(|a| has(r, "Expiration", a))
+    });
+    let report = the_one_report(&sink, &d);
+    assert_eq!(
+        final_recipients(&report),
+        ["a@one.test", "b@two.test", "c@two.test"]
+    );
+    let text = String::from_utf8_lossy(&report.data);
+    assert_eq!(text.matches("Action: failed").count(), 3, "{text}");
+}
+
+#[test]
+fn an_operator_bounce_of_a_whole_message_makes_one_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let (closed, sink) = (ClosedPort::new(), sink());
+    let d = Daemon::start(
+        dir.path(),
+        &dead_hop_config(
+            dir.path(),
+            &closed,
+            &sink,
+            r#"domains: { "*": (retry_interval: "1h", max_retry_interval: "1h") },"#,
+        ),
+    );
+    submit(&d, &["a@one.test", "b@two.test"]);
+    d.wait_for_log(LOG_WAIT, "both parts deferred", |r| {
+        has(r, "TransientFailure", "a@one.test") && has(r, "TransientFailure", "b@two.test")
+    });
+    let out = d.ctl(&["bounce", "--sender", SENDER, "--reason", "cleaning up"]);
+    assert!(out.status.success(), "{out:?}");
+    d.wait_for_log(LOG_WAIT, "the operator's bounces", |r| {
+        has(r, "AdminBounce", "a@one.test") && has(r, "AdminBounce", "b@two.test")
+    });
+    let report = the_one_report(&sink, &d);
+    assert_eq!(final_recipients(&report), ["a@one.test", "b@two.test"]);
 }

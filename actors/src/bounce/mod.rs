@@ -25,7 +25,7 @@ pub mod groups;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use bytes::Bytes;
@@ -44,7 +44,7 @@ use crate::spool::record::MessageMeta;
 use crate::spool::{NewMessage, ReadData, SpoolError, Store};
 use crate::stats::Stats;
 pub use dsn::{Action, ReportedRecipient};
-use groups::{Groups, Step, REPORT_WAIT};
+use groups::{Groups, Step};
 use tokio::sync::oneshot;
 
 /// Send a report to `sender` about `recipients` of message `original`. Answers
@@ -169,7 +169,7 @@ impl Actor for Bouncer {
         self.reg.placed();
         self.update_registry();
         // Passes that ran out of time send what they hold.
-        ctx.run_interval(REPORT_WAIT / 60, |act, ctx| {
+        ctx.run_interval(Duration::from_secs(1), |act, ctx| {
             for held in act.groups.overdue(Instant::now()) {
                 act.flush(held, ctx);
             }
@@ -193,7 +193,7 @@ impl Handler<PartSettled> for Bouncer {
     type Result = ();
 
     fn handle(&mut self, p: PartSettled, ctx: &mut Context<Self>) {
-        if let Step::Ready(held) = self.groups.settled(p.group, p.part, None) {
+        if let Step::Ready(held) = self.groups.settled(p.group, p.part, None, Instant::now()) {
             self.flush(held, ctx);
         }
     }
@@ -221,7 +221,10 @@ impl Handler<Bounce> for Bouncer {
         if let Some(group) = b.group.take().filter(|_| !self.draining) {
             let (tx, rx) = oneshot::channel();
             let waiting = async move { rx.await.unwrap_or(Err(SpoolError::Unavailable)) };
-            match self.groups.settled(group, b.original, Some((b, tx))) {
+            match self
+                .groups
+                .settled(group, b.original, Some((b, tx)), Instant::now())
+            {
                 Step::Held => return Box::pin(fut::wrap_future(waiting)),
                 Step::Ready(held) => {
                     self.flush(held, ctx);

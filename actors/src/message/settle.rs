@@ -8,7 +8,8 @@
 //! - A recipient that is already final is never settled again (its result is ignored).
 //! - If recipients are still pending and the message has outlived
 //!   `message_expiration`, each gets an Expiration record and is final.
-//! - Otherwise the next attempt is `retry_delay(attempts)` from now, jittered by ±10 %;
+//! - Otherwise the next attempt is `retry_delay(attempts)` from now, jittered by ±10 %, but
+//!   never after the expiry instant (the last attempt is made when the message expires);
 //!   a message older than `delay_warning` that was not warned yet names the deferred
 //!   recipients that asked `NOTIFY=DELAY`, for its one delay report.
 
@@ -162,7 +163,11 @@ pub fn settle(
             cfg.max_retry_interval.get(),
         );
         let delay = backoff::jittered(delay, msg.id.0 ^ (msg.attempts as u64).rotate_left(48));
-        s.retry_at = now_ms + delay.as_millis() as u64;
+        // Never past the expiry: the last attempt is made when the message expires,
+        // so the parts of a reception (same arrival, same expiration) expire together
+        // and their failures go out in one report.
+        let expires_at = msg.received_at + cfg.message_expiration.get().as_millis() as u64;
+        s.retry_at = (now_ms + delay.as_millis() as u64).min(expires_at.max(now_ms));
         let warn = cfg.delay_warning.get();
         if !warn.is_zero() && age >= warn && !msg.envelope.delay_warned() {
             let dsn = impulse_smtp::dsn::DsnParams::decode(msg.envelope.dsn().unwrap_or(""));
@@ -324,6 +329,35 @@ mod tests {
         assert_eq!(s.newly_final, vec![1]);
         assert_eq!(s.records.len(), 1);
         assert!(s.finished);
+    }
+
+    #[test]
+    fn the_last_retry_falls_on_the_expiry() {
+        let cfg = DomainCfg::default();
+        let m = msg(&["a@d"]);
+        let expires = m.received_at + cfg.message_expiration.get().as_millis() as u64;
+        // A retry due after the expiry is brought forward to it, not later.
+        let now = expires - 1_000;
+        let s = settle(
+            &m,
+            "d",
+            &cfg,
+            vec![(0, Verdict::Transient, LoggedResponse::new(451, None, "x"))],
+            "p",
+            now,
+        );
+        assert!(!s.finished);
+        assert_eq!(s.retry_at, expires);
+        // Far from the expiry the retry is the backoff's.
+        let s = settle(
+            &m,
+            "d",
+            &cfg,
+            vec![(0, Verdict::Transient, LoggedResponse::new(451, None, "x"))],
+            "p",
+            m.received_at,
+        );
+        assert!(s.retry_at < expires && s.retry_at > m.received_at);
     }
 
     #[test]
