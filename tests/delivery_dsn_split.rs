@@ -226,3 +226,28 @@ fn an_operator_bounce_of_a_whole_message_makes_one_report() {
     let report = the_one_report(&sink, &d);
     assert_eq!(final_recipients(&report), ["a@one.test", "b@two.test"]);
 }
+
+#[test]
+fn a_part_deferred_by_a_dead_next_hop_does_not_hold_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let (closed, sink) = (ClosedPort::new(), sink());
+    let d = Daemon::start(
+        dir.path(),
+        &config(
+            dir.path(),
+            None,
+            &format!(
+                r#"routes: {{ "*": "{}", "two.test": "{}", "sender.test": "{}" }},
+                domains: {{ "*": (retry_interval: "1h", max_retry_interval: "1h") }},"#,
+                closed.addr,
+                sink.addr(),
+                sink.addr()
+            ),
+        ),
+    );
+    submit(&d, &["a@one.test", "hard@two.test"]);
+    // Well before the first pass's one-minute bound: the dead hop's part settled at once.
+    let report = the_one_report(&sink, &d);
+    assert_eq!(final_recipients(&report), ["hard@two.test"]);
+    assert!(has(&d.log_records(), "TransientFailure", "a@one.test"));
+}

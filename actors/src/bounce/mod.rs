@@ -90,6 +90,17 @@ pub struct PartSettled {
 #[rtype(result = "()")]
 pub struct FlushReports;
 
+/// Tell the bouncer that `msg`, if it is a part of a split reception, settled an
+/// attempt owing no report, so the reports of its other parts need not wait for it.
+pub fn settled_quietly(msg: &QueuedMessage, bouncer: Option<&Addr<Bouncer>>) {
+    if let (Some(group), Some(bouncer)) = (msg.envelope.group(), bouncer) {
+        bouncer.do_send(PartSettled {
+            group,
+            part: msg.id,
+        });
+    }
+}
+
 type Answer = Result<Option<MessageId>, SpoolError>;
 
 /// One report for all of `held` (reports about parts of one reception: same sender,

@@ -310,6 +310,7 @@ impl Domain {
                 continue;
             }
             Stats::add(&self.shared.stats.deferred, s.counts[2]);
+            crate::bounce::settled_quietly(&msg, self.shared.bouncer.get());
             records.extend(s.records);
             msg.retry_at = s.retry_at;
             if let Some(last) = &s.last_transient {

@@ -192,7 +192,7 @@ impl MessageActor {
             .flatten()
             .map(|b| (b, self.shared.bouncer.get().cloned()));
         if bounce.is_none() {
-            reports::settled_quietly(msg, self.shared.bouncer.get());
+            crate::bounce::settled_quietly(msg, self.shared.bouncer.get());
         }
         if s.finished {
             self.move_to(MsgState::Finishing);

@@ -6,7 +6,7 @@ use actix::prelude::*;
 use impulse_config::DomainCfg;
 
 use super::settle::Settlement;
-use crate::bounce::{Action, Bounce, Bouncer, PartSettled, ReportedRecipient};
+use crate::bounce::{Action, Bounce, Bouncer, ReportedRecipient};
 use crate::logger::record::{LogRecord, RecordType};
 use crate::logger::LoggedResponse;
 use crate::queued::QueuedMessage;
@@ -90,17 +90,6 @@ pub(super) async fn send_bounce(
             Err(_) => return Err(SpoolError::Unavailable),
         }
         actix_rt::time::sleep(std::time::Duration::from_secs(1)).await;
-    }
-}
-
-/// Tell the bouncer that this part of a split reception settled an attempt owing no
-/// report, so the reports of its other parts need not wait for it.
-pub(super) fn settled_quietly(msg: &QueuedMessage, bouncer: Option<&Addr<Bouncer>>) {
-    if let (Some(group), Some(bouncer)) = (msg.envelope.group(), bouncer) {
-        bouncer.do_send(PartSettled {
-            group,
-            part: msg.id,
-        });
     }
 }
 
