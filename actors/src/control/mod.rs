@@ -187,11 +187,13 @@ impl Control {
                 )
             }
             Request::Shutdown => {
+                // The answer is written before the root hears of it: an idle daemon
+                // stops within milliseconds, and the client must still get its line.
+                let message = "shutting down".to_string();
+                self.reply_now(to, Response::Ok { message }, ctx);
                 self.shutdown.do_send(Shutdown {
                     reason: "impulsectl shutdown".into(),
                 });
-                let message = "shutting down".to_string();
-                self.reply(to, move || Response::Ok { message }, ctx)
             }
             Request::Message { id } => self.message(to, id, ctx),
             Request::Find {

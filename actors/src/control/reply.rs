@@ -84,6 +84,24 @@ impl Control {
         }));
     }
 
+    /// Answer `to` with `response` at once, on this thread (a small answer that must
+    /// be on its way before what follows it, e.g. `shutdown`'s before the daemon stops).
+    pub(super) fn reply_now(&mut self, to: To, response: Response, ctx: &mut Context<Self>) {
+        match to {
+            To::Caller(tx) => {
+                let _ = tx.send(response);
+            }
+            To::Socket(conn) => {
+                self.outgoing.push(Outgoing {
+                    conn,
+                    data: Bytes::from(encode(&response)),
+                    at: 0,
+                });
+                self.pump(ctx);
+            }
+        }
+    }
+
     /// Write the next chunk of every answer whose connection has room; close those
     /// finished; come back in a millisecond while any is left.
     pub(super) fn pump(&mut self, ctx: &mut Context<Self>) {
