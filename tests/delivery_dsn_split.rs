@@ -159,40 +159,50 @@ fn a_null_sender_message_to_several_domains_is_never_reported() {
     assert!(sink.messages().is_empty(), "{:#?}", sink.messages());
 }
 
-/// Everything to a next hop that refuses connections, but reports (to the sender's
-/// domain) to the sink.
-fn dead_hop_config(dir: &std::path::Path, closed: &ClosedPort, sink: &Sink, extra: &str) -> String {
-    config(
-        dir,
-        None,
-        &format!(
-            r#"routes: {{ "*": "{}", "sender.test": "{}" }}, {extra}"#,
-            closed.addr,
-            sink.addr()
-        ),
-    )
+/// A daemon sending everything to a next hop that refuses connections, but reports (to
+/// the sender's domain) and mail for `to_sink` to the sink; `domains` is its config.
+/// (Fields drop in order: the daemon first.)
+struct DeadHop {
+    d: Daemon,
+    sink: Sink,
+    _closed: ClosedPort,
+    _dir: tempfile::TempDir,
+}
+
+fn dead_hop(to_sink: &[&str], domains: &str) -> DeadHop {
+    let dir = tempfile::tempdir().unwrap();
+    let (closed, sink) = (ClosedPort::new(), sink());
+    let routes: String = ["sender.test"]
+        .iter()
+        .chain(to_sink)
+        .map(|d| format!(r#""{d}": "{}", "#, sink.addr()))
+        .collect();
+    let extra = format!(
+        r#"routes: {{ "*": "{}", {routes} }}, domains: {{ "*": {domains} }},"#,
+        closed.addr
+    );
+    let d = Daemon::start(dir.path(), &config(dir.path(), None, &extra));
+    DeadHop {
+        d,
+        sink,
+        _closed: closed,
+        _dir: dir,
+    }
 }
 
 #[test]
 fn parts_that_expire_together_make_one_report() {
-    let dir = tempfile::tempdir().unwrap();
-    let (closed, sink) = (ClosedPort::new(), sink());
-    let d = Daemon::start(
-        dir.path(),
-        &dead_hop_config(
-            dir.path(),
-            &closed,
-            &sink,
-            r#"domains: { "*": (retry_interval: "1s", max_retry_interval: "10s", message_expiration: "3s") },"#,
-        ),
+    let h = dead_hop(
+        &[],
+        r#"(retry_interval: "1s", max_retry_interval: "10s", message_expiration: "3s")"#,
     );
-    submit(&d, &["a@one.test", "b@two.test", "c@two.test"]);
-    d.wait_for_log(LOG_WAIT, "the expiries", |r| {
+    submit(&h.d, &["a@one.test", "b@two.test", "c@two.test"]);
+    h.d.wait_for_log(LOG_WAIT, "the expiries", |r| {
         ["a@one.test", "b@two.test", "c@two.test"]
             .iter()
             .all(|a| has(r, "Expiration", a))
     });
-    let report = the_one_report(&sink, &d);
+    let report = the_one_report(&h.sink, &h.d);
     assert_eq!(
         final_recipients(&report),
         ["a@one.test", "b@two.test", "c@two.test"]
@@ -203,51 +213,30 @@ fn parts_that_expire_together_make_one_report() {
 
 #[test]
 fn an_operator_bounce_of_a_whole_message_makes_one_report() {
-    let dir = tempfile::tempdir().unwrap();
-    let (closed, sink) = (ClosedPort::new(), sink());
-    let d = Daemon::start(
-        dir.path(),
-        &dead_hop_config(
-            dir.path(),
-            &closed,
-            &sink,
-            r#"domains: { "*": (retry_interval: "1h", max_retry_interval: "1h") },"#,
-        ),
-    );
-    submit(&d, &["a@one.test", "b@two.test"]);
-    d.wait_for_log(LOG_WAIT, "both parts deferred", |r| {
+    let h = dead_hop(&[], r#"(retry_interval: "1h", max_retry_interval: "1h")"#);
+    submit(&h.d, &["a@one.test", "b@two.test"]);
+    h.d.wait_for_log(LOG_WAIT, "both parts deferred", |r| {
         has(r, "TransientFailure", "a@one.test") && has(r, "TransientFailure", "b@two.test")
     });
-    let out = d.ctl(&["bounce", "--sender", SENDER, "--reason", "cleaning up"]);
+    let out =
+        h.d.ctl(&["bounce", "--sender", SENDER, "--reason", "cleaning up"]);
     assert!(out.status.success(), "{out:?}");
-    d.wait_for_log(LOG_WAIT, "the operator's bounces", |r| {
+    h.d.wait_for_log(LOG_WAIT, "the operator's bounces", |r| {
         has(r, "AdminBounce", "a@one.test") && has(r, "AdminBounce", "b@two.test")
     });
-    let report = the_one_report(&sink, &d);
+    let report = the_one_report(&h.sink, &h.d);
     assert_eq!(final_recipients(&report), ["a@one.test", "b@two.test"]);
 }
 
 #[test]
 fn a_part_deferred_by_a_dead_next_hop_does_not_hold_the_report() {
-    let dir = tempfile::tempdir().unwrap();
-    let (closed, sink) = (ClosedPort::new(), sink());
-    let d = Daemon::start(
-        dir.path(),
-        &config(
-            dir.path(),
-            None,
-            &format!(
-                r#"routes: {{ "*": "{}", "two.test": "{}", "sender.test": "{}" }},
-                domains: {{ "*": (retry_interval: "1h", max_retry_interval: "1h") }},"#,
-                closed.addr,
-                sink.addr(),
-                sink.addr()
-            ),
-        ),
+    let h = dead_hop(
+        &["two.test"],
+        r#"(retry_interval: "1h", max_retry_interval: "1h")"#,
     );
-    submit(&d, &["a@one.test", "hard@two.test"]);
+    submit(&h.d, &["a@one.test", "hard@two.test"]);
     // Well before the first pass's one-minute bound: the dead hop's part settled at once.
-    let report = the_one_report(&sink, &d);
+    let report = the_one_report(&h.sink, &h.d);
     assert_eq!(final_recipients(&report), ["hard@two.test"]);
-    assert!(has(&d.log_records(), "TransientFailure", "a@one.test"));
+    assert!(has(&h.d.log_records(), "TransientFailure", "a@one.test"));
 }

@@ -336,27 +336,16 @@ mod tests {
         let cfg = DomainCfg::default();
         let m = msg(&["a@d"]);
         let expires = m.received_at + cfg.message_expiration.get().as_millis() as u64;
+        let deferred_at = |now| {
+            let r = vec![(0, Verdict::Transient, LoggedResponse::new(451, None, "x"))];
+            settle(&m, "d", &cfg, r, "p", now)
+        };
         // A retry due after the expiry is brought forward to it, not later.
-        let now = expires - 1_000;
-        let s = settle(
-            &m,
-            "d",
-            &cfg,
-            vec![(0, Verdict::Transient, LoggedResponse::new(451, None, "x"))],
-            "p",
-            now,
-        );
+        let s = deferred_at(expires - 1_000);
         assert!(!s.finished);
         assert_eq!(s.retry_at, expires);
         // Far from the expiry the retry is the backoff's.
-        let s = settle(
-            &m,
-            "d",
-            &cfg,
-            vec![(0, Verdict::Transient, LoggedResponse::new(451, None, "x"))],
-            "p",
-            m.received_at,
-        );
+        let s = deferred_at(m.received_at);
         assert!(s.retry_at < expires && s.retry_at > m.received_at);
     }
 
