@@ -102,6 +102,46 @@ fn message_shows_each_recipient_and_the_last_response() {
 }
 
 #[test]
+fn the_id_list_of_a_message_to_several_domains_shows_the_whole_message() {
+    let (_tmp, _sink, d) = relay_with(deferring_sink(), SLOW_RETRY);
+    let ids = submit(&d, "alice@from.test", &["later@one.test", "later@two.test"]);
+    assert_eq!(ids.split(',').count(), 2, "one part per domain: {ids}");
+    d.wait_for_log(LOG_WAIT, "both deferred", |r| {
+        has(r, "TransientFailure", "later@one.test") && has(r, "TransientFailure", "later@two.test")
+    });
+    // What the 250 named, as it named it.
+    let m = d.ctl_json(&["message", &ids]);
+    assert_eq!(m["type"], "message", "{m:#}");
+    assert_eq!(m["id"], ids.as_str());
+    assert_eq!(m["domain"], "one.test,two.test");
+    assert_eq!(
+        (m["state"].as_str(), m["attempts"].as_u64()),
+        (Some("delayed"), Some(1))
+    );
+    let rcpts: Vec<&str> = m["recipients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["address"].as_str().unwrap())
+        .collect();
+    assert_eq!(rcpts, ["later@one.test", "later@two.test"]);
+    // Each part on its own too.
+    let first = ids.split(',').next().unwrap();
+    assert_eq!(d.ctl_json(&["message", first])["domain"], "one.test");
+    assert_eq!(
+        d.ctl(&["message", &format!("{first},")]).status.code(),
+        Some(1)
+    );
+    // And the operator bounces the whole message by the same list.
+    let out = d.ctl(&["bounce", "--message", &ids, "--quiet"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("bounced 2 messages"), "{out:?}");
+    d.wait_for_log(LOG_WAIT, "both bounced", |r| {
+        has(r, "AdminBounce", "later@one.test") && has(r, "AdminBounce", "later@two.test")
+    });
+}
+
+#[test]
 fn find_returns_the_matching_messages() {
     let (_tmp, _sink, d) = relay_with(deferring_sink(), SLOW_RETRY);
     let a1 = submit(&d, "alice@a.test", &["later1@example.com"]);

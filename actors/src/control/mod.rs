@@ -283,7 +283,11 @@ impl Control {
                 quiet,
                 dry_run,
             } => {
-                let id = match message.as_deref().map(MessageId::parse) {
+                // A message to several domains: the list its 250 named ("A,B").
+                let parse = |l: &str| -> Option<Vec<MessageId>> {
+                    l.split(',').map(MessageId::parse).collect()
+                };
+                let id = match message.as_deref().map(parse) {
                     Some(None) => {
                         let message =
                             format!("{:?} is not a message id", message.unwrap_or_default());

@@ -7,7 +7,7 @@
 //! so a search never stops deliveries for long.
 
 use actix::prelude::*;
-use impulse_runtime::control::{MessageRow, Response};
+use impulse_runtime::control::{MessageDetail, MessageRow, Response};
 
 use super::reply::To;
 use super::Control;
@@ -22,21 +22,28 @@ const STATES: [&str; 3] = ["active", "delayed", "in_flight"];
 
 impl Control {
     pub(super) fn message(&mut self, to: To, id: String, ctx: &mut Context<Self>) {
-        let Some(mid) = MessageId::parse(&id) else {
+        // A message to several domains is queued as one part per domain, and its 250
+        // names them all ("queued as A,B"): that list asks for the whole message.
+        let ids: Option<Vec<MessageId>> = id.split(',').map(MessageId::parse).collect();
+        let Some(ids) = ids.filter(|l| !l.is_empty()) else {
             let message = format!("{id:?} is not a message id");
             return self.reply(to, move || Response::Error { message }, ctx);
         };
         let domains = self.router.all();
         let fut = async move {
-            for d in domains {
-                if let Ok(Some(found)) = d.send(Describe(mid)).await {
-                    return Some(found);
+            let mut parts = Vec::new();
+            for mid in ids {
+                for d in &domains {
+                    if let Ok(Some(found)) = d.send(Describe(mid)).await {
+                        parts.push(found);
+                        break;
+                    }
                 }
             }
-            None
+            parts
         };
-        ctx.spawn(fut.into_actor(self).map(move |found, act, ctx| {
-            let response = match found {
+        ctx.spawn(fut.into_actor(self).map(move |parts, act, ctx| {
+            let response = match merge(parts, &id) {
                 Some(d) => Response::Message(Box::new(d)),
                 None => Response::Error {
                     message: format!("no queued message {id} (delivered, bounced or never here)"),
@@ -96,5 +103,109 @@ impl Control {
                     )
                 }),
         );
+    }
+}
+
+/// The parts still queued of one message (split by domain) as one view: its recipients
+/// together, the most attempts, the busiest state and, when every part waits, the
+/// earliest next attempt.
+fn merge(parts: Vec<MessageDetail>, asked: &str) -> Option<MessageDetail> {
+    let mut parts = parts.into_iter();
+    let mut m = parts.next()?;
+    let rest: Vec<MessageDetail> = parts.collect();
+    if rest.is_empty() {
+        return Some(m);
+    }
+    m.id = asked.to_string();
+    let rank = |s: &str| {
+        ["delayed", "active", "in_flight"]
+            .iter()
+            .position(|x| *x == s)
+    };
+    for p in rest {
+        m.domain = format!("{},{}", m.domain, p.domain);
+        m.size = m.size.max(p.size);
+        m.attempts = m.attempts.max(p.attempts);
+        if rank(&p.state) > rank(&m.state) {
+            m.state = p.state.clone();
+        }
+        if p.next_attempt_secs.is_some()
+            && (m.next_attempt_secs.is_none() || p.next_attempt_secs < m.next_attempt_secs)
+        {
+            m.next_attempt = p.next_attempt;
+            m.next_attempt_secs = p.next_attempt_secs;
+        }
+        m.last_response = m.last_response.or(p.last_response);
+        m.recipients.extend(p.recipients);
+    }
+    if m.state != "delayed" {
+        // A part is due or in flight: the message's next attempt is now.
+        m.next_attempt = None;
+        m.next_attempt_secs = None;
+    }
+    Some(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use impulse_runtime::control::RecipientInfo;
+
+    fn part(
+        id: &str,
+        domain: &str,
+        state: &str,
+        attempts: u32,
+        next: Option<u64>,
+    ) -> MessageDetail {
+        MessageDetail {
+            id: id.into(),
+            domain: domain.into(),
+            state: state.into(),
+            attempts,
+            next_attempt: next.map(|s| format!("in {s}s")),
+            next_attempt_secs: next,
+            recipients: vec![RecipientInfo {
+                address: format!("x@{domain}"),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_parts_of_a_message_show_as_one() {
+        assert_eq!(merge(vec![], "A"), None);
+        let one = part("A", "one.test", "delayed", 2, Some(30));
+        assert_eq!(
+            merge(vec![one.clone()], "A,B"),
+            Some(one.clone()),
+            "one part left"
+        );
+        let m = merge(
+            vec![
+                one,
+                part("B", "two.test", "active", 1, None),
+                part("C", "three.test", "delayed", 3, Some(10)),
+            ],
+            "A,B,C",
+        )
+        .unwrap();
+        assert_eq!(m.id, "A,B,C");
+        assert_eq!(m.domain, "one.test,two.test,three.test");
+        assert_eq!((m.state.as_str(), m.attempts), ("active", 3));
+        assert_eq!(m.next_attempt_secs, None, "a part is due now");
+        let waiting = merge(
+            vec![
+                part("A", "one.test", "delayed", 1, Some(30)),
+                part("C", "three.test", "delayed", 1, Some(10)),
+            ],
+            "A,C",
+        )
+        .unwrap();
+        assert_eq!(waiting.next_attempt_secs, Some(10));
+        assert_eq!(waiting.next_attempt.as_deref(), Some("in 10s"));
+        let rcpts: Vec<&str> = m.recipients.iter().map(|r| r.address.as_str()).collect();
+        assert_eq!(rcpts, ["x@one.test", "x@two.test", "x@three.test"]);
     }
 }

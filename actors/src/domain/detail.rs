@@ -99,7 +99,7 @@ impl Handler<AdminBounce> for Domain {
     /// are left to their attempt.
     fn handle(&mut self, b: AdminBounce, ctx: &mut Context<Self>) -> Self::Result {
         let matches = |m: &crate::queued::QueuedMessage| {
-            b.message.is_none_or(|id| id == m.id)
+            b.message.as_ref().is_none_or(|ids| ids.contains(&m.id))
                 && b.sender
                     .as_deref()
                     .is_none_or(|s| m.envelope.sender().eq_ignore_ascii_case(s))

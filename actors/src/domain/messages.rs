@@ -75,7 +75,8 @@ pub struct Drain;
 #[derive(Message, Clone)]
 #[rtype(result = "Vec<MessageId>")]
 pub struct AdminBounce {
-    pub message: Option<MessageId>,
+    /// Only these messages (the parts of one, as its 250 named them), if given.
+    pub message: Option<Vec<MessageId>>,
     pub sender: Option<String>,
     pub reason: String,
     pub quiet: bool,
