@@ -240,3 +240,31 @@ fn a_part_deferred_by_a_dead_next_hop_does_not_hold_the_report() {
     assert_eq!(final_recipients(&report), ["hard@two.test"]);
     assert!(has(&h.d.log_records(), "TransientFailure", "a@one.test"));
 }
+
+#[test]
+fn parts_delayed_together_send_one_delay_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = sink();
+    let d = Daemon::start(
+        dir.path(),
+        &config(
+            dir.path(),
+            Some(sink.addr()),
+            r#"domains: { "*": (retry_interval: "1s", max_retry_interval: "10s", delay_warning: "3s") },"#,
+        ),
+    );
+    let mut c = RawClient::connect(d.smtp);
+    c.ok("EHLO client.test", 250);
+    c.ok(&format!("MAIL FROM:<{SENDER}>"), 250);
+    c.ok("RCPT TO:<later1@one.test> NOTIFY=DELAY,FAILURE", 250);
+    c.ok("RCPT TO:<later2@two.test> NOTIFY=DELAY,FAILURE", 250);
+    c.ok("DATA", 354);
+    c.end_data(b"Subject: slow everywhere\r\n\r\nx\r\n");
+    let report = the_one_report(&sink, &d);
+    let text = String::from_utf8_lossy(&report.data);
+    assert!(text.contains("Action: delayed"), "{text}");
+    assert_eq!(
+        final_recipients(&report),
+        ["later1@one.test", "later2@two.test"]
+    );
+}

@@ -125,6 +125,8 @@ pub struct Bouncer {
     working: usize,
     /// Reports held for the rest of their reception's pass.
     groups: Groups<(Bounce, oneshot::Sender<Answer>)>,
+    /// Delay reports, gathered on their own (a report says failed or delayed, not both).
+    delays: Groups<(Bounce, oneshot::Sender<Answer>)>,
     draining: bool,
 }
 
@@ -137,6 +139,7 @@ impl Bouncer {
             salt: RandomState::new(),
             working: 0,
             groups: Groups::default(),
+            delays: Groups::default(),
             draining: false,
         }
     }
@@ -181,7 +184,10 @@ impl Actor for Bouncer {
         self.update_registry();
         // Passes that ran out of time send what they hold.
         ctx.run_interval(Duration::from_secs(1), |act, ctx| {
-            for held in act.groups.overdue(Instant::now()) {
+            let now = Instant::now();
+            let mut due = act.groups.overdue(now);
+            due.extend(act.delays.overdue(now));
+            for held in due {
                 act.flush(held, ctx);
             }
         });
@@ -215,7 +221,9 @@ impl Handler<FlushReports> for Bouncer {
 
     fn handle(&mut self, _: FlushReports, ctx: &mut Context<Self>) {
         self.draining = true;
-        for held in self.groups.end_all() {
+        let mut all = self.groups.end_all();
+        all.extend(self.delays.end_all());
+        for held in all {
             self.flush(held, ctx);
         }
     }
@@ -232,10 +240,12 @@ impl Handler<Bounce> for Bouncer {
         if let Some(group) = b.group.take().filter(|_| !self.draining) {
             let (tx, rx) = oneshot::channel();
             let waiting = async move { rx.await.unwrap_or(Err(SpoolError::Unavailable)) };
-            match self
-                .groups
-                .settled(group, b.original, Some((b, tx)), Instant::now())
-            {
+            let groups = if b.retry_until.is_some() {
+                &mut self.delays
+            } else {
+                &mut self.groups
+            };
+            match groups.settled(group, b.original, Some((b, tx)), Instant::now()) {
                 Step::Held => return Box::pin(fut::wrap_future(waiting)),
                 Step::Ready(held) => {
                     self.flush(held, ctx);

@@ -146,11 +146,8 @@ fn report(
         recipients,
         envid: dsn.envid.clone(),
         full,
-        // A delay report goes out on its own; failures wait for the reception's pass.
-        group: retry_until
-            .is_none()
-            .then(|| msg.envelope.group())
-            .flatten(),
+        // Gathered with the reports of the reception's other parts (see bounce::groups).
+        group: msg.envelope.group(),
         retry_until,
     })
 }

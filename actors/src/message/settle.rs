@@ -11,7 +11,8 @@
 //! - Otherwise the next attempt is `retry_delay(attempts)` from now, jittered by ±10 %, but
 //!   never after the expiry instant (the last attempt is made when the message expires);
 //!   a message older than `delay_warning` that was not warned yet names the deferred
-//!   recipients that asked `NOTIFY=DELAY`, for its one delay report.
+//!   recipients that asked `NOTIFY=DELAY`, for its one delay report (and while some ask
+//!   and it is younger, a retry falls on the warning instant at the latest).
 
 use std::time::Duration;
 
@@ -169,13 +170,21 @@ pub fn settle(
         let expires_at = msg.received_at + cfg.message_expiration.get().as_millis() as u64;
         s.retry_at = (now_ms + delay.as_millis() as u64).min(expires_at.max(now_ms));
         let warn = cfg.delay_warning.get();
-        if !warn.is_zero() && age >= warn && !msg.envelope.delay_warned() {
+        if !warn.is_zero() && !msg.envelope.delay_warned() {
             let dsn = impulse_smtp::dsn::DsnParams::decode(msg.envelope.dsn().unwrap_or(""));
-            s.delay_report = transient
+            let asked: Vec<usize> = transient
                 .iter()
                 .map(|(i, _)| *i)
                 .filter(|&i| dsn.recipient(i).notify.is_some_and(|n| n.delay))
                 .collect();
+            if age >= warn {
+                s.delay_report = asked;
+            } else if !asked.is_empty() {
+                // Likewise a retry falls on the warning, so the parts of a reception
+                // owe their delay reports at the same instant and send one.
+                let warn_at = msg.received_at + warn.as_millis() as u64;
+                s.retry_at = s.retry_at.min(warn_at.max(now_ms));
+            }
         }
     }
     s
@@ -347,6 +356,39 @@ mod tests {
         // Far from the expiry the retry is the backoff's.
         let s = deferred_at(m.received_at);
         assert!(s.retry_at < expires && s.retry_at > m.received_at);
+    }
+
+    #[test]
+    fn a_retry_falls_on_the_delay_warning_when_a_recipient_asked_for_one() {
+        let mut cfg = DomainCfg::default();
+        cfg.retry_interval = "3h".parse().unwrap();
+        cfg.max_retry_interval = "3h".parse().unwrap();
+        let mut m = msg(&["a@d"]);
+        let warn_at = m.received_at + cfg.delay_warning.get().as_millis() as u64;
+        let deferred = |m: &QueuedMessage, now| {
+            let r = vec![(0, Verdict::Transient, LoggedResponse::new(451, None, "x"))];
+            settle(m, "d", &cfg, r, "p", now)
+        };
+        let now = warn_at - 1_000;
+        assert!(
+            deferred(&m, now).retry_at > warn_at,
+            "no NOTIFY=DELAY: the backoff's"
+        );
+        m.envelope.set_dsn("\t\nDELAY\t");
+        assert!(
+            impulse_smtp::dsn::DsnParams::decode(m.envelope.dsn().unwrap())
+                .recipient(0)
+                .notify
+                .is_some_and(|n| n.delay)
+        );
+        let s = deferred(&m, now);
+        assert_eq!(s.retry_at, warn_at);
+        assert!(s.delay_report.is_empty(), "not yet");
+        assert_eq!(
+            deferred(&m, warn_at).delay_report,
+            vec![0],
+            "then it is due"
+        );
     }
 
     #[test]
