@@ -360,9 +360,11 @@ mod tests {
 
     #[test]
     fn a_retry_falls_on_the_delay_warning_when_a_recipient_asked_for_one() {
-        let mut cfg = DomainCfg::default();
-        cfg.retry_interval = "3h".parse().unwrap();
-        cfg.max_retry_interval = "3h".parse().unwrap();
+        let cfg = DomainCfg {
+            retry_interval: "3h".parse().unwrap(),
+            max_retry_interval: "3h".parse().unwrap(),
+            ..Default::default()
+        };
         let mut m = msg(&["a@d"]);
         let warn_at = m.received_at + cfg.delay_warning.get().as_millis() as u64;
         let deferred = |m: &QueuedMessage, now| {
