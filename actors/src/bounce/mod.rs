@@ -13,7 +13,7 @@
 //! never loses it.
 //!
 //! The parts of one reception split over several domains report together: see
-//! [`groups`] (one report for the first delivery pass of the whole message).
+//! [`groups`] (one report per delivery pass of the whole message).
 //!
 //! Never a report for a message whose sender is null (a report itself, or a message
 //! that asked for none): a report that cannot be delivered is logged and dropped when it
@@ -64,7 +64,7 @@ pub struct Bounce {
     /// For a delay report: when retries end, ms since the epoch.
     pub retry_until: Option<u64>,
     /// The reception `original` is one domain's part of (see [`groups`]): the report
-    /// waits for the other parts' first attempts and goes out with theirs.
+    /// is gathered with its sibling parts' reports of the same pass into one.
     pub group: Option<MessageId>,
 }
 
