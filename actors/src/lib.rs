@@ -23,6 +23,7 @@
 //! - [`suspend`] — suspended destinations, kept durably across restarts.
 //! - [`memory`] — the memory budget: new transactions wait near it.
 //! - [`queued`] — the compact record a message is while no actor works on it.
+//! - [`responses`] — the last temporary responses of deferred messages, interned.
 //! - [`arbiters`] — the event-loop threads and which actor runs on which.
 //! - [`batch`] — group commit, the one batching mechanism (spool and logger).
 //! - [`context`], [`stats`], [`ids`] — what is shared: context, counters, message ids.
@@ -46,6 +47,7 @@ pub mod memory;
 pub mod message;
 pub mod outbound;
 pub mod queued;
+pub mod responses;
 pub mod root;
 pub mod router;
 pub mod spool;

@@ -21,12 +21,32 @@ use crate::ids::MessageId;
 /// Sender and recipients packed into one allocation, with an outcome flag per recipient
 /// and, once an attempt was deferred, the last temporary response:
 /// `sender_len u16 | sender | (flag u8 | rcpt_len u16 | rcpt)* | (tag u8 | len u16 | value)*`,
-/// the trailer entries being the last response (tag 0xFF), the DSN parameters (0xFE),
-/// the delay-report mark (0xFD) and the reception group (0xFC, the first part's id).
+/// the trailer entries being the DSN parameters (tag 0xFE), the delay-report mark
+/// (0xFD), the reception group (0xFC, the first part's id) and the last temporary
+/// response (0xFB: its slot in [`crate::responses`], as hex; the text is shared by every
+/// message that got it, and the envelope holds one reference, given back on drop).
 /// Flags: 0 pending, 1 final (recovered from the spool, outcome not kept), 2 delivered,
 /// 3 failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct PackedEnvelope(Box<[u8]>);
+
+impl Clone for PackedEnvelope {
+    fn clone(&self) -> Self {
+        if let Some(id) = self.response_slot() {
+            crate::responses::retain(id);
+        }
+        let _g = alloc::enter(ActorClass::Message);
+        PackedEnvelope(self.0.clone())
+    }
+}
+
+impl Drop for PackedEnvelope {
+    fn drop(&mut self) {
+        if let Some(id) = self.response_slot() {
+            crate::responses::release(id);
+        }
+    }
+}
 
 impl PackedEnvelope {
     /// Pack `sender` and `recipients`, none final yet (each address at most 65 535
@@ -142,9 +162,15 @@ impl PackedEnvelope {
         self.0 = buf.into_boxed_slice();
     }
 
+    /// The slot of the last temporary response in [`crate::responses`].
+    fn response_slot(&self) -> Option<u32> {
+        self.extra(RESPONSE_TAG)
+            .and_then(|v| u32::from_str_radix(v, 16).ok())
+    }
+
     /// The last temporary response, if an attempt was deferred.
-    pub fn last_response(&self) -> Option<&str> {
-        self.extra(TRAILER)
+    pub fn last_response(&self) -> Option<std::sync::Arc<str>> {
+        self.response_slot().and_then(crate::responses::get)
     }
 
     /// Keep `response` (cut to [`MAX_RESPONSE`] bytes) as the last temporary response.
@@ -154,10 +180,15 @@ impl PackedEnvelope {
             cut -= 1;
         }
         let response = &response[..cut];
-        if self.last_response() == Some(response) {
+        if self.last_response().as_deref() == Some(response) {
             return;
         }
-        self.set_extra(TRAILER, response);
+        let old = self.response_slot();
+        let id = crate::responses::intern(response);
+        self.set_extra(RESPONSE_TAG, &format!("{id:x}"));
+        if let Some(old) = old {
+            crate::responses::release(old);
+        }
     }
 
     /// The DSN parameters in their stored form ([`impulse_smtp::dsn::DsnParams`]), if
@@ -230,16 +261,16 @@ impl PackedEnvelope {
 const PENDING: u8 = 0;
 const DELIVERED: u8 = 2;
 const FAILED: u8 = 3;
-/// Marks the last-response trailer entry instead of a recipient.
-const TRAILER: u8 = 0xFF;
 /// Marks the DSN-parameters trailer entry.
 const DSN_TAG: u8 = 0xFE;
 /// Marks the delay-report-sent trailer entry.
 const WARNED_TAG: u8 = 0xFD;
 /// Marks the reception-group trailer entry.
 const GROUP_TAG: u8 = 0xFC;
+/// Marks the last-response trailer entry (a slot in [`crate::responses`]).
+const RESPONSE_TAG: u8 = 0xFB;
 /// The lowest tag: flags below it are recipients'.
-const LOWEST_TAG: u8 = GROUP_TAG;
+const LOWEST_TAG: u8 = RESPONSE_TAG;
 /// The last response is kept up to this many bytes.
 pub const MAX_RESPONSE: usize = 200;
 
@@ -362,12 +393,12 @@ mod tests {
     #[test]
     fn outcomes_and_the_last_response() {
         let mut p = PackedEnvelope::new("s@a", ["x@b", "y@b", "z@b"]);
-        assert_eq!(p.last_response(), None);
+        assert_eq!(p.last_response().as_deref(), None);
         p.set_last_response("451 4.3.0 later");
         p.set_outcome(0, true);
         p.set_outcome(2, false);
         p.set_done(1);
-        assert_eq!(p.last_response(), Some("451 4.3.0 later"));
+        assert_eq!(p.last_response().as_deref(), Some("451 4.3.0 later"));
         assert_eq!(
             (0..3).map(|i| p.outcome(i)).collect::<Vec<_>>(),
             [Outcome::Delivered, Outcome::Final, Outcome::Failed]
@@ -376,34 +407,71 @@ mod tests {
         assert_eq!(p.recipient_count(), 3);
         assert_eq!(p.sender(), "s@a");
         p.set_last_response("421 4.4.2 timeout");
-        assert_eq!(p.last_response(), Some("421 4.4.2 timeout"));
+        assert_eq!(p.last_response().as_deref(), Some("421 4.4.2 timeout"));
         let long = "é".repeat(MAX_RESPONSE);
         p.set_last_response(&long);
         let kept = p.last_response().unwrap();
-        assert!(kept.len() <= MAX_RESPONSE && long.starts_with(kept));
+        assert!(kept.len() <= MAX_RESPONSE && long.starts_with(&*kept));
         assert_eq!(p.recipient_count(), 3, "the trailer is not a recipient");
         p.set_dsn("HDRS\tQQ1\nNEVER\t");
         assert_eq!(p.dsn(), Some("HDRS\tQQ1\nNEVER\t"));
-        assert!(p.last_response().is_some(), "the other entry stays");
+        assert!(
+            p.last_response().as_deref().is_some(),
+            "the other entry stays"
+        );
         p.set_last_response("452 4.2.2 full");
         assert_eq!(p.dsn(), Some("HDRS\tQQ1\nNEVER\t"));
         assert_eq!(p.recipient_count(), 3);
         p.set_dsn("");
-        assert_eq!((p.dsn(), p.last_response()), (None, Some("452 4.2.2 full")));
+        assert_eq!(
+            (p.dsn(), p.last_response().as_deref()),
+            (None, Some("452 4.2.2 full"))
+        );
         assert_eq!(p.group(), None);
         p.set_group(MessageId(0x1F));
         p.set_delay_warned();
         assert_eq!(p.group(), Some(MessageId(0x1F)));
         assert!(p.delay_warned());
         assert_eq!(p.recipient_count(), 3, "the group is not a recipient");
-        assert_eq!(p.last_response(), Some("452 4.2.2 full"));
+        assert_eq!(p.last_response().as_deref(), Some("452 4.2.2 full"));
         let none = PackedEnvelope::new("s", []);
         let mut none2 = none.clone();
         none2.set_last_response("x");
         assert_eq!(
-            (none2.recipient_count(), none2.last_response()),
+            (none2.recipient_count(), none2.last_response().as_deref()),
             (0, Some("x"))
         );
+    }
+
+    #[test]
+    fn the_last_response_is_shared_and_given_back() {
+        let text = "451 4.4.1 queued test: shared by many";
+        let mut a = PackedEnvelope::new("s@a", ["x@b"]);
+        a.set_last_response(text);
+        let b = a.clone();
+        let mut c = PackedEnvelope::new("s@a", ["y@b"]);
+        c.set_last_response(text);
+        assert_eq!(a.response_slot(), c.response_slot(), "one text for all");
+        let slot = a.response_slot().unwrap();
+        drop(a);
+        drop(b);
+        assert_eq!(
+            crate::responses::get(slot).as_deref(),
+            Some(text),
+            "c holds it"
+        );
+        c.set_last_response("451 4.4.1 queued test: another");
+        // (The slot may already serve another test's text.)
+        assert_ne!(
+            crate::responses::get(slot).as_deref(),
+            Some(text),
+            "given back"
+        );
+        assert_eq!(
+            c.last_response().as_deref(),
+            Some("451 4.4.1 queued test: another")
+        );
+        assert!(c.heap_bytes() < 40, "a slot number, not the text: {c:?}");
     }
 
     #[test]

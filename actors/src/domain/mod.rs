@@ -529,7 +529,7 @@ impl Handler<Finished> for Domain {
                     act.deferred += 1;
                     act.deferred_window.add(now_ms(), 1);
                     if let Some(last) = m.envelope.last_response() {
-                        act.last_error = Some(last.into());
+                        act.last_error = Some((*last).into());
                     }
                     act.hibernate(m);
                     act.arm_timer(ctx);

@@ -145,7 +145,7 @@ pub fn describe(
     state: &str,
     now: u64,
 ) -> MessageDetail {
-    let last = msg.envelope.last_response().map(str::to_string);
+    let last = msg.envelope.last_response().map(|r| r.to_string());
     let dsn = impulse_smtp::dsn::DsnParams::decode(msg.envelope.dsn().unwrap_or(""));
     let (next_attempt, next_attempt_secs) = next_attempt(msg, state, now);
     MessageDetail {
