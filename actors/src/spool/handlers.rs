@@ -160,7 +160,7 @@ impl Handler<ReadData> for Spool {
         let Some((loc, seg)) = self
             .index
             .get(&msg.id)
-            .and_then(|l| Some((*l, self.segments.get(&l.segment)?)))
+            .and_then(|l| Some((l.loc(), self.segments.get(&l.loc().segment)?)))
         else {
             return Box::pin(async { Err(SpoolError::NotFound) });
         };
