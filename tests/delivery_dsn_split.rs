@@ -69,18 +69,19 @@ fn the_one_report(sink: &Sink, d: &Daemon) -> ReceivedMessage {
     all.into_iter().next().unwrap()
 }
 
-#[test]
-fn failures_in_several_domains_make_one_report() {
+/// A daemon routing everything to a fresh scripted sink, with `domains: { "*": D }`.
+/// Bind all three (`let (_dir, sink, d) = …`); the daemon drops first.
+fn to_sink(domains: &str) -> (tempfile::TempDir, Sink, Daemon) {
     let dir = tempfile::tempdir().unwrap();
     let sink = sink();
-    let d = Daemon::start(
-        dir.path(),
-        &config(
-            dir.path(),
-            Some(sink.addr()),
-            r#"domains: { "*": (retry_interval: "1h", max_retry_interval: "1h") },"#,
-        ),
-    );
+    let extra = format!(r#"domains: {{ "*": {domains} }},"#);
+    let d = Daemon::start(dir.path(), &config(dir.path(), Some(sink.addr()), &extra));
+    (dir, sink, d)
+}
+
+#[test]
+fn failures_in_several_domains_make_one_report() {
+    let (_dir, sink, d) = to_sink(r#"(retry_interval: "1h", max_retry_interval: "1h")"#);
     submit(
         &d,
         &[
@@ -142,9 +143,7 @@ fn the_parts_still_report_together_after_a_kill_9() {
 
 #[test]
 fn a_null_sender_message_to_several_domains_is_never_reported() {
-    let dir = tempfile::tempdir().unwrap();
-    let sink = sink();
-    let d = Daemon::start(dir.path(), &config(dir.path(), Some(sink.addr()), ""));
+    let (_dir, sink, d) = to_sink("()");
     let mut c = RawClient::connect(d.smtp);
     c.ok("EHLO client.test", 250);
     c.ok("MAIL FROM:<>", 250);
@@ -243,16 +242,8 @@ fn a_part_deferred_by_a_dead_next_hop_does_not_hold_the_report() {
 
 #[test]
 fn parts_delayed_together_send_one_delay_report() {
-    let dir = tempfile::tempdir().unwrap();
-    let sink = sink();
-    let d = Daemon::start(
-        dir.path(),
-        &config(
-            dir.path(),
-            Some(sink.addr()),
-            r#"domains: { "*": (retry_interval: "1s", max_retry_interval: "10s", delay_warning: "3s") },"#,
-        ),
-    );
+    let (_dir, sink, d) =
+        to_sink(r#"(retry_interval: "1s", max_retry_interval: "10s", delay_warning: "3s")"#);
     let mut c = RawClient::connect(d.smtp);
     c.ok("EHLO client.test", 250);
     c.ok(&format!("MAIL FROM:<{SENDER}>"), 250);
