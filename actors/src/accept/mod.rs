@@ -134,7 +134,7 @@ pub async fn accept(
         Ok(Ok(ids)) => {
             let _g = alloc::enter(class);
             Stats::add(&shared.stats.received, count);
-            expect_reports(&shared, queued.iter().map(|(_, q)| q));
+            expect_reports(&shared, queued.iter().map(|(_, q)| (q.id, &q.envelope)));
             for (domain, record) in queued {
                 router.enqueue(&domain, record);
             }
@@ -146,16 +146,20 @@ pub async fn accept(
     }
 }
 
-/// Tell the bouncer which parts of split receptions are due together, before any of
-/// them is attempted, so their reports are gathered into one per reception.
-pub fn expect_reports<'a>(shared: &Shared, parts: impl Iterator<Item = &'a QueuedMessage>) {
+/// Tell the bouncer which parts of split receptions are due together (each an id and
+/// its envelope), before any of them is attempted, so their reports are gathered into
+/// one per reception. Used at reception and after spool recovery.
+pub fn expect_reports<'a>(
+    shared: &Shared,
+    parts: impl Iterator<Item = (MessageId, &'a PackedEnvelope)>,
+) {
     let Some(bouncer) = shared.bouncer.get() else {
         return;
     };
     let mut groups: BTreeMap<MessageId, Vec<MessageId>> = BTreeMap::new();
-    for q in parts {
-        if let Some(g) = q.envelope.group() {
-            groups.entry(g).or_default().push(q.id);
+    for (id, envelope) in parts {
+        if let Some(g) = envelope.group() {
+            groups.entry(g).or_default().push(id);
         }
     }
     for (group, parts) in groups {

@@ -161,7 +161,7 @@ impl Bouncer {
                     Ok(Err(e)) => eprintln!("bounce of {}: {e}; trying again", report.original),
                     Err(_) => return,
                 }
-                actix_rt::time::sleep(std::time::Duration::from_secs(1)).await;
+                actix_rt::time::sleep(Duration::from_secs(1)).await;
             }
         });
     }

@@ -326,22 +326,13 @@ impl Root {
         &self,
         by_domain: &[(String, Vec<crate::spool::recover::Recovered>)],
     ) {
-        let Some(bouncer) = self.shared.bouncer.get() else {
-            return;
-        };
         let now = crate::ids::now_ms();
-        let mut groups: std::collections::HashMap<_, Vec<_>> = Default::default();
-        for r in by_domain.iter().flat_map(|(_, list)| list) {
-            let due = r.retry.is_none_or(|s| s.retry_at <= now);
-            if let (Some(g), true) = (r.envelope.group(), due) {
-                groups.entry(g).or_default().push(r.id);
-            }
-        }
-        for (group, parts) in groups {
-            if parts.len() > 1 {
-                bouncer.do_send(crate::bounce::ExpectReports { group, parts });
-            }
-        }
+        let due = by_domain
+            .iter()
+            .flat_map(|(_, list)| list)
+            .filter(|r| r.retry.is_none_or(|s| s.retry_at <= now))
+            .map(|r| (r.id, &r.envelope));
+        crate::accept::expect_reports(&self.shared, due);
     }
 
     /// Stop once inbound sessions and outbound connections are gone (or the grace

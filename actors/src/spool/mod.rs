@@ -12,8 +12,8 @@
 //! meanwhile waits for the lane's next round, written with one `fdatasync` per file
 //! touched ([`commit`]). A `Store` is answered after its round is durable, and only then
 //! does the inbound session send 250. The mark lane lingers [`MARK_LINGER`] before a
-//! round so one `fdatasync` carries more marks; the store lane never waits. A compaction (store lane) runs only while the mark
-//! lane is idle, and the mark lane waits for it.
+//! round so one `fdatasync` carries more marks; the store lane never waits. A compaction
+//! (store lane) runs only while the mark lane is idle, and the mark lane waits for it.
 //!
 //! # Honest failures
 //! A store whose write fails is answered with the error (the session says 451) and its
