@@ -17,12 +17,15 @@
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::Shutdown;
+use std::os::unix::io::{AsRawFd, RawFd};
+use std::sync::Arc;
 
 use actix::Recipient;
 use bytes::{Buf, Bytes};
 use mio::{event, Interest, Registry, Token};
 
 use super::credit::{Credit, Pause};
+use super::direct::Direct;
 use super::event_loop::EventLoop;
 use super::stats::Counters;
 use super::tls::{TlsLayer, TlsStart};
@@ -71,6 +74,13 @@ impl Write for Stream {
 }
 
 impl Stream {
+    fn raw_fd(&self) -> RawFd {
+        match self {
+            Stream::Tcp(s) => s.as_raw_fd(),
+            Stream::Unix(s) => s.as_raw_fd(),
+        }
+    }
+
     fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.shutdown(how),
@@ -161,6 +171,10 @@ pub(super) struct Conn {
     /// TLS was asked for while plaintext output was still queued: it starts once that
     /// is written (the `220` of STARTTLS must leave in plaintext).
     pub tls_pending: Option<TlsStart>,
+    /// The gate for writes from the owner's thread ([`super::direct`]), and whether the
+    /// loop has it open.
+    pub direct: Arc<Direct>,
+    pub direct_open: bool,
 }
 
 /// Send an event to the owner; false if the owner is gone.
@@ -181,6 +195,7 @@ impl Conn {
         state: State,
         owner: Option<Recipient<ConnEvent>>,
         credit: Option<Credit>,
+        direct: Arc<Direct>,
     ) -> Conn {
         Conn {
             id,
@@ -197,6 +212,30 @@ impl Conn {
             queued: false,
             tls: None,
             tls_pending: None,
+            direct,
+            direct_open: false,
+        }
+    }
+
+    /// Open or close the direct-write gate as the connection's state now allows:
+    /// plaintext, open, not closing or switching to TLS, nothing queued here.
+    pub(super) fn sync_direct(&mut self) {
+        let ok = self.state == State::Open
+            && !self.closing
+            && self.tls.is_none()
+            && self.tls_pending.is_none()
+            && self.out.is_empty();
+        if ok != self.direct_open {
+            self.direct_open = ok;
+            self.direct.set_open(ok.then(|| self.stream.raw_fd()));
+        }
+    }
+
+    /// Close the direct-write gate (output is being queued here, or the end is near).
+    pub(super) fn close_direct(&mut self) {
+        if self.direct_open {
+            self.direct_open = false;
+            self.direct.set_open(None);
         }
     }
 
@@ -456,7 +495,9 @@ impl EventLoop {
         }
         if conn.closing && conn.drained() {
             self.complete_close(token);
+            return;
         }
+        conn.sync_direct();
     }
 
     /// Start TLS on connection `id` now, or once its queued plaintext is written.
@@ -501,6 +542,7 @@ impl EventLoop {
         if conn.closing {
             return;
         }
+        conn.close_direct();
         if conn.out_len + data.len() > max {
             let reason = format!("write buffer over {max} bytes");
             self.finish(token, Some(CloseReason::Error(reason)));
@@ -521,6 +563,7 @@ impl EventLoop {
             return;
         };
         conn.closing = true;
+        conn.close_direct();
         conn.tls_pending = None;
         if conn.paused {
             // Its input is now discarded, whatever the credit says.
@@ -580,6 +623,9 @@ impl EventLoop {
         let Some(mut conn) = self.conns.remove(&token) else {
             return;
         };
+        // No direct write may reach the descriptor once it is closed (and reused).
+        conn.close_direct();
+        self.shared.direct.remove(&conn.id);
         let _ = self.poll.registry().deregister(&mut conn.stream);
         if conn.paused {
             self.counters.resumed();

@@ -182,7 +182,10 @@ impl EventLoop {
                             // The handshake reads what is waiting (the ClientHello).
                             Some(start) => self.start_tls(conn, start),
                             // Its readable edge may have passed before the attach.
-                            None => self.read_conn(token),
+                            None => {
+                                c.sync_direct();
+                                self.read_conn(token)
+                            }
                         }
                         return;
                     }
@@ -198,8 +201,21 @@ impl EventLoop {
                 source,
                 owner,
                 credit,
-            } => self.connect(conn, addr, source, owner, credit),
-            Command::Write { conn, data } => self.queue_write(conn, data),
+                direct,
+            } => self.connect(conn, addr, source, owner, credit, direct),
+            Command::Write {
+                conn,
+                data,
+                counted,
+            } => {
+                if counted {
+                    if let Some(c) = self.conns.get_mut(&Token(conn as usize)) {
+                        c.direct.took_queued();
+                        c.direct_open = false;
+                    }
+                }
+                self.queue_write(conn, data)
+            }
             Command::StartTls {
                 conn,
                 preface,
@@ -288,6 +304,7 @@ impl EventLoop {
                     });
                 }
                 Command::Connect { conn, owner, .. } => {
+                    self.shared.direct.remove(&conn);
                     let error = "the I/O loop has shut down".to_string();
                     owner.do_send(ConnEvent::ConnectFailed { conn, error });
                     owner.do_send(ConnEvent::Closed {

@@ -20,9 +20,11 @@ use std::sync::Arc;
 
 use actix::Recipient;
 use bytes::Bytes;
+use dashmap::DashMap;
 use mio::Waker;
 
 use super::credit::Credit;
+use super::direct::Direct;
 use super::listener::ListenSocket;
 use super::stats::StatsCells;
 use super::{sock, Accepted, CloseReason, ConnEvent, ConnId, IoStats, ListenerId, LOOP_SHIFT};
@@ -51,10 +53,13 @@ pub(super) enum Command {
         source: Option<IpAddr>,
         owner: Recipient<ConnEvent>,
         credit: Credit,
+        direct: Arc<Direct>,
     },
     Write {
         conn: ConnId,
         data: Bytes,
+        /// Went through the connection's [`Direct`] gate (which counts it).
+        counted: bool,
     },
     StartTls {
         conn: ConnId,
@@ -80,6 +85,8 @@ pub(super) struct Shared {
     index: u8,
     read_window: usize,
     pub stats: Arc<StatsCells>,
+    /// The direct-write gate of every connection of this loop, by id.
+    pub(super) direct: DashMap<ConnId, Arc<Direct>>,
 }
 
 impl Shared {
@@ -93,6 +100,7 @@ impl Shared {
             index,
             read_window,
             stats: Arc::default(),
+            direct: DashMap::new(),
         }
     }
 
@@ -255,14 +263,19 @@ impl IoHandle {
     ) -> (ConnId, Credit) {
         let conn = self.shared.next_id();
         let credit = Credit::new(conn, self.shared.read_window, self.shared.clone());
+        // In the map before `connect` returns the id, so every write is counted.
+        let direct = Arc::new(Direct::default());
+        self.shared.direct.insert(conn, direct.clone());
         let cmd = Command::Connect {
             conn,
             addr,
             source,
             owner,
             credit: credit.clone(),
+            direct,
         };
         if let Err(Command::Connect { owner, .. }) = self.shared.send(cmd) {
+            self.shared.direct.remove(&conn);
             let error = loop_gone().to_string();
             owner.do_send(ConnEvent::ConnectFailed {
                 conn,
@@ -276,11 +289,39 @@ impl IoHandle {
         (conn, credit)
     }
 
-    /// Queue bytes for writing. Unknown (closed) connections are ignored; so are writes
-    /// after `close`.
+    /// Write bytes: on the caller's thread when the connection is plaintext with nothing
+    /// queued (see `direct`), else queued for the loop. Unknown (closed) connections are
+    /// ignored; so are writes after `close`.
     pub fn write(&self, conn: ConnId, data: Bytes) {
-        if !data.is_empty() {
-            let _ = self.shared.send(Command::Write { conn, data });
+        if data.is_empty() {
+            return;
+        }
+        let gate = self.shared.direct.get(&conn).map(|d| d.clone());
+        match gate {
+            Some(gate) => gate.write(data, &self.shared.stats, |data| {
+                let cmd = Command::Write {
+                    conn,
+                    data,
+                    counted: true,
+                };
+                self.shared.send(cmd).is_ok()
+            }),
+            None => {
+                let cmd = Command::Write {
+                    conn,
+                    data,
+                    counted: false,
+                };
+                let _ = self.shared.send(cmd);
+            }
+        }
+    }
+
+    /// No more direct writes to `conn`: a command that changes what writing means
+    /// (close, abort, TLS) follows in the channel.
+    fn stop_direct(&self, conn: ConnId) {
+        if let Some(gate) = self.shared.direct.get(&conn) {
+            gate.stop();
         }
     }
 
@@ -288,6 +329,7 @@ impl IoHandle {
     /// written in plaintext first, then the handshake runs; `TlsReady` follows, or
     /// `Closed` with the error.
     pub fn start_tls(&self, conn: ConnId, start: super::TlsStart) {
+        self.stop_direct(conn);
         let _ = self.shared.send(Command::StartTls {
             conn,
             preface: None,
@@ -299,6 +341,7 @@ impl IoHandle {
     /// connection into TLS — in one step of the loop, so no byte the client sends after
     /// reading the preface (its ClientHello) can be read as plaintext.
     pub fn write_then_start_tls(&self, conn: ConnId, preface: Bytes, start: super::TlsStart) {
+        self.stop_direct(conn);
         let _ = self.shared.send(Command::StartTls {
             conn,
             preface: Some(preface),
@@ -309,12 +352,14 @@ impl IoHandle {
     /// Graceful close: flush what is queued, shut the socket down, close it, then send
     /// `Closed { reason: Local }`. Bytes that arrive meanwhile are discarded.
     pub fn close(&self, conn: ConnId) {
+        self.stop_direct(conn);
         let _ = self.shared.send(Command::Close(conn));
     }
 
     /// Drop the connection now, discarding queued output; `Closed { reason: Local }`
     /// follows if it had an owner.
     pub fn abort(&self, conn: ConnId) {
+        self.stop_direct(conn);
         let _ = self.shared.send(Command::Abort(conn));
     }
 

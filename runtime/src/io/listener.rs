@@ -13,12 +13,14 @@
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::Recipient;
 use mio::{event, Interest, Registry, Token};
 
 use super::conn::{Conn, State, Stream};
+use super::direct::Direct;
 use super::event_loop::EventLoop;
 use super::sock::{remove_socket_file, FileKey};
 use super::{Accepted, ListenerId, PeerAddr};
@@ -230,7 +232,10 @@ impl EventLoop {
                         eprintln!("impulse-io: cannot register accepted connection: {e}");
                         continue;
                     }
-                    let conn = Conn::new(id, stream, State::Accepted, None, None);
+                    // In the map before anyone can learn the id, so every write is counted.
+                    let direct = Arc::new(Direct::default());
+                    self.shared.direct.insert(id, direct.clone());
+                    let conn = Conn::new(id, stream, State::Accepted, None, None, direct);
                     self.conns.insert(conn_token, conn);
                     self.counters.accepted();
                     self.counters.connections(self.conns.len());

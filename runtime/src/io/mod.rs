@@ -10,6 +10,11 @@
 //! `consumed` is not read, so the kernel buffer fills and TCP flow control pushes back
 //! on the peer.
 //!
+//! One shortcut: a write to a plaintext connection whose output queue is empty is made
+//! with one non-blocking `send` on the writer's own thread, through a gate the loop opens
+//! and closes (`direct`), so the common reply costs no command and no wake-up of the
+//! loop; what the socket does not take at once is queued behind, in order.
+//!
 //! Contract, per connection: an accepted connection is not read until it is
 //! [`IoHandle::attach`]ed; an outbound one gets `Connected` or `ConnectFailed` first;
 //! from then on `Data` arrives in order, `ReadClosed` at most once after the last
@@ -19,13 +24,15 @@
 //! index of their loop in the top 8 bits ([`loop_index_of`]), so several loops
 //! (one per core, `SO_REUSEPORT`) can coexist later without changing this interface.
 //!
-//! Files: `handle` (the handle and the command channel), `credit` (read credit),
+//! Files: `handle` (the handle and the command channel), `direct` (writes from the
+//! writer's thread), `credit` (read credit),
 //! `event_loop` (the poll loop and command dispatch), `conn` (one connection: reads,
 //! writes, close), `tls` (rustls on the socket), `outbound` (connecting), `listener` (accepting), `sock` (raw socket
 //! setup through libc), `stats` (the counters behind [`IoHandle::stats`]).
 
 mod conn;
 mod credit;
+mod direct;
 mod event_loop;
 mod handle;
 mod listener;

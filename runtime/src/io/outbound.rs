@@ -9,12 +9,14 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use actix::Recipient;
 use mio::{Interest, Token};
 
 use super::conn::{deliver, Conn, State, Stream};
 use super::credit::Credit;
+use super::direct::Direct;
 use super::event_loop::EventLoop;
 use super::sock;
 use super::{CloseReason, ConnEvent, ConnId};
@@ -40,17 +42,29 @@ impl EventLoop {
         source: Option<IpAddr>,
         owner: Recipient<ConnEvent>,
         credit: Credit,
+        direct: Arc<Direct>,
     ) {
         let token = Token(conn as usize);
         let mut stream = match sock::tcp_connect(addr, source) {
             Ok(s) => Stream::Tcp(s),
-            Err(e) => return connect_failed(&owner, conn, e.to_string()),
+            Err(e) => {
+                self.shared.direct.remove(&conn);
+                return connect_failed(&owner, conn, e.to_string());
+            }
         };
         let interest = Interest::READABLE | Interest::WRITABLE;
         if let Err(e) = self.poll.registry().register(&mut stream, token, interest) {
+            self.shared.direct.remove(&conn);
             return connect_failed(&owner, conn, e.to_string());
         }
-        let c = Conn::new(conn, stream, State::Connecting, Some(owner), Some(credit));
+        let c = Conn::new(
+            conn,
+            stream,
+            State::Connecting,
+            Some(owner),
+            Some(credit),
+            direct,
+        );
         self.conns.insert(token, c);
         self.publish_gauges();
     }

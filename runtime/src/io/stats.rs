@@ -18,6 +18,9 @@ pub(super) struct StatsCells {
     accepted_total: AtomicU64,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
+    /// Written from callers' threads ([`super::direct`]); the one counter with many
+    /// writers, so it is added to, not stored.
+    pub(super) bytes_out_direct: AtomicU64,
     paused: AtomicU64,
 }
 
@@ -28,7 +31,8 @@ impl StatsCells {
             connections: self.connections.load(Ordering::Relaxed),
             accepted_total: self.accepted_total.load(Ordering::Relaxed),
             bytes_in: self.bytes_in.load(Ordering::Relaxed),
-            bytes_out: self.bytes_out.load(Ordering::Relaxed),
+            bytes_out: self.bytes_out.load(Ordering::Relaxed)
+                + self.bytes_out_direct.load(Ordering::Relaxed),
             paused: self.paused.load(Ordering::Relaxed),
         }
     }
