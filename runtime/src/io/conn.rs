@@ -74,7 +74,7 @@ impl Write for Stream {
 }
 
 impl Stream {
-    fn raw_fd(&self) -> RawFd {
+    pub(super) fn raw_fd(&self) -> RawFd {
         match self {
             Stream::Tcp(s) => s.as_raw_fd(),
             Stream::Unix(s) => s.as_raw_fd(),
@@ -214,28 +214,6 @@ impl Conn {
             tls_pending: None,
             direct,
             direct_open: false,
-        }
-    }
-
-    /// Open or close the direct-write gate as the connection's state now allows:
-    /// plaintext, open, not closing or switching to TLS, nothing queued here.
-    pub(super) fn sync_direct(&mut self) {
-        let ok = self.state == State::Open
-            && !self.closing
-            && self.tls.is_none()
-            && self.tls_pending.is_none()
-            && self.out.is_empty();
-        if ok != self.direct_open {
-            self.direct_open = ok;
-            self.direct.set_open(ok.then(|| self.stream.raw_fd()));
-        }
-    }
-
-    /// Close the direct-write gate (output is being queued here, or the end is near).
-    pub(super) fn close_direct(&mut self) {
-        if self.direct_open {
-            self.direct_open = false;
-            self.direct.set_open(None);
         }
     }
 

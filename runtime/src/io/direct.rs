@@ -24,6 +24,7 @@ use std::sync::Mutex;
 
 use bytes::{Buf, Bytes};
 
+use super::conn::{Conn, State};
 use super::stats::StatsCells;
 
 /// One connection's direct-write gate.
@@ -103,6 +104,30 @@ impl Direct {
     /// Loop side: allow direct writes to `fd` now, or (`None`) no longer.
     pub(super) fn set_open(&self, open: Option<RawFd>) {
         self.gate().open = open;
+    }
+}
+
+impl Conn {
+    /// Loop side: open or close the gate as the connection's state now allows —
+    /// plaintext, open, not closing or switching to TLS, nothing queued in the loop.
+    pub(super) fn sync_direct(&mut self) {
+        let ok = self.state == State::Open
+            && !self.closing
+            && self.tls.is_none()
+            && self.tls_pending.is_none()
+            && self.out.is_empty();
+        if ok != self.direct_open {
+            self.direct_open = ok;
+            self.direct.set_open(ok.then(|| self.stream.raw_fd()));
+        }
+    }
+
+    /// Loop side: close the gate (output is being queued in the loop, or the end is near).
+    pub(super) fn close_direct(&mut self) {
+        if self.direct_open {
+            self.direct_open = false;
+            self.direct.set_open(None);
+        }
     }
 }
 
