@@ -164,6 +164,14 @@ mod tests {
         out
     }
 
+    /// A `queue` for [`Direct::write`] that keeps what it is given.
+    fn into(queued: &mut Vec<Bytes>) -> impl FnOnce(Bytes) -> bool + '_ {
+        |x| {
+            queued.push(x);
+            true
+        }
+    }
+
     #[test]
     fn writes_direct_only_while_open_and_nothing_is_queued() {
         let (a, mut b) = pair();
@@ -172,10 +180,7 @@ mod tests {
         let stats = StatsCells::default();
         let mut queued = Vec::new();
         // Closed gate: queued.
-        d.write(Bytes::from_static(b"one"), &stats, |x| {
-            queued.push(x);
-            true
-        });
+        d.write(Bytes::from_static(b"one"), &stats, into(&mut queued));
         assert_eq!(queued.len(), 1);
         assert!(read_all(&mut b).is_empty());
         // The loop takes it and opens the gate: the next write goes direct.
@@ -186,10 +191,7 @@ mod tests {
         assert_eq!(stats.snapshot().bytes_out, 3);
         // Stopped (close asked): queued again.
         d.stop();
-        d.write(Bytes::from_static(b"three"), &stats, |x| {
-            queued.push(x);
-            true
-        });
+        d.write(Bytes::from_static(b"three"), &stats, into(&mut queued));
         assert_eq!(queued.len(), 2);
     }
 
@@ -202,20 +204,14 @@ mod tests {
         d.set_open(fd);
         let big = Bytes::from(vec![7u8; 8 << 20]);
         let mut queued: Vec<Bytes> = Vec::new();
-        d.write(big.clone(), &stats, |x| {
-            queued.push(x);
-            true
-        });
+        d.write(big.clone(), &stats, into(&mut queued));
         assert_eq!(queued.len(), 1, "the socket cannot take 8 MiB at once");
         let sent = stats.snapshot().bytes_out as usize;
         assert_eq!(sent + queued[0].len(), big.len());
         // With a counted command in the channel, even a small write must queue, though
         // the socket has room again.
         assert_eq!(read_all(&mut b).len(), sent);
-        d.write(Bytes::from_static(b"after"), &stats, |x| {
-            queued.push(x);
-            true
-        });
+        d.write(Bytes::from_static(b"after"), &stats, into(&mut queued));
         assert_eq!(queued.len(), 2);
         assert!(read_all(&mut b).is_empty());
         // A loop that is gone queues nothing, and nothing is counted.
